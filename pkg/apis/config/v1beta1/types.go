@@ -1,0 +1,246 @@
+package v1beta1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// +genclient
+// +genclient:method=Rollback,verb=create,subresource=rollback,input=ConfigSetRollback,result=ConfigSet
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// ConfigSet is a namespaced set of configuration entries whose every change the
+// server records as an immutable ConfigRevision.
+type ConfigSet struct {
+	metav1.TypeMeta `json:",inline"`
+	// Standard object metadata.
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec holds the entries and how their history is kept.
+	// +optional
+	Spec ConfigSetSpec `json:"spec,omitempty"`
+	// status is written by the server and by consumers through the status subresource.
+	// +optional
+	Status ConfigSetStatus `json:"status,omitempty"`
+}
+
+// ConfigSetSpec holds the entries of a ConfigSet and how its history is kept.
+type ConfigSetSpec struct {
+	// data holds plain entries. Keys consist of alphanumerics, '-', '_' or '.',
+	// at most 253 characters, unique across data and secretData.
+	// +optional
+	Data map[string]string `json:"data,omitempty"`
+	// secretData holds sensitive entries, base64-encoded in JSON as in a Secret.
+	// The server encrypts them at rest.
+	// +optional
+	SecretData map[string][]byte `json:"secretData,omitempty"`
+	// immutable, once true, freezes data and secretData; it cannot be set back to false.
+	// +optional
+	Immutable *bool `json:"immutable,omitempty"`
+	// revisionHistoryLimit is how many ConfigRevisions are kept, the current one
+	// included. 1 to 1000; defaults to 10.
+	// +optional
+	// +default=10
+	RevisionHistoryLimit *int32 `json:"revisionHistoryLimit,omitempty"`
+}
+
+// ConfigSetStatus is what the server and consumers report about a ConfigSet.
+type ConfigSetStatus struct {
+	// currentRevision is 1 on create and goes up by one whenever the entries change.
+	// +optional
+	CurrentRevision int64 `json:"currentRevision,omitempty"`
+	// observedGeneration is the generation the server last processed.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// conditions are reported by consumers and controllers, for example that they
+	// applied a revision.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +patchStrategy=merge
+	// +patchMergeKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty" patchStrategy:"merge" patchMergeKey:"type"`
+}
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// ConfigSetList is a list of ConfigSets.
+type ConfigSetList struct {
+	metav1.TypeMeta `json:",inline"`
+	// Standard list metadata.
+	// +optional
+	metav1.ListMeta `json:"metadata,omitempty"`
+
+	// items is the list of ConfigSets.
+	Items []ConfigSet `json:"items"`
+}
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// ConfigSetRollback is the body of a request to the rollback subresource of a
+// ConfigSet: it restores the entries of a kept revision as a new revision.
+type ConfigSetRollback struct {
+	metav1.TypeMeta `json:",inline"`
+	// metadata may carry the name of the ConfigSet; when set it must match the URL.
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// revision is the revision whose entries are restored.
+	Revision int64 `json:"revision"`
+}
+
+// +genclient
+// +genclient:onlyVerbs=get,list,watch,delete,deleteCollection
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// ConfigRevision is an immutable snapshot of a ConfigSet's entries, written by
+// the server whenever the ConfigSet's revision changes.
+type ConfigRevision struct {
+	metav1.TypeMeta `json:",inline"`
+	// Standard object metadata.
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// configSetName is the ConfigSet this revision belongs to.
+	ConfigSetName string `json:"configSetName"`
+	// revision is the ConfigSet's status.currentRevision after the change.
+	Revision int64 `json:"revision"`
+	// data holds the plain entries at this revision.
+	// +optional
+	Data map[string]string `json:"data,omitempty"`
+	// secretData holds the sensitive entries at this revision.
+	// +optional
+	SecretData map[string][]byte `json:"secretData,omitempty"`
+	// author is the user name of the request that made the change.
+	// +optional
+	Author string `json:"author,omitempty"`
+	// changeCause is the ConfigSet's config.capstan.dev/change-cause annotation
+	// at the time of the change.
+	// +optional
+	ChangeCause string `json:"changeCause,omitempty"`
+	// rollbackOf is the revision a rollback restored, when this revision is a rollback.
+	// +optional
+	RollbackOf int64 `json:"rollbackOf,omitempty"`
+}
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// ConfigRevisionList is a list of ConfigRevisions.
+type ConfigRevisionList struct {
+	metav1.TypeMeta `json:",inline"`
+	// Standard list metadata.
+	// +optional
+	metav1.ListMeta `json:"metadata,omitempty"`
+
+	// items is the list of ConfigRevisions.
+	Items []ConfigRevision `json:"items"`
+}
+
+// EnforcementAction says what happens to a request that breaks a ConfigPolicy.
+// +enum
+type EnforcementAction string
+
+const (
+	// EnforcementDeny fails the request.
+	EnforcementDeny EnforcementAction = "Deny"
+	// EnforcementWarn lets the request through with a warning.
+	EnforcementWarn EnforcementAction = "Warn"
+)
+
+// +genclient
+// +genclient:nonNamespaced
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// ConfigPolicy is a cluster-wide guardrail checked on every change of the
+// ConfigSets it selects.
+type ConfigPolicy struct {
+	metav1.TypeMeta `json:",inline"`
+	// Standard object metadata.
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec holds the rules and which ConfigSets they apply to.
+	// +optional
+	Spec ConfigPolicySpec `json:"spec,omitempty"`
+	// status reports whether the policy is in force.
+	// +optional
+	Status ConfigPolicyStatus `json:"status,omitempty"`
+}
+
+// ConfigPolicySpec holds the rules of a ConfigPolicy and which ConfigSets they apply to.
+type ConfigPolicySpec struct {
+	// selector matches ConfigSet labels; when absent the policy selects every ConfigSet.
+	// +optional
+	Selector *metav1.LabelSelector `json:"selector,omitempty"`
+	// namespaceSelector matches the labels of the ConfigSet's namespace; when absent
+	// every namespace matches. It needs the cluster's core API, so in local mode a
+	// policy with a namespaceSelector matches nothing.
+	// +optional
+	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
+	// requiredKeys must each be present in data or secretData.
+	// +optional
+	// +listType=set
+	RequiredKeys []string `json:"requiredKeys,omitempty"`
+	// forbiddenKeys must not be present in data or secretData.
+	// +optional
+	// +listType=set
+	ForbiddenKeys []string `json:"forbiddenKeys,omitempty"`
+	// keyPattern is an RE2 regular expression that every key must match.
+	// +optional
+	KeyPattern string `json:"keyPattern,omitempty"`
+	// maxKeys bounds the number of entries in data and secretData together.
+	// +optional
+	MaxKeys *int32 `json:"maxKeys,omitempty"`
+	// maxBytes bounds the size of all keys and values together.
+	// +optional
+	MaxBytes *int64 `json:"maxBytes,omitempty"`
+	// requireImmutable requires spec.immutable to be true.
+	// +optional
+	RequireImmutable bool `json:"requireImmutable,omitempty"`
+	// rules are CEL expressions over data and secretData that must evaluate to true.
+	// +optional
+	// +listType=atomic
+	Rules []ConfigPolicyRule `json:"rules,omitempty"`
+	// enforcement is Deny (the request fails) or Warn (it succeeds with a warning).
+	// Defaults to Deny.
+	// +optional
+	// +default="Deny"
+	Enforcement EnforcementAction `json:"enforcement,omitempty"`
+}
+
+// ConfigPolicyRule is one CEL expression of a ConfigPolicy.
+type ConfigPolicyRule struct {
+	// expression is a CEL expression over `data` (map of string to string) and
+	// `secretData` (map of string to bytes) that must evaluate to true.
+	Expression string `json:"expression"`
+	// message is reported when the expression evaluates to false.
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// ConfigPolicyStatus reports whether a ConfigPolicy is in force.
+type ConfigPolicyStatus struct {
+	// observedGeneration is the generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// conditions include Ready.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +patchStrategy=merge
+	// +patchMergeKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty" patchStrategy:"merge" patchMergeKey:"type"`
+}
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// ConfigPolicyList is a list of ConfigPolicies.
+type ConfigPolicyList struct {
+	metav1.TypeMeta `json:",inline"`
+	// Standard list metadata.
+	// +optional
+	metav1.ListMeta `json:"metadata,omitempty"`
+
+	// items is the list of ConfigPolicies.
+	Items []ConfigPolicy `json:"items"`
+}
