@@ -1,0 +1,38 @@
+# Capstan: `make run` starts a local server with an embedded etcd; `make test` runs the tests.
+SHELL := /usr/bin/env bash
+GO ?= go
+BIN := bin
+DATA_DIR ?= .capstan
+# Extra flags for `make run`, e.g. RUN_FLAGS=--secure-port=9443
+RUN_FLAGS ?=
+# Arguments for go test, e.g. TEST_FLAGS='-run TestConfigSetCRUD -v'
+TEST_FLAGS ?=
+
+.PHONY: all build run test generate verify vet fmt-check clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/capstan-apiserver ./cmd/apiserver
+
+run: build
+	$(BIN)/capstan-apiserver --mode=local --data-dir=$(DATA_DIR) $(RUN_FLAGS)
+
+test:
+	$(GO) test -count=1 -timeout 30m $(TEST_FLAGS) ./...
+
+generate:
+	hack/update-codegen.sh
+
+verify: fmt-check vet
+	hack/verify-codegen.sh
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^pkg/generated/' | grep -v '/zz_generated\.')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+clean:
+	rm -rf $(BIN) _output

@@ -1,0 +1,166 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"k8s.io/apiserver/pkg/authentication/request/anonymous"
+	"k8s.io/apiserver/pkg/authentication/request/union"
+	x509request "k8s.io/apiserver/pkg/authentication/request/x509"
+	"k8s.io/apiserver/pkg/authorization/authorizer"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/apiserver/pkg/server/dynamiccertificates"
+
+	"capstan.dev/capstan/cmd/apiserver/app/local"
+)
+
+// Files local mode keeps below --data-dir.
+const (
+	localEtcdDir          = "etcd"
+	localPKIDir           = "pki"
+	localEncryptionConfig = "encryption-config.yaml"
+	// LocalKubeconfig is the admin kubeconfig local mode writes into --data-dir.
+	LocalKubeconfig = "kubeconfig"
+)
+
+// applyLocal configures local mode: it starts the embedded etcd, makes sure the
+// PKI, encryption key and kubeconfig exist, and sets up client-certificate
+// authentication with an authorizer that admits the admin only.
+func (o *Options) applyLocal(ctx context.Context, c *genericapiserver.RecommendedConfig) (func(), error) {
+	noop := func() {}
+	r := o.Recommended
+	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
+		return noop, fmt.Errorf("--data-dir: %w", err)
+	}
+
+	pki, err := local.EnsurePKI(filepath.Join(o.DataDir, localPKIDir), []string{"localhost"}, servingIPs(r.SecureServing.BindAddress))
+	if err != nil {
+		return noop, err
+	}
+	r.SecureServing.ServerCert.CertKey.CertFile = pki.ServingCertFile
+	r.SecureServing.ServerCert.CertKey.KeyFile = pki.ServingKeyFile
+
+	if r.Etcd.EncryptionProviderConfigFilepath == "" {
+		path := filepath.Join(o.DataDir, localEncryptionConfig)
+		if _, err := local.EnsureEncryptionConfig(path, encryptedResources); err != nil {
+			return noop, err
+		}
+		r.Etcd.EncryptionProviderConfigFilepath = path
+	}
+
+	etcd, err := local.StartEtcd(ctx, local.EtcdOptions{
+		DataDir:       filepath.Join(o.DataDir, localEtcdDir),
+		UnsafeNoFsync: o.EtcdUnsafeNoFsync,
+	})
+	if err != nil {
+		return noop, err
+	}
+	cleanup := etcd.Close
+	r.Etcd.StorageConfig.Transport.ServerList = etcd.Endpoints()
+
+	if err := o.applyLocalServing(c, pki); err != nil {
+		return cleanup, err
+	}
+	if err := r.Etcd.ApplyWithStorageFactoryTo(o.newStorageFactory(), &c.Config); err != nil {
+		return cleanup, err
+	}
+	if err := r.Audit.ApplyTo(&c.Config); err != nil {
+		return cleanup, err
+	}
+	if err := r.Features.ApplyTo(&c.Config, nil, nil); err != nil {
+		return cleanup, err
+	}
+
+	serverURL := "https://" + net.JoinHostPort(kubeconfigHost(r.SecureServing.BindAddress), strconv.Itoa(r.SecureServing.BindPort))
+	kubeconfig := filepath.Join(o.DataDir, LocalKubeconfig)
+	if err := local.WriteKubeconfig(kubeconfig, serverURL, pki); err != nil {
+		return cleanup, err
+	}
+	if o.Out != nil {
+		fmt.Fprintf(o.Out, "Capstan local mode: serving %s, etcd data in %s\n", serverURL, filepath.Join(o.DataDir, localEtcdDir))
+		fmt.Fprintf(o.Out, "Admin kubeconfig: %s\n", kubeconfig)
+		fmt.Fprintf(o.Out, "Try: kubectl --kubeconfig %s get configsets -A\n", kubeconfig)
+	}
+	return cleanup, nil
+}
+
+// applyLocalServing sets up TLS serving, client-certificate authentication
+// against the local CA (anonymous requests reach only the health checks), and
+// the admin-only authorizer.
+func (o *Options) applyLocalServing(c *genericapiserver.RecommendedConfig, pki *local.PKI) error {
+	r := o.Recommended
+	if err := r.SecureServing.ApplyTo(&c.SecureServing, &c.LoopbackClientConfig); err != nil {
+		return err
+	}
+	// A port of 0 picks a free one; the kubeconfig must name the real one.
+	if r.SecureServing.BindPort == 0 && c.SecureServing != nil && c.SecureServing.Listener != nil {
+		r.SecureServing.BindPort = c.SecureServing.Listener.Addr().(*net.TCPAddr).Port
+	}
+
+	caPEM, err := os.ReadFile(pki.CACertFile)
+	if err != nil {
+		return fmt.Errorf("reading the local CA: %w", err)
+	}
+	clientCA, err := dynamiccertificates.NewStaticCAContent("capstan-local-ca", caPEM)
+	if err != nil {
+		return fmt.Errorf("loading the local CA: %w", err)
+	}
+	if err := c.Authentication.ApplyClientCert(clientCA, c.SecureServing); err != nil {
+		return err
+	}
+	// A certificate that fails verification is a 401, never a fall-through to anonymous.
+	c.Authentication.Authenticator = union.NewFailOnError(
+		x509request.NewDynamic(clientCA.VerifyOptions, x509request.CommonNameUserConversion),
+		anonymous.NewAuthenticator(nil),
+	)
+	c.Authorization.Authorizer = authorizer.AuthorizerFunc(localAuthorizer{admin: local.AdminUser}.Authorize)
+	return nil
+}
+
+// localAuthorizer admits the local admin to everything and anyone to the
+// health checks; it denies everything else.
+type localAuthorizer struct {
+	admin string
+}
+
+// healthPaths are reachable without credentials, so that probes and scripts
+// can wait for the server.
+var healthPaths = []string{"/healthz", "/livez", "/readyz"}
+
+// Authorize implements authorizer.Authorizer.
+func (a localAuthorizer) Authorize(_ context.Context, attrs authorizer.Attributes) (authorizer.Decision, string, error) {
+	if u := attrs.GetUser(); u != nil && u.GetName() == a.admin {
+		return authorizer.DecisionAllow, "", nil
+	}
+	if !attrs.IsResourceRequest() && attrs.GetVerb() == "get" {
+		for _, p := range healthPaths {
+			if attrs.GetPath() == p || strings.HasPrefix(attrs.GetPath(), p+"/") {
+				return authorizer.DecisionAllow, "", nil
+			}
+		}
+	}
+	return authorizer.DecisionDeny, fmt.Sprintf("local mode admits only %q", a.admin), nil
+}
+
+// servingIPs are the IP SANs of the local serving certificate.
+func servingIPs(bind net.IP) []net.IP {
+	ips := []net.IP{net.ParseIP("127.0.0.1")}
+	if bind != nil && !bind.IsUnspecified() && !bind.Equal(ips[0]) {
+		ips = append(ips, bind)
+	}
+	return ips
+}
+
+// kubeconfigHost is the address clients dial: the bind address, or loopback
+// when the server binds every interface.
+func kubeconfigHost(bind net.IP) string {
+	if bind == nil || bind.IsUnspecified() {
+		return "127.0.0.1"
+	}
+	return bind.String()
+}

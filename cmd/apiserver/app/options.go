@@ -1,0 +1,170 @@
+// Package app holds the capstan-apiserver command: its options, how they turn
+// into a server configuration, and the local mode.
+package app
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	genericoptions "k8s.io/apiserver/pkg/server/options"
+	serverstorage "k8s.io/apiserver/pkg/server/storage"
+	cliflag "k8s.io/component-base/cli/flag"
+
+	"capstan.dev/capstan/pkg/apis/config"
+	"capstan.dev/capstan/pkg/apis/config/v1alpha1"
+	"capstan.dev/capstan/pkg/apis/config/v1beta1"
+	"capstan.dev/capstan/pkg/apiserver"
+)
+
+const (
+	// ModeLocal runs one process with an embedded etcd, its own PKI and a single admin.
+	ModeLocal = "local"
+	// ModeAggregated runs behind kube-apiserver's aggregation layer with external
+	// etcd and delegated authentication and authorization.
+	ModeAggregated = "aggregated"
+
+	// defaultEtcdPrefix is kube-apiserver's; resources live under
+	// <prefix>/config.capstan.dev/<resource>, as a CRD's would.
+	defaultEtcdPrefix = "/registry"
+	defaultSecurePort = 8443
+)
+
+// storedResources are the resources of the group and their etcd prefixes
+// below --etcd-prefix.
+var storedResources = []string{"configsets", "configrevisions", "configpolicies"}
+
+// encryptedResources are encrypted at rest by default in local mode: both hold
+// secret values.
+var encryptedResources = []string{"configsets." + config.GroupName, "configrevisions." + config.GroupName}
+
+// Options are the command-line options of capstan-apiserver.
+type Options struct {
+	Recommended *genericoptions.RecommendedOptions
+	ServerRun   *genericoptions.ServerRunOptions
+
+	// Mode is ModeLocal or ModeAggregated.
+	Mode string
+	// DataDir holds local mode's etcd data, PKI, encryption key and kubeconfig.
+	DataDir string
+	// EtcdUnsafeNoFsync makes the embedded etcd skip fsync, for tests and benchmarks only.
+	EtcdUnsafeNoFsync bool
+
+	// Out receives the lines a person starting the server wants to read.
+	Out io.Writer
+}
+
+// NewOptions returns options with Capstan's defaults.
+func NewOptions(out io.Writer) *Options {
+	o := &Options{
+		Recommended: genericoptions.NewRecommendedOptions(defaultEtcdPrefix,
+			apiserver.Codecs.LegacyCodec(v1beta1.SchemeGroupVersion)),
+		ServerRun: genericoptions.NewServerRunOptions(),
+		Mode:      ModeAggregated,
+		DataDir:   ".capstan",
+		Out:       out,
+	}
+	o.Recommended.SecureServing.BindPort = defaultSecurePort
+	// Objects are JSON in etcd: the types have no protobuf form.
+	o.Recommended.Etcd.DefaultStorageMediaType = "application/json"
+	// Requests that wait on etcd must give up before clients do.
+	o.ServerRun.RequestTimeout = 60 * time.Second
+	return o
+}
+
+// Flags returns the flags grouped into named sets for help output.
+func (o *Options) Flags() cliflag.NamedFlagSets {
+	var fss cliflag.NamedFlagSets
+	fs := fss.FlagSet("capstan")
+	fs.StringVar(&o.Mode, "mode", o.Mode, "How to run: 'local' (embedded etcd, generated PKI, one admin; for development) or 'aggregated' (behind kube-apiserver, external etcd, delegated auth).")
+	fs.StringVar(&o.DataDir, "data-dir", o.DataDir, "Local mode: folder for the embedded etcd's data, the generated CA, certificates, encryption key and kubeconfig. Survives restarts.")
+	fs.BoolVar(&o.EtcdUnsafeNoFsync, "embedded-etcd-unsafe-no-fsync", o.EtcdUnsafeNoFsync, "Local mode: the embedded etcd does not fsync. Loses data on power failure; for tests and benchmarks only.")
+
+	o.ServerRun.AddUniversalFlags(fss.FlagSet("generic"))
+	o.Recommended.Etcd.AddFlags(fss.FlagSet("etcd"))
+	o.Recommended.SecureServing.AddFlags(fss.FlagSet("secure serving"))
+	o.Recommended.Authentication.AddFlags(fss.FlagSet("authentication"))
+	o.Recommended.Authorization.AddFlags(fss.FlagSet("authorization"))
+	o.Recommended.Audit.AddFlags(fss.FlagSet("auditing"))
+	o.Recommended.Features.AddFlags(fss.FlagSet("features"))
+	o.Recommended.CoreAPI.AddFlags(fss.FlagSet("core api"))
+	o.Recommended.Admission.AddFlags(fss.FlagSet("admission"))
+	o.Recommended.EgressSelector.AddFlags(fss.FlagSet("egress selector"))
+	o.Recommended.Traces.AddFlags(fss.FlagSet("traces"))
+	return fss
+}
+
+// AddFlags adds every option to fs.
+func (o *Options) AddFlags(fs *pflag.FlagSet) {
+	for _, f := range o.Flags().FlagSets {
+		fs.AddFlagSet(f)
+	}
+}
+
+// Complete fills in what depends on other options.
+func (o *Options) Complete() error {
+	if err := o.ServerRun.Complete(); err != nil {
+		return err
+	}
+	if o.Mode != ModeLocal {
+		return nil
+	}
+	dir, err := filepath.Abs(o.DataDir)
+	if err != nil {
+		return fmt.Errorf("--data-dir: %w", err)
+	}
+	o.DataDir = dir
+	if o.Recommended.SecureServing.BindAddress == nil || o.Recommended.SecureServing.BindAddress.IsUnspecified() {
+		// Local mode trusts a single admin; it never listens beyond this machine.
+		o.Recommended.SecureServing.BindAddress = net.ParseIP("127.0.0.1")
+	}
+	// There is no kube-apiserver to fetch flow-control configuration from; the
+	// max-in-flight limits protect the server instead.
+	o.Recommended.Features.EnablePriorityAndFairness = false
+	o.Recommended.CoreAPI = nil
+	return nil
+}
+
+// Validate checks the options for errors.
+func (o *Options) Validate() error {
+	var errs []error
+	switch o.Mode {
+	case ModeLocal:
+		if len(o.Recommended.Etcd.StorageConfig.Transport.ServerList) > 0 {
+			errs = append(errs, fmt.Errorf("--etcd-servers cannot be used with --mode=local, which embeds its own etcd"))
+		}
+	case ModeAggregated:
+		errs = append(errs, o.Recommended.Validate()...)
+	default:
+		errs = append(errs, fmt.Errorf("--mode must be %q or %q, not %q", ModeLocal, ModeAggregated, o.Mode))
+	}
+	errs = append(errs, o.ServerRun.Validate()...)
+	return utilerrors.NewAggregate(errs)
+}
+
+// newStorageFactory stores every resource as v1beta1 JSON under
+// <prefix>/config.capstan.dev/<resource>.
+func (o *Options) newStorageFactory() *serverstorage.DefaultStorageFactory {
+	encoding := serverstorage.NewDefaultResourceEncodingConfig(apiserver.Scheme)
+	prefixes := map[schema.GroupResource]string{}
+	for _, r := range storedResources {
+		gr := config.Resource(r)
+		encoding.SetResourceEncoding(gr, v1beta1.SchemeGroupVersion, config.SchemeGroupVersion)
+		prefixes[gr] = config.GroupName + "/" + r
+	}
+	resources := serverstorage.NewResourceConfig()
+	resources.EnableVersions(v1beta1.SchemeGroupVersion, v1alpha1.SchemeGroupVersion)
+	return serverstorage.NewDefaultStorageFactory(
+		o.Recommended.Etcd.StorageConfig,
+		o.Recommended.Etcd.DefaultStorageMediaType,
+		apiserver.Codecs,
+		encoding,
+		resources,
+		prefixes,
+	)
+}

@@ -1,0 +1,155 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+	openapinamer "k8s.io/apiserver/pkg/endpoints/openapi"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	cliflag "k8s.io/component-base/cli/flag"
+	"k8s.io/component-base/term"
+	"k8s.io/component-base/version"
+
+	"capstan.dev/capstan/pkg/apiserver"
+	"capstan.dev/capstan/pkg/generated/openapi"
+)
+
+// NewCommand returns the capstan-apiserver command; it runs until ctx ends.
+func NewCommand(ctx context.Context) *cobra.Command {
+	o := NewOptions(os.Stdout)
+	cmd := &cobra.Command{
+		Use:   "capstan-apiserver",
+		Short: "Serve config.capstan.dev: versioned configuration with history, rollback and policy",
+		Long: "capstan-apiserver serves ConfigSets, ConfigRevisions and ConfigPolicies. " +
+			"With --mode=local it runs alone with an embedded etcd; with --mode=aggregated it runs " +
+			"behind kube-apiserver's aggregation layer.",
+		SilenceUsage: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.Complete(); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	cmd.SetContext(ctx)
+	fss := o.Flags()
+	for _, f := range fss.FlagSets {
+		cmd.Flags().AddFlagSet(f)
+	}
+	cols, _, _ := term.TerminalSize(cmd.OutOrStdout())
+	cliflag.SetUsageAndHelpFunc(cmd, fss, cols)
+	return cmd
+}
+
+// Run starts the server and blocks until ctx ends and the server has shut down.
+func (o *Options) Run(ctx context.Context) error {
+	cfg, cleanup, err := o.Config(ctx)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	server, err := cfg.Complete().New()
+	if err != nil {
+		return err
+	}
+	return server.GenericAPIServer.PrepareRun().RunWithContext(ctx)
+}
+
+// Config builds the server configuration. In local mode it also starts the
+// embedded etcd; cleanup stops what Config started and must be called once the
+// server has stopped.
+func (o *Options) Config(ctx context.Context) (*apiserver.Config, func(), error) {
+	cleanup := func() {}
+	serverConfig := genericapiserver.NewRecommendedConfig(apiserver.Codecs)
+
+	namer := openapinamer.NewDefinitionNamer(apiserver.Scheme)
+	serverConfig.OpenAPIConfig = genericapiserver.DefaultOpenAPIConfig(openapi.GetOpenAPIDefinitions, namer)
+	serverConfig.OpenAPIConfig.Info.Title = "Capstan"
+	serverConfig.OpenAPIConfig.Info.Version = version.Get().GitVersion
+	serverConfig.OpenAPIV3Config = genericapiserver.DefaultOpenAPIV3Config(openapi.GetOpenAPIDefinitions, namer)
+	serverConfig.OpenAPIV3Config.Info.Title = "Capstan"
+	serverConfig.OpenAPIV3Config.Info.Version = version.Get().GitVersion
+
+	if err := o.ServerRun.ApplyTo(&serverConfig.Config); err != nil {
+		return nil, cleanup, err
+	}
+
+	switch o.Mode {
+	case ModeLocal:
+		var err error
+		cleanup, err = o.applyLocal(ctx, serverConfig)
+		if err != nil {
+			return nil, cleanup, err
+		}
+	default:
+		if err := o.applyAggregated(serverConfig); err != nil {
+			return nil, cleanup, err
+		}
+	}
+	return &apiserver.Config{GenericConfig: serverConfig}, cleanup, nil
+}
+
+// applyAggregated configures the server to run behind kube-apiserver: external
+// etcd, delegated authentication and authorization, the cluster's admission chain.
+func (o *Options) applyAggregated(c *genericapiserver.RecommendedConfig) error {
+	r := o.Recommended
+	if err := r.Etcd.ApplyWithStorageFactoryTo(o.newStorageFactory(), &c.Config); err != nil {
+		return err
+	}
+	if err := r.EgressSelector.ApplyTo(&c.Config); err != nil {
+		return err
+	}
+	if err := r.Traces.ApplyTo(c.Config.EgressSelector, &c.Config); err != nil {
+		return err
+	}
+	if err := r.SecureServing.ApplyToConfig(&c.Config); err != nil {
+		return err
+	}
+	if err := r.Authentication.ApplyTo(&c.Config.Authentication, c.SecureServing, c.OpenAPIConfig); err != nil {
+		return err
+	}
+	if err := r.Authorization.ApplyTo(&c.Config.Authorization); err != nil {
+		return err
+	}
+	if err := r.Audit.ApplyTo(&c.Config); err != nil {
+		return err
+	}
+	if err := r.CoreAPI.ApplyTo(c); err != nil {
+		return err
+	}
+	kubeClient, dynamicClient, err := coreClients(c)
+	if err != nil {
+		return err
+	}
+	if err := r.Features.ApplyTo(&c.Config, kubeClient, c.SharedInformerFactory); err != nil {
+		return err
+	}
+	initializers, err := r.ExtraAdmissionInitializers(c)
+	if err != nil {
+		return err
+	}
+	return r.Admission.ApplyTo(&c.Config, c.SharedInformerFactory, kubeClient, dynamicClient, r.FeatureGate, c.EffectiveVersion, initializers...)
+}
+
+// coreClients builds clients of the cluster's core API, which CoreAPI options configured.
+func coreClients(c *genericapiserver.RecommendedConfig) (kubernetes.Interface, dynamic.Interface, error) {
+	if c.ClientConfig == nil {
+		return nil, nil, fmt.Errorf("aggregated mode needs the cluster's core API: set --kubeconfig or run in a pod")
+	}
+	kubeClient, err := kubernetes.NewForConfig(c.ClientConfig)
+	if err != nil {
+		return nil, nil, err
+	}
+	dynamicClient, err := dynamic.NewForConfig(c.ClientConfig)
+	if err != nil {
+		return nil, nil, err
+	}
+	return kubeClient, dynamicClient, nil
+}

@@ -1,0 +1,66 @@
+// Package rest assembles the storage of every config.capstan.dev resource into
+// the APIGroupInfo the generic server installs.
+package rest
+
+import (
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/apiserver/pkg/registry/generic"
+	genericregistry "k8s.io/apiserver/pkg/registry/generic/registry"
+	"k8s.io/apiserver/pkg/registry/rest"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+
+	"capstan.dev/capstan/pkg/apis/config"
+	"capstan.dev/capstan/pkg/apis/config/v1alpha1"
+	"capstan.dev/capstan/pkg/apis/config/v1beta1"
+	configpolicystorage "capstan.dev/capstan/pkg/registry/config/configpolicy/storage"
+	configrevisionstorage "capstan.dev/capstan/pkg/registry/config/configrevision/storage"
+	configsetstorage "capstan.dev/capstan/pkg/registry/config/configset/storage"
+)
+
+// StorageProvider builds the REST storage of the config.capstan.dev group.
+type StorageProvider struct {
+	Scheme *runtime.Scheme
+	Codecs serializer.CodecFactory
+}
+
+// Storage is what NewAPIGroupInfo built, for the parts of the server that write
+// through the stores directly rather than over HTTP.
+type Storage struct {
+	ConfigSets      configsetstorage.ConfigSetStorage
+	ConfigRevisions *genericregistry.Store
+	ConfigPolicies  configpolicystorage.ConfigPolicyStorage
+}
+
+// NewAPIGroupInfo returns the group's APIGroupInfo with both versions served
+// from the same stores.
+func (p StorageProvider) NewAPIGroupInfo(optsGetter generic.RESTOptionsGetter) (*genericapiserver.APIGroupInfo, *Storage, error) {
+	apiGroupInfo := genericapiserver.NewDefaultAPIGroupInfo(config.GroupName, p.Scheme, runtime.NewParameterCodec(p.Scheme), p.Codecs)
+
+	configSets, err := configsetstorage.NewStorage(p.Scheme, optsGetter)
+	if err != nil {
+		return nil, nil, fmt.Errorf("building configsets storage: %w", err)
+	}
+	revisions, err := configrevisionstorage.NewStore(p.Scheme, optsGetter)
+	if err != nil {
+		return nil, nil, fmt.Errorf("building configrevisions storage: %w", err)
+	}
+	policies, err := configpolicystorage.NewStorage(p.Scheme, optsGetter)
+	if err != nil {
+		return nil, nil, fmt.Errorf("building configpolicies storage: %w", err)
+	}
+
+	resources := map[string]rest.Storage{
+		"configsets":            configSets.ConfigSet,
+		"configsets/status":     configSets.Status,
+		"configrevisions":       configrevisionstorage.NewREST(revisions),
+		"configpolicies":        policies.ConfigPolicy,
+		"configpolicies/status": policies.Status,
+	}
+	apiGroupInfo.VersionedResourcesStorageMap[v1beta1.SchemeGroupVersion.Version] = resources
+	apiGroupInfo.VersionedResourcesStorageMap[v1alpha1.SchemeGroupVersion.Version] = resources
+
+	return &apiGroupInfo, &Storage{ConfigSets: configSets, ConfigRevisions: revisions, ConfigPolicies: policies}, nil
+}
