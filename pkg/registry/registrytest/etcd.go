@@ -4,6 +4,7 @@ package registrytest
 
 import (
 	"testing"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -32,8 +33,9 @@ func newScheme() *runtime.Scheme {
 // behind the watch cache when cached is true. The etcd stops when the test ends.
 func NewRESTOptionsGetter(t *testing.T, cached bool) generic.RESTOptionsGetter {
 	t.Helper()
-	_, cfg := etcd3testing.NewUnsecuredEtcd3TestClientServer(t)
-	cfg.Codec = serializer.NewCodecFactory(Scheme).LegacyCodec(v1beta1.SchemeGroupVersion)
+	_, etcd := etcd3testing.NewUnsecuredEtcd3TestClientServer(t)
+	cfg := storagebackend.NewDefaultConfig(etcd.Prefix, serializer.NewCodecFactory(Scheme).LegacyCodec(v1beta1.SchemeGroupVersion))
+	cfg.Transport = etcd.Transport
 	decorator := generic.UndecoratedStorage
 	if cached {
 		decorator = genericregistry.StorageWithCacher()
@@ -53,4 +55,21 @@ func (g restOptionsGetter) GetRESTOptions(resource schema.GroupResource, _ runti
 		DeleteCollectionWorkers: 1,
 		ResourcePrefix:          resource.Group + "/" + resource.Resource,
 	}, nil
+}
+
+// WaitReady waits until the store's storage serves requests: a watch cache
+// answers only after its initial list.
+func WaitReady(t *testing.T, store *genericregistry.Store) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := store.ReadinessCheck()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("storage of %s not ready: %v", store.DefaultQualifiedResource, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
