@@ -40,15 +40,17 @@ const (
 
 	// RuntimeCostLimit bounds the actual cost of one evaluation of one rule. It
 	// is the per-expression limit Kubernetes gives ValidatingAdmissionPolicy and
-	// CRD validation rules, roughly a tenth of a second of CPU.
+	// CRD validation rules, which Kubernetes sizes at a tenth of a second of
+	// CPU; EvalTimeout says why that does not hold for long comprehensions.
 	RuntimeCostLimit = celconfig.PerCallLimit
 
 	// MaxEstimatedCost bounds the worst-case cost a rule may be estimated at
 	// when it is compiled. It is the limit Kubernetes puts on the estimated cost
-	// of a single CRD validation rule: ten times the runtime limit, because the
-	// estimate assumes the largest ConfigSet the server accepts, which real
-	// ConfigSets rarely come near. A rule between the two limits is accepted and
-	// fails with ErrCostLimitExceeded only on inputs too large for it.
+	// of a single CRD validation rule (apiextensions' StaticEstimatedCostLimit):
+	// ten times the runtime limit, because the estimate assumes the largest
+	// ConfigSet the server accepts, which real ConfigSets rarely come near. A
+	// rule between the two limits is accepted and fails with
+	// ErrCostLimitExceeded only on inputs too large for it.
 	MaxEstimatedCost = 10 * celconfig.PerCallLimit
 
 	// maxKeyLength is the longest key a ConfigSet accepts (validation.IsConfigMapKey).
@@ -224,8 +226,8 @@ func (r *Rule) Eval(ctx context.Context, data map[string]string, secretData map[
 var ruleEnv = sync.OnceValues(func() (*cel.Env, error) {
 	base := environment.MustBaseEnvSet(environment.DefaultCompatibilityVersion())
 	extended, err := base.Extend(environment.VersionedOptions{
-		// The variables have been there since rules exist, so they are in every
-		// environment the base set builds.
+		// Rules have always seen these variables: 1.0 puts them in both the
+		// NewExpressions and the StoredExpressions environment.
 		IntroducedVersion: version.MajorMinor(1, 0),
 		EnvOptions: []cel.EnvOption{
 			cel.Variable(DataVariable, dataType.CelType()),

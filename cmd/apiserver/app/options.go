@@ -108,6 +108,10 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 
 // Complete fills in what depends on other options.
 func (o *Options) Complete() error {
+	// Feature gates and the emulated version are final once flags are parsed.
+	if err := o.ServerRun.ComponentGlobalsRegistry.Set(); err != nil {
+		return err
+	}
 	if err := o.ServerRun.Complete(); err != nil {
 		return err
 	}

@@ -131,9 +131,12 @@ func TestValidateConfigSet(t *testing.T) {
 			want: []want{{field.ErrorTypeTooLong, "spec"}},
 		},
 		{
-			name:   "keys count towards the limit",
-			mutate: func(cs *config.ConfigSet) { cs.Spec.Data = map[string]string{"abc": strings.Repeat("x", config.MaxEntriesBytes-2)} },
-			want:   []want{{field.ErrorTypeTooLong, "spec"}},
+			name: "keys count towards the limit",
+			mutate: func(cs *config.ConfigSet) {
+				cs.Spec.Data = map[string]string{"abc": strings.Repeat("x", config.MaxEntriesBytes-2)}
+				cs.Spec.SecretData = nil
+			},
+			want: []want{{field.ErrorTypeTooLong, "spec"}},
 		},
 		{name: "revisionHistoryLimit 1", mutate: func(cs *config.ConfigSet) { cs.Spec.RevisionHistoryLimit = 1 }},
 		{name: "revisionHistoryLimit 1000", mutate: func(cs *config.ConfigSet) { cs.Spec.RevisionHistoryLimit = 1000 }},
@@ -255,9 +258,13 @@ func TestValidateConfigSetUpdate(t *testing.T) {
 			update: func(cs *config.ConfigSet) { cs.Spec.Immutable = true },
 		},
 		{
-			name:   "immutable: other fields may change",
-			old:    func(cs *config.ConfigSet) { cs.Spec.Immutable = true },
-			update: func(cs *config.ConfigSet) { cs.Spec.Immutable = true; cs.Spec.RevisionHistoryLimit = 3; cs.Labels = map[string]string{"a": "b"} },
+			name: "immutable: other fields may change",
+			old:  func(cs *config.ConfigSet) { cs.Spec.Immutable = true },
+			update: func(cs *config.ConfigSet) {
+				cs.Spec.Immutable = true
+				cs.Spec.RevisionHistoryLimit = 3
+				cs.Labels = map[string]string{"a": "b"}
+			},
 		},
 		{
 			name: "immutable: nil and empty maps are no change",
@@ -686,15 +693,19 @@ func TestValidateConfigPolicyUpdate(t *testing.T) {
 	}{
 		{name: "no change", old: func(*config.ConfigPolicy) {}, update: func(*config.ConfigPolicy) {}},
 		{
-			name:   "rule added",
-			old:    func(*config.ConfigPolicy) {},
-			update: func(p *config.ConfigPolicy) { p.Spec.Rules = append(p.Spec.Rules, config.ConfigPolicyRule{Expression: "size(data) < 5"}) },
+			name: "rule added",
+			old:  func(*config.ConfigPolicy) {},
+			update: func(p *config.ConfigPolicy) {
+				p.Spec.Rules = append(p.Spec.Rules, config.ConfigPolicyRule{Expression: "size(data) < 5"})
+			},
 		},
 		{
-			name:   "invalid rule added",
-			old:    func(*config.ConfigPolicy) {},
-			update: func(p *config.ConfigPolicy) { p.Spec.Rules = append(p.Spec.Rules, config.ConfigPolicyRule{Expression: "size(data)"}) },
-			want:   []want{invalid("spec.rules[2].expression")},
+			name: "invalid rule added",
+			old:  func(*config.ConfigPolicy) {},
+			update: func(p *config.ConfigPolicy) {
+				p.Spec.Rules = append(p.Spec.Rules, config.ConfigPolicyRule{Expression: "size(data)"})
+			},
+			want: []want{invalid("spec.rules[2].expression")},
 		},
 		{
 			// A rule stored by a server whose CEL environment accepted it does
