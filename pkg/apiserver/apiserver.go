@@ -4,6 +4,7 @@ package apiserver
 import (
 	"fmt"
 
+	"k8s.io/apiserver/pkg/admission"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 
 	configrest "capstan.dev/capstan/pkg/registry/config/rest"
@@ -51,6 +52,9 @@ func (c CompletedConfig) New() (*CapstanServer, error) {
 	}
 
 	provider := configrest.StorageProvider{Scheme: Scheme, Codecs: Codecs}
+	if chain, ok := c.GenericConfig.AdmissionControl.(admission.ValidationInterface); ok && chain != nil {
+		provider.Admit = chainUpdateAdmitter{chain: chain, scheme: Scheme}
+	}
 	apiGroupInfo, storage, err := provider.NewAPIGroupInfo(c.GenericConfig.RESTOptionsGetter)
 	if err != nil {
 		return nil, err

@@ -16,6 +16,7 @@ import (
 	"capstan.dev/capstan/pkg/apis/config/v1alpha1"
 	"capstan.dev/capstan/pkg/apis/config/v1beta1"
 	configpolicystorage "capstan.dev/capstan/pkg/registry/config/configpolicy/storage"
+	"capstan.dev/capstan/pkg/registry/config/configrevision/history"
 	configrevisionstorage "capstan.dev/capstan/pkg/registry/config/configrevision/storage"
 	configsetstorage "capstan.dev/capstan/pkg/registry/config/configset/storage"
 )
@@ -24,11 +25,14 @@ import (
 type StorageProvider struct {
 	Scheme *runtime.Scheme
 	Codecs serializer.CodecFactory
+	// Admit validates the ConfigSet update a rollback makes; nil admits everything.
+	Admit configsetstorage.UpdateAdmitter
 }
 
 // Storage is what NewAPIGroupInfo built, for the parts of the server that write
 // through the stores directly rather than over HTTP.
 type Storage struct {
+	History         *history.History
 	ConfigSets      configsetstorage.ConfigSetStorage
 	ConfigRevisions *genericregistry.Store
 	ConfigPolicies  configpolicystorage.ConfigPolicyStorage
@@ -39,13 +43,14 @@ type Storage struct {
 func (p StorageProvider) NewAPIGroupInfo(optsGetter generic.RESTOptionsGetter) (*genericapiserver.APIGroupInfo, *Storage, error) {
 	apiGroupInfo := genericapiserver.NewDefaultAPIGroupInfo(config.GroupName, p.Scheme, runtime.NewParameterCodec(p.Scheme), p.Codecs)
 
-	configSets, err := configsetstorage.NewStorage(p.Scheme, optsGetter)
-	if err != nil {
-		return nil, nil, fmt.Errorf("building configsets storage: %w", err)
-	}
 	revisions, err := configrevisionstorage.NewStore(p.Scheme, optsGetter)
 	if err != nil {
 		return nil, nil, fmt.Errorf("building configrevisions storage: %w", err)
+	}
+	hist := history.New(revisions)
+	configSets, err := configsetstorage.NewStorage(p.Scheme, optsGetter, hist, p.Admit)
+	if err != nil {
+		return nil, nil, fmt.Errorf("building configsets storage: %w", err)
 	}
 	policies, err := configpolicystorage.NewStorage(p.Scheme, optsGetter)
 	if err != nil {
@@ -55,6 +60,7 @@ func (p StorageProvider) NewAPIGroupInfo(optsGetter generic.RESTOptionsGetter) (
 	resources := map[string]rest.Storage{
 		"configsets":            configSets.ConfigSet,
 		"configsets/status":     configSets.Status,
+		"configsets/rollback":   configSets.Rollback,
 		"configrevisions":       configrevisionstorage.NewREST(revisions),
 		"configpolicies":        policies.ConfigPolicy,
 		"configpolicies/status": policies.Status,
@@ -62,5 +68,5 @@ func (p StorageProvider) NewAPIGroupInfo(optsGetter generic.RESTOptionsGetter) (
 	apiGroupInfo.VersionedResourcesStorageMap[v1beta1.SchemeGroupVersion.Version] = resources
 	apiGroupInfo.VersionedResourcesStorageMap[v1alpha1.SchemeGroupVersion.Version] = resources
 
-	return &apiGroupInfo, &Storage{ConfigSets: configSets, ConfigRevisions: revisions, ConfigPolicies: policies}, nil
+	return &apiGroupInfo, &Storage{History: hist, ConfigSets: configSets, ConfigRevisions: revisions, ConfigPolicies: policies}, nil
 }

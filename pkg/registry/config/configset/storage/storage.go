@@ -1,15 +1,24 @@
-// Package storage wires the ConfigSet strategies to etcd through genericregistry.Store.
+// Package storage wires the ConfigSet strategies to etcd through
+// genericregistry.Store, records every change of the entries as a
+// ConfigRevision, and serves the rollback subresource.
 package storage
 
 import (
+	"context"
 	"fmt"
 
+	"k8s.io/apimachinery/pkg/api/meta"
+	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apiserver/pkg/registry/generic"
 	genericregistry "k8s.io/apiserver/pkg/registry/generic/registry"
 	"k8s.io/apiserver/pkg/registry/rest"
+	"k8s.io/apiserver/pkg/util/dryrun"
+	"k8s.io/apiserver/pkg/warning"
 
 	"capstan.dev/capstan/pkg/apis/config"
+	"capstan.dev/capstan/pkg/registry/config/configrevision/history"
 	"capstan.dev/capstan/pkg/registry/config/configset"
 	"capstan.dev/capstan/pkg/registry/config/status"
 )
@@ -18,10 +27,14 @@ import (
 type ConfigSetStorage struct {
 	ConfigSet *REST
 	Status    *status.REST
+	Rollback  *RollbackREST
 }
 
-// NewStorage returns the REST storage of ConfigSets and their status subresource.
-func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter) (ConfigSetStorage, error) {
+// NewStorage returns the REST storage of ConfigSets and their status and
+// rollback subresources. Changes of the entries are recorded through hist;
+// admit validates the update a rollback makes as the admission chain would an
+// update of the ConfigSet (nil admits everything).
+func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, hist *history.History, admit UpdateAdmitter) (ConfigSetStorage, error) {
 	strategy := configset.NewStrategy(scheme)
 	statusStrategy := configset.NewStatusStrategy(strategy)
 
@@ -44,20 +57,28 @@ func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter) (C
 		return ConfigSetStorage{}, fmt.Errorf("configsets storage: %w", err)
 	}
 
+	main := &REST{Store: store, history: hist}
 	return ConfigSetStorage{
-		ConfigSet: &REST{Store: store},
+		ConfigSet: main,
 		Status:    status.NewREST(store, statusStrategy),
+		Rollback:  &RollbackREST{configSets: main, history: hist, admit: admit},
 	}, nil
 }
 
-// REST is the main ConfigSet endpoint.
+// REST is the main ConfigSet endpoint. Every write that changes the entries
+// (create, update, patch, apply) records a ConfigRevision before it returns.
 type REST struct {
 	*genericregistry.Store
+	history *history.History
 }
 
 var (
 	_ rest.ShortNamesProvider = &REST{}
 	_ rest.CategoriesProvider = &REST{}
+	_ rest.Creater            = &REST{}
+	_ rest.Updater            = &REST{}
+	_ rest.GracefulDeleter    = &REST{}
+	_ rest.CollectionDeleter  = &REST{}
 )
 
 // ShortNames lets `kubectl get cfgs` work.
@@ -65,3 +86,112 @@ func (r *REST) ShortNames() []string { return []string{"cfgs"} }
 
 // Categories puts ConfigSets into `kubectl get capstan`.
 func (r *REST) Categories() []string { return []string{"capstan"} }
+
+// Create stores a new ConfigSet and records its first revision.
+func (r *REST) Create(ctx context.Context, obj runtime.Object, createValidation rest.ValidateObjectFunc, options *metav1.CreateOptions) (runtime.Object, error) {
+	out, err := r.Store.Create(ctx, obj, createValidation, options)
+	if err != nil || dryrun.IsDryRun(options.DryRun) {
+		return out, err
+	}
+	r.record(ctx, out.(*config.ConfigSet), history.Change{Author: history.AuthorFrom(ctx)})
+	return out, nil
+}
+
+// Update stores a change (update, patch or apply) and records a revision when
+// the entries changed.
+func (r *REST) Update(ctx context.Context, name string, objInfo rest.UpdatedObjectInfo, createValidation rest.ValidateObjectFunc, updateValidation rest.ValidateObjectUpdateFunc, forceAllowCreate bool, options *metav1.UpdateOptions) (runtime.Object, bool, error) {
+	return r.update(ctx, name, objInfo, createValidation, updateValidation, options, 0)
+}
+
+func (r *REST) update(ctx context.Context, name string, objInfo rest.UpdatedObjectInfo, createValidation rest.ValidateObjectFunc, updateValidation rest.ValidateObjectUpdateFunc, options *metav1.UpdateOptions, rollbackOf int64) (runtime.Object, bool, error) {
+	info := &oldCapturingInfo{UpdatedObjectInfo: objInfo}
+	out, created, err := r.Store.Update(ctx, name, info, createValidation, updateValidation, false, options)
+	if err != nil || dryrun.IsDryRun(options.DryRun) {
+		return out, created, err
+	}
+	cs := out.(*config.ConfigSet)
+	if old, ok := info.old.(*config.ConfigSet); ok && old.Status.CurrentRevision != cs.Status.CurrentRevision {
+		r.record(ctx, cs, history.Change{Author: history.AuthorFrom(ctx), RollbackOf: rollbackOf})
+	}
+	return out, created, nil
+}
+
+// record writes the revision of a change that is already stored. A failure
+// does not fail the request: the change happened, the client is warned, and
+// the history reconciler restores the revision.
+func (r *REST) record(ctx context.Context, cs *config.ConfigSet, change history.Change) {
+	if err := r.history.Record(ctx, cs, change); err != nil {
+		warning.AddWarning(ctx, "", fmt.Sprintf("revision %d of configset %s was stored but its history was not written (%v); the server will restore it", cs.Status.CurrentRevision, cs.Name, err))
+	}
+}
+
+// oldCapturingInfo remembers the stored object the last attempt of an update
+// started from: the update is a compare-and-swap loop, and the last attempt is
+// the one that was written.
+type oldCapturingInfo struct {
+	rest.UpdatedObjectInfo
+	old runtime.Object
+}
+
+func (i *oldCapturingInfo) UpdatedObject(ctx context.Context, oldObj runtime.Object) (runtime.Object, error) {
+	i.old = oldObj
+	return i.UpdatedObjectInfo.UpdatedObject(ctx, oldObj)
+}
+
+// Delete deletes the ConfigSet and, once it is gone, its revisions, so that
+// history does not outlive its ConfigSet even without a garbage collector.
+// An orphaning delete keeps them.
+func (r *REST) Delete(ctx context.Context, name string, deleteValidation rest.ValidateObjectFunc, options *metav1.DeleteOptions) (runtime.Object, bool, error) {
+	var deleting *config.ConfigSet
+	capture := func(ctx context.Context, obj runtime.Object) error {
+		deleting, _ = obj.(*config.ConfigSet)
+		if deleteValidation == nil {
+			return nil
+		}
+		return deleteValidation(ctx, obj)
+	}
+	out, deleted, err := r.Store.Delete(ctx, name, capture, options)
+	if err != nil || !deleted || deleting == nil || !deletesHistory(options) {
+		return out, deleted, err
+	}
+	if err := r.history.DeleteAll(ctx, deleting.Namespace, deleting.Name, deleting.UID); err != nil {
+		warning.AddWarning(ctx, "", fmt.Sprintf("the revisions of configset %s were not all deleted (%v); the server will remove them", name, err))
+	}
+	return out, deleted, nil
+}
+
+// DeleteCollection deletes the selected ConfigSets and their revisions.
+func (r *REST) DeleteCollection(ctx context.Context, deleteValidation rest.ValidateObjectFunc, options *metav1.DeleteOptions, listOptions *metainternalversion.ListOptions) (runtime.Object, error) {
+	out, err := r.Store.DeleteCollection(ctx, deleteValidation, options, listOptions)
+	if err != nil || !deletesHistory(options) {
+		return out, err
+	}
+	items, err := meta.ExtractList(out)
+	if err != nil {
+		return out, nil
+	}
+	for _, item := range items {
+		cs, ok := item.(*config.ConfigSet)
+		if !ok || cs.DeletionTimestamp != nil && len(cs.Finalizers) > 0 {
+			continue
+		}
+		if err := r.history.DeleteAll(ctx, cs.Namespace, cs.Name, cs.UID); err != nil {
+			warning.AddWarning(ctx, "", fmt.Sprintf("the revisions of configset %s were not all deleted (%v); the server will remove them", cs.Name, err))
+		}
+	}
+	return out, nil
+}
+
+func deletesHistory(options *metav1.DeleteOptions) bool {
+	if options == nil {
+		return true
+	}
+	if dryrun.IsDryRun(options.DryRun) {
+		return false
+	}
+	//nolint:staticcheck // OrphanDependents is deprecated but still honoured by the store.
+	if options.OrphanDependents != nil && *options.OrphanDependents {
+		return false
+	}
+	return options.PropagationPolicy == nil || *options.PropagationPolicy != metav1.DeletePropagationOrphan
+}

@@ -12,12 +12,20 @@ import (
 	"k8s.io/apiserver/pkg/registry/rest"
 
 	"capstan.dev/capstan/pkg/apis/config"
+	"capstan.dev/capstan/pkg/registry/config/configrevision/history"
+	configrevisionstorage "capstan.dev/capstan/pkg/registry/config/configrevision/storage"
 	"capstan.dev/capstan/pkg/registry/registrytest"
 )
 
 func newStorage(t *testing.T, cached bool) ConfigSetStorage {
 	t.Helper()
-	s, err := NewStorage(registrytest.Scheme, registrytest.NewRESTOptionsGetter(t, cached))
+	optsGetter := registrytest.NewRESTOptionsGetter(t, cached)
+	revisions, err := configrevisionstorage.NewStore(registrytest.Scheme, optsGetter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(revisions.DestroyFunc)
+	s, err := NewStorage(registrytest.Scheme, optsGetter, history.New(revisions), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,256 @@
+// Package history writes, finds and prunes the ConfigRevisions of ConfigSets.
+// The ConfigSet write is the truth: history follows it, in the request that
+// made the change and, after a crash, in the reconciler.
+package history
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"strconv"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apiserver/pkg/authentication/user"
+	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
+	genericregistry "k8s.io/apiserver/pkg/registry/generic/registry"
+	"k8s.io/apiserver/pkg/registry/rest"
+	"k8s.io/utils/ptr"
+
+	"capstan.dev/capstan/pkg/apis/config"
+)
+
+// ReconcilerUser is the author of revisions the reconciler had to restore,
+// because the request that made the change is no longer known.
+const ReconcilerUser = "system:capstan:history-reconciler"
+
+// History writes and reads ConfigRevisions through the revision store, inside
+// the server, bypassing the user-facing endpoint that refuses writes.
+type History struct {
+	store *genericregistry.Store
+}
+
+// New returns a History over the full ConfigRevision store.
+func New(store *genericregistry.Store) *History {
+	return &History{store: store}
+}
+
+// Change describes who made a ConfigSet change and how.
+type Change struct {
+	// Author is the user name of the request.
+	Author string
+	// RollbackOf is the revision a rollback restored, or 0.
+	RollbackOf int64
+}
+
+// Name returns the name of revision rev of the ConfigSet named configSet.
+// It is deterministic so that writers in several replicas, and the reconciler,
+// agree on it and a second write of the same revision is an AlreadyExists.
+func Name(configSet string, rev int64) string {
+	suffix := "-" + strconv.FormatInt(rev, 10)
+	if len(configSet)+len(suffix) <= validation.DNS1123SubdomainMaxLength {
+		return configSet + suffix
+	}
+	// Keep the name unique for long ConfigSet names: truncate and add a hash of the full name.
+	sum := sha256.Sum256([]byte(configSet))
+	hash := "-" + hex.EncodeToString(sum[:])[:10]
+	keep := validation.DNS1123SubdomainMaxLength - len(suffix) - len(hash)
+	return configSet[:keep] + hash + suffix
+}
+
+// LabelValue returns the value of the config.capstan.dev/configset label for a
+// ConfigSet name: the name itself when it is a valid label value, otherwise a
+// truncated name with a hash, since label values are limited to 63 characters.
+func LabelValue(configSet string) string {
+	if len(validation.IsValidLabelValue(configSet)) == 0 {
+		return configSet
+	}
+	sum := sha256.Sum256([]byte(configSet))
+	hash := hex.EncodeToString(sum[:])[:10]
+	keep := validation.LabelValueMaxLength - len(hash) - 1
+	prefix := configSet[:keep]
+	// A label value must end with an alphanumeric character.
+	for len(prefix) > 0 && !isAlphanumeric(prefix[len(prefix)-1]) {
+		prefix = prefix[:len(prefix)-1]
+	}
+	return prefix + "-" + hash
+}
+
+func isAlphanumeric(b byte) bool {
+	return (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') || (b >= '0' && b <= '9')
+}
+
+// Snapshot returns the revision that records cs as it is now.
+func Snapshot(cs *config.ConfigSet, change Change) *config.ConfigRevision {
+	return &config.ConfigRevision{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      Name(cs.Name, cs.Status.CurrentRevision),
+			Namespace: cs.Namespace,
+			Labels:    map[string]string{config.ConfigSetLabel: LabelValue(cs.Name)},
+			OwnerReferences: []metav1.OwnerReference{{
+				APIVersion:         "config.capstan.dev/v1beta1",
+				Kind:               "ConfigSet",
+				Name:               cs.Name,
+				UID:                cs.UID,
+				Controller:         ptr.To(true),
+				BlockOwnerDeletion: ptr.To(true),
+			}},
+		},
+		ConfigSetName: cs.Name,
+		Revision:      cs.Status.CurrentRevision,
+		Data:          copyData(cs.Spec.Data),
+		SecretData:    copySecretData(cs.Spec.SecretData),
+		Author:        change.Author,
+		ChangeCause:   cs.Annotations[config.ChangeCauseAnnotation],
+		RollbackOf:    change.RollbackOf,
+	}
+}
+
+// Record writes the revision for cs's current state and prunes what is beyond
+// its history limit. A revision that already exists is left as it is.
+func (h *History) Record(ctx context.Context, cs *config.ConfigSet, change Change) error {
+	rev := Snapshot(cs, change)
+	ctx = genericapirequest.WithNamespace(ctx, cs.Namespace)
+	_, err := h.store.Create(ctx, rev, rest.ValidateAllObjectFunc, &metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("writing revision %d of configset %s/%s: %w", rev.Revision, cs.Namespace, cs.Name, err)
+	}
+	return h.Prune(ctx, cs)
+}
+
+// List returns the kept revisions of cs that belong to it (same UID), oldest first.
+func (h *History) List(ctx context.Context, namespace, name string, uid types.UID) ([]*config.ConfigRevision, error) {
+	ctx = genericapirequest.WithNamespace(ctx, namespace)
+	obj, err := h.store.List(ctx, &metainternalversion.ListOptions{
+		FieldSelector: fields.OneTermEqualSelector(config.ConfigRevisionConfigSetNameField, name),
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []*config.ConfigRevision
+	for i := range obj.(*config.ConfigRevisionList).Items {
+		rev := &obj.(*config.ConfigRevisionList).Items[i]
+		if uid != "" && !OwnedBy(rev, uid) {
+			continue
+		}
+		out = append(out, rev)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Revision < out[j].Revision })
+	return out, nil
+}
+
+// OwnedBy reports whether rev belongs to the ConfigSet with this UID; a
+// revision left from an earlier ConfigSet of the same name does not.
+func OwnedBy(rev *config.ConfigRevision, uid types.UID) bool {
+	for _, ref := range rev.OwnerReferences {
+		if ref.Kind == "ConfigSet" && ref.UID == uid {
+			return true
+		}
+	}
+	return false
+}
+
+// Get returns revision number rev of cs, or NotFound when it is not kept.
+func (h *History) Get(ctx context.Context, cs *config.ConfigSet, rev int64) (*config.ConfigRevision, error) {
+	ctx = genericapirequest.WithNamespace(ctx, cs.Namespace)
+	obj, err := h.store.Get(ctx, Name(cs.Name, rev), &metav1.GetOptions{})
+	notKept := apierrors.NewNotFound(config.Resource("configrevisions"), fmt.Sprintf("revision %d of configset %s", rev, cs.Name))
+	if apierrors.IsNotFound(err) {
+		return nil, notKept
+	}
+	if err != nil {
+		return nil, err
+	}
+	r := obj.(*config.ConfigRevision)
+	if r.ConfigSetName != cs.Name || r.Revision != rev || !OwnedBy(r, cs.UID) {
+		return nil, notKept
+	}
+	return r, nil
+}
+
+// Prune deletes the revisions of cs that are older than its history limit
+// allows; the current revision is always kept.
+func (h *History) Prune(ctx context.Context, cs *config.ConfigSet) error {
+	limit := int64(cs.Spec.RevisionHistoryLimit)
+	if limit < 1 {
+		limit = 1
+	}
+	oldestKept := cs.Status.CurrentRevision - limit + 1
+	revs, err := h.List(ctx, cs.Namespace, cs.Name, "")
+	if err != nil {
+		return err
+	}
+	for _, rev := range revs {
+		// Revisions of an earlier ConfigSet with the same name go too.
+		if rev.Revision >= oldestKept && OwnedBy(rev, cs.UID) {
+			continue
+		}
+		if err := h.delete(ctx, rev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DeleteAll deletes every revision of the ConfigSet namespace/name; with a
+// UID, only the revisions of that ConfigSet.
+func (h *History) DeleteAll(ctx context.Context, namespace, name string, uid types.UID) error {
+	revs, err := h.List(ctx, namespace, name, uid)
+	if err != nil {
+		return err
+	}
+	for _, rev := range revs {
+		if err := h.delete(ctx, rev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// delete removes one revision, tolerating one that another writer removed first.
+func (h *History) delete(ctx context.Context, rev *config.ConfigRevision) error {
+	ctx = genericapirequest.WithNamespace(ctx, rev.Namespace)
+	_, _, err := h.store.Delete(ctx, rev.Name, rest.ValidateAllObjectFunc, &metav1.DeleteOptions{
+		Preconditions: &metav1.Preconditions{UID: &rev.UID},
+	})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return fmt.Errorf("deleting revision %s/%s: %w", rev.Namespace, rev.Name, err)
+	}
+	return nil
+}
+
+// AuthorFrom returns the user name of the request in ctx.
+func AuthorFrom(ctx context.Context) string {
+	if u, ok := genericapirequest.UserFrom(ctx); ok && u != nil {
+		return u.GetName()
+	}
+	return user.Anonymous
+}
+
+func copyData(in map[string]string) map[string]string {
+	if in == nil {
+		return nil
+	}
+	out := make(map[string]string, len(in))
+	for k, v := range in {
+		out[k] = v
+	}
+	return out
+}
+
+func copySecretData(in map[string][]byte) map[string][]byte {
+	if in == nil {
+		return nil
+	}
+	out := make(map[string][]byte, len(in))
+	for k, v := range in {
+		out[k] = append([]byte(nil), v...)
+	}
+	return out
+}
