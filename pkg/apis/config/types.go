@@ -20,6 +20,11 @@ const (
 	// MaxEntriesBytes bounds the keys and values of a ConfigSet together, so that an
 	// object with its metadata always fits etcd's 1.5 MiB request limit.
 	MaxEntriesBytes = 1 << 20
+	// MaxEncodedEntriesBytes bounds the entries as they are stored: JSON writes
+	// some characters (<, >, &, control characters) as six-byte escapes and
+	// secret values as base64, so a small raw value can grow sixfold. It leaves
+	// room for a full MaxEntriesBytes of secret values in base64.
+	MaxEncodedEntriesBytes = MaxEntriesBytes*4/3 + 64<<10
 )
 
 // +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object

@@ -6,6 +6,7 @@
 package validation
 
 import (
+	"encoding/base64"
 	"fmt"
 	"maps"
 	"regexp"
@@ -54,6 +55,51 @@ func EntriesSize(data map[string]string, secretData map[string][]byte) int64 {
 	return size
 }
 
+// EncodedEntriesSize is the size the keys and values of data and secretData
+// take in the stored JSON: strings escaped as encoding/json escapes them (with
+// HTML escaping, as the server's serializer does), secret values in base64.
+func EncodedEntriesSize(data map[string]string, secretData map[string][]byte) int64 {
+	var size int64
+	for k, v := range data {
+		size += jsonStringSize(k) + jsonStringSize(v)
+	}
+	for k, v := range secretData {
+		size += jsonStringSize(k) + int64(base64.StdEncoding.EncodedLen(len(v))) + 2
+	}
+	return size
+}
+
+// jsonStringSize counts the bytes of s as a quoted JSON string.
+func jsonStringSize(s string) int64 {
+	size := int64(2)
+	for i := 0; i < len(s); {
+		b := s[i]
+		if b < utf8.RuneSelf {
+			switch {
+			case b == '"' || b == '\\' || b == '\n' || b == '\r' || b == '\t':
+				size += 2
+			case b < 0x20 || b == '<' || b == '>' || b == '&':
+				size += 6
+			default:
+				size++
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			size += 6 // written as \ufffd
+		case r == '\u2028' || r == '\u2029':
+			size += 6
+		default:
+			size += int64(n)
+		}
+		i += n
+	}
+	return size
+}
+
 // ValidateConfigSet validates a ConfigSet on create, and the whole new object on update.
 func ValidateConfigSet(cs *config.ConfigSet) field.ErrorList {
 	allErrs := apimachineryvalidation.ValidateObjectMeta(&cs.ObjectMeta, true, apimachineryvalidation.NameIsDNSSubdomain, field.NewPath("metadata"))
@@ -69,6 +115,12 @@ func validateConfigSetSpec(spec *config.ConfigSetSpec, fldPath *field.Path) fiel
 		err := field.TooLong(fldPath, "", config.MaxEntriesBytes)
 		err.Detail = fmt.Sprintf("the keys and values of data and secretData take %d bytes together, which may not be more than %d bytes",
 			size, config.MaxEntriesBytes)
+		allErrs = append(allErrs, err)
+	}
+	if size := EncodedEntriesSize(spec.Data, spec.SecretData); size > config.MaxEncodedEntriesBytes {
+		err := field.TooLong(fldPath, "", config.MaxEncodedEntriesBytes)
+		err.Detail = fmt.Sprintf("the entries take %d bytes once encoded for storage (JSON escapes characters such as <, > and & "+
+			"and encodes secret values in base64), which may not be more than %d bytes", size, config.MaxEncodedEntriesBytes)
 		allErrs = append(allErrs, err)
 	}
 	if spec.RevisionHistoryLimit < config.MinRevisionHistoryLimit || spec.RevisionHistoryLimit > config.MaxRevisionHistoryLimit {
@@ -151,6 +203,12 @@ func ValidateConfigSetRollback(r *config.ConfigSetRollback) field.ErrorList {
 		allErrs = append(allErrs, field.Invalid(field.NewPath("revision"), r.Revision, "must be greater than or equal to 1"))
 	}
 	return allErrs
+}
+
+// ValidateConfigRevisionUpdate validates a metadata change of a stored revision.
+func ValidateConfigRevisionUpdate(newRev, oldRev *config.ConfigRevision) field.ErrorList {
+	allErrs := apimachineryvalidation.ValidateObjectMetaUpdate(&newRev.ObjectMeta, &oldRev.ObjectMeta, field.NewPath("metadata"))
+	return append(allErrs, ValidateConfigRevision(newRev)...)
 }
 
 // ValidateConfigRevision validates a ConfigRevision. The server writes them,

@@ -94,8 +94,8 @@ func (Strategy) AllowCreateOnUpdate(context.Context) bool { return false }
 func (Strategy) AllowUnconditionalUpdate(context.Context) bool { return false }
 
 // ValidateUpdate validates the metadata change of a revision.
-func (Strategy) ValidateUpdate(_ context.Context, obj, _ runtime.Object) field.ErrorList {
-	return validation.ValidateConfigRevision(obj.(*config.ConfigRevision))
+func (Strategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
+	return validation.ValidateConfigRevisionUpdate(obj.(*config.ConfigRevision), old.(*config.ConfigRevision))
 }
 
 // WarningsOnUpdate returns no warnings.

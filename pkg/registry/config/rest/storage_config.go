@@ -19,6 +19,7 @@ import (
 	"capstan.dev/capstan/pkg/registry/config/configrevision/history"
 	configrevisionstorage "capstan.dev/capstan/pkg/registry/config/configrevision/storage"
 	configsetstorage "capstan.dev/capstan/pkg/registry/config/configset/storage"
+	"capstan.dev/capstan/pkg/registry/config/storageerr"
 )
 
 // StorageProvider builds the REST storage of the config.capstan.dev group.
@@ -42,6 +43,7 @@ type Storage struct {
 // from the same stores.
 func (p StorageProvider) NewAPIGroupInfo(optsGetter generic.RESTOptionsGetter) (*genericapiserver.APIGroupInfo, *Storage, error) {
 	apiGroupInfo := genericapiserver.NewDefaultAPIGroupInfo(config.GroupName, p.Scheme, runtime.NewParameterCodec(p.Scheme), p.Codecs)
+	optsGetter = storageerr.RESTOptionsGetter{RESTOptionsGetter: optsGetter}
 
 	revisions, err := configrevisionstorage.NewStore(p.Scheme, optsGetter)
 	if err != nil {

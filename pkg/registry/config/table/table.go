@@ -36,13 +36,16 @@ func (c Convertor[T]) ConvertToTable(_ context.Context, obj runtime.Object, _ ru
 	} else if m, err := meta.CommonAccessor(obj); err == nil {
 		table.ResourceVersion = m.GetResourceVersion()
 	}
-	var err error
-	table.Rows, err = metatable.MetaToTableRow(obj, func(obj runtime.Object, _ metav1.Object, name, age string) ([]interface{}, error) {
+	rows, err := metatable.MetaToTableRow(obj, func(obj runtime.Object, _ metav1.Object, name, age string) ([]interface{}, error) {
 		typed, ok := obj.(T)
 		if !ok {
 			return nil, fmt.Errorf("cannot render %T in this table", obj)
 		}
 		return append([]interface{}{name}, c.Row(typed, age)...), nil
 	})
-	return table, err
+	if err != nil {
+		return nil, err
+	}
+	table.Rows = rows
+	return table, nil
 }

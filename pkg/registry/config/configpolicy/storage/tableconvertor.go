@@ -19,7 +19,11 @@ var tableConvertor = table.Convertor[*config.ConfigPolicy]{
 	Row: func(p *config.ConfigPolicy, age string) []interface{} {
 		selector := "<all>"
 		if p.Spec.Selector != nil {
-			if s, err := metav1.LabelSelectorAsSelector(p.Spec.Selector); err == nil {
+			s, err := metav1.LabelSelectorAsSelector(p.Spec.Selector)
+			switch {
+			case err != nil:
+				selector = "<invalid>"
+			case !s.Empty():
 				selector = s.String()
 			}
 		}
