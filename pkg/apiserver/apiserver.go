@@ -7,11 +7,16 @@ import (
 	"k8s.io/apiserver/pkg/admission"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 
+	informers "capstan.dev/capstan/pkg/generated/informers/externalversions"
 	configrest "capstan.dev/capstan/pkg/registry/config/rest"
 )
 
 // ExtraConfig holds Capstan's own configuration beyond the generic server's.
-type ExtraConfig struct{}
+type ExtraConfig struct {
+	// ConfigInformers is the shared informer factory of config.capstan.dev over
+	// the loopback client; the server starts it once it serves.
+	ConfigInformers informers.SharedInformerFactory
+}
 
 // Config is the configuration of a Capstan server.
 type Config struct {
@@ -61,6 +66,15 @@ func (c CompletedConfig) New() (*CapstanServer, error) {
 	}
 	if err := genericServer.InstallAPIGroup(apiGroupInfo); err != nil {
 		return nil, fmt.Errorf("installing config.capstan.dev: %w", err)
+	}
+	if f := c.ExtraConfig.ConfigInformers; f != nil {
+		err := genericServer.AddPostStartHook("start-capstan-informers", func(ctx genericapiserver.PostStartHookContext) error {
+			f.Start(ctx.Done())
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
 	return &CapstanServer{GenericAPIServer: genericServer, Storage: storage}, nil
 }

@@ -3,20 +3,26 @@ package app
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
+	"k8s.io/apiserver/pkg/admission"
+	admissionmetrics "k8s.io/apiserver/pkg/admission/metrics"
 	"k8s.io/apiserver/pkg/authentication/request/anonymous"
 	"k8s.io/apiserver/pkg/authentication/request/union"
 	x509request "k8s.io/apiserver/pkg/authentication/request/x509"
+	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/apiserver/pkg/server/dynamiccertificates"
 
 	"capstan.dev/capstan/cmd/apiserver/app/local"
+	"capstan.dev/capstan/pkg/admission/plugin/configpolicy"
 )
 
 // Files local mode keeps below --data-dir.
@@ -75,6 +81,9 @@ func (o *Options) applyLocal(ctx context.Context, c *genericapiserver.Recommende
 	if err := r.Features.ApplyTo(&c.Config, nil, nil); err != nil {
 		return cleanup, err
 	}
+	if err := o.applyLocalAdmission(c); err != nil {
+		return cleanup, err
+	}
 
 	serverURL := "https://" + net.JoinHostPort(kubeconfigHost(r.SecureServing.BindAddress), strconv.Itoa(r.SecureServing.BindPort))
 	kubeconfig := filepath.Join(o.DataDir, LocalKubeconfig)
@@ -122,8 +131,9 @@ func (o *Options) applyLocalServing(c *genericapiserver.RecommendedConfig, pki *
 	return nil
 }
 
-// localAuthorizer admits the local admin to everything and anyone to the
-// health checks; it denies everything else.
+// localAuthorizer admits the local admin and the server's own loopback client
+// (group system:masters) to everything, and anyone to the health checks; it
+// denies everything else.
 type localAuthorizer struct {
 	admin string
 }
@@ -134,7 +144,7 @@ var healthPaths = []string{"/healthz", "/livez", "/readyz"}
 
 // Authorize implements authorizer.Authorizer.
 func (a localAuthorizer) Authorize(_ context.Context, attrs authorizer.Attributes) (authorizer.Decision, string, error) {
-	if u := attrs.GetUser(); u != nil && u.GetName() == a.admin {
+	if u := attrs.GetUser(); u != nil && (u.GetName() == a.admin || slices.Contains(u.GetGroups(), user.SystemPrivilegedGroup)) {
 		return authorizer.DecisionAllow, "", nil
 	}
 	if !attrs.IsResourceRequest() && attrs.GetVerb() == "get" {
@@ -164,3 +174,28 @@ func kubeconfigHost(bind net.IP) string {
 	}
 	return bind.String()
 }
+
+// applyLocalAdmission builds the admission chain of local mode: the plugins of
+// config.capstan.dev only, since there is no cluster for the others to read.
+func (o *Options) applyLocalAdmission(c *genericapiserver.RecommendedConfig) error {
+	initializers, err := o.Recommended.ExtraAdmissionInitializers(c)
+	if err != nil {
+		return err
+	}
+	chain, err := o.Recommended.Admission.Plugins.NewFromPlugins(
+		[]string{configpolicy.PluginName},
+		noPluginConfig{},
+		admission.PluginInitializers(initializers),
+		admission.DecoratorFunc(admissionmetrics.WithControllerMetrics),
+	)
+	if err != nil {
+		return err
+	}
+	c.AdmissionControl = admissionmetrics.WithStepMetrics(chain)
+	return nil
+}
+
+// noPluginConfig gives every plugin an empty configuration.
+type noPluginConfig struct{}
+
+func (noPluginConfig) ConfigFor(string) (io.Reader, error) { return nil, nil }

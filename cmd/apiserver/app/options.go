@@ -16,6 +16,7 @@ import (
 	serverstorage "k8s.io/apiserver/pkg/server/storage"
 	cliflag "k8s.io/component-base/cli/flag"
 
+	"capstan.dev/capstan/pkg/admission/plugin/configpolicy"
 	"capstan.dev/capstan/pkg/apis/config"
 	"capstan.dev/capstan/pkg/apis/config/v1alpha1"
 	"capstan.dev/capstan/pkg/apis/config/v1beta1"
@@ -70,6 +71,8 @@ func NewOptions(out io.Writer) *Options {
 		Out:       out,
 	}
 	o.Recommended.SecureServing.BindPort = defaultSecurePort
+	configpolicy.Register(o.Recommended.Admission.Plugins)
+	o.Recommended.Admission.RecommendedPluginOrder = append(o.Recommended.Admission.RecommendedPluginOrder, configpolicy.PluginName)
 	// Objects are JSON in etcd: the types have no protobuf form.
 	o.Recommended.Etcd.DefaultStorageMediaType = "application/json"
 	// Requests that wait on etcd must give up before clients do.

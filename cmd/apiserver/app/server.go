@@ -4,19 +4,30 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apiserver/pkg/admission"
 	openapinamer "k8s.io/apiserver/pkg/endpoints/openapi"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	cliflag "k8s.io/component-base/cli/flag"
 	"k8s.io/component-base/term"
 	"k8s.io/component-base/version"
 
+	capstaninit "capstan.dev/capstan/pkg/admission/initializer"
 	"capstan.dev/capstan/pkg/apiserver"
+	clientset "capstan.dev/capstan/pkg/generated/clientset/versioned"
+	informers "capstan.dev/capstan/pkg/generated/informers/externalversions"
 	"capstan.dev/capstan/pkg/generated/openapi"
 )
+
+// informerResync replays the informer caches to their handlers, so that a
+// repair missed on an event is retried; it reads memory, not etcd.
+const informerResync = 10 * time.Minute
 
 // NewCommand returns the capstan-apiserver command; it runs until ctx ends.
 func NewCommand(ctx context.Context) *cobra.Command {
@@ -81,6 +92,23 @@ func (o *Options) Config(ctx context.Context) (*apiserver.Config, func(), error)
 		return nil, cleanup, err
 	}
 
+	// Capstan's own informers (ConfigPolicies for admission, ConfigSets and
+	// ConfigRevisions for the history reconciler) read through the loopback
+	// client, which exists once secure serving is configured.
+	var configInformers informers.SharedInformerFactory
+	o.Recommended.ExtraAdmissionInitializers = func(c *genericapiserver.RecommendedConfig) ([]admission.PluginInitializer, error) {
+		loopback := rest.CopyConfig(c.LoopbackClientConfig)
+		// The loopback default is protobuf, which Capstan's types do not have.
+		loopback.ContentType = runtime.ContentTypeJSON
+		loopback.AcceptContentTypes = runtime.ContentTypeJSON
+		client, err := clientset.NewForConfig(loopback)
+		if err != nil {
+			return nil, err
+		}
+		configInformers = informers.NewSharedInformerFactory(client, informerResync)
+		return []admission.PluginInitializer{capstaninit.New(configInformers)}, nil
+	}
+
 	switch o.Mode {
 	case ModeLocal:
 		var err error
@@ -93,7 +121,10 @@ func (o *Options) Config(ctx context.Context) (*apiserver.Config, func(), error)
 			return nil, cleanup, err
 		}
 	}
-	return &apiserver.Config{GenericConfig: serverConfig}, cleanup, nil
+	return &apiserver.Config{
+		GenericConfig: serverConfig,
+		ExtraConfig:   apiserver.ExtraConfig{ConfigInformers: configInformers},
+	}, cleanup, nil
 }
 
 // applyAggregated configures the server to run behind kube-apiserver: external

@@ -66,7 +66,7 @@ func (r *RollbackREST) Create(ctx context.Context, name string, obj runtime.Obje
 			return r.admit.AdmitUpdate(ctx, obj.(*config.ConfigSet), old.(*config.ConfigSet), dryRun)
 		}
 	}
-	out, _, err := r.configSets.update(ctx, name, info, nil, admit,
+	out, _, err := r.configSets.update(ctx, name, info, nil, admit, false,
 		&metav1.UpdateOptions{DryRun: options.DryRun, FieldManager: options.FieldManager}, rb.Revision)
 	return out, err
 }

@@ -100,17 +100,20 @@ func (r *REST) Create(ctx context.Context, obj runtime.Object, createValidation 
 // Update stores a change (update, patch or apply) and records a revision when
 // the entries changed.
 func (r *REST) Update(ctx context.Context, name string, objInfo rest.UpdatedObjectInfo, createValidation rest.ValidateObjectFunc, updateValidation rest.ValidateObjectUpdateFunc, forceAllowCreate bool, options *metav1.UpdateOptions) (runtime.Object, bool, error) {
-	return r.update(ctx, name, objInfo, createValidation, updateValidation, options, 0)
+	return r.update(ctx, name, objInfo, createValidation, updateValidation, forceAllowCreate, options, 0)
 }
 
-func (r *REST) update(ctx context.Context, name string, objInfo rest.UpdatedObjectInfo, createValidation rest.ValidateObjectFunc, updateValidation rest.ValidateObjectUpdateFunc, options *metav1.UpdateOptions, rollbackOf int64) (runtime.Object, bool, error) {
+// update is Update with the revision a rollback restores; forceAllowCreate
+// lets server-side apply create a ConfigSet that does not exist yet.
+func (r *REST) update(ctx context.Context, name string, objInfo rest.UpdatedObjectInfo, createValidation rest.ValidateObjectFunc, updateValidation rest.ValidateObjectUpdateFunc, forceAllowCreate bool, options *metav1.UpdateOptions, rollbackOf int64) (runtime.Object, bool, error) {
 	info := &oldCapturingInfo{UpdatedObjectInfo: objInfo}
-	out, created, err := r.Store.Update(ctx, name, info, createValidation, updateValidation, false, options)
+	out, created, err := r.Store.Update(ctx, name, info, createValidation, updateValidation, forceAllowCreate, options)
 	if err != nil || dryrun.IsDryRun(options.DryRun) {
 		return out, created, err
 	}
 	cs := out.(*config.ConfigSet)
-	if old, ok := info.old.(*config.ConfigSet); ok && old.Status.CurrentRevision != cs.Status.CurrentRevision {
+	old, _ := info.old.(*config.ConfigSet)
+	if created || old == nil || old.Status.CurrentRevision != cs.Status.CurrentRevision {
 		r.record(ctx, cs, history.Change{Author: history.AuthorFrom(ctx), RollbackOf: rollbackOf})
 	}
 	return out, created, nil
