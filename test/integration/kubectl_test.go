@@ -1,0 +1,313 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	capstantesting "capstan.dev/capstan/cmd/apiserver/app/testing"
+)
+
+// stKubectlTimeout bounds one kubectl invocation; discovery against a fresh
+// server and explain's OpenAPI download are the slow ones.
+const stKubectlTimeout = 90 * time.Second
+
+// TestKubectl drives the in-process server with the real kubectl and the
+// example manifests users start from.
+func TestKubectl(t *testing.T) {
+	kubectl, err := exec.LookPath("kubectl")
+	if err != nil {
+		t.Fatalf("kubectl is not on PATH (%v): this test needs the real kubectl, which TOOLCHAIN.md says is installed at /usr/bin/kubectl on every machine and in CI", err)
+	}
+	examples := filepath.Join(stRepoRoot(t), "artifacts", "examples")
+	configSetYAML := filepath.Join(examples, "configset.yaml")
+	alphaYAML := filepath.Join(examples, "configset-v1alpha1.yaml")
+
+	ts := capstantesting.StartTestServer(t)
+	client := stClientset(t, ts)
+	k := stKubectl{path: kubectl, kubeconfig: ts.Kubeconfig, cacheDir: t.TempDir(), home: t.TempDir()}
+	ctx := t.Context()
+
+	t.Run("create -f configset.yaml", func(t *testing.T) {
+		out := k.run(t, "create", "-f", configSetYAML)
+		stRequireContains(t, out, "configset.config.capstan.dev/checkout created")
+	})
+
+	t.Run("get configsets prints the table", func(t *testing.T) {
+		out := k.run(t, "get", "configsets", "-n", "default")
+		header, rows := stTableLines(t, out)
+		if want := []string{"NAME", "KEYS", "REVISION", "IMMUTABLE", "AGE"}; !slices.Equal(header, want) {
+			t.Fatalf("header is %q, want %q; output:\n%s", header, want, out)
+		}
+		stRequireTableRow(t, rows, out, "checkout", "4", "1", "false")
+	})
+
+	t.Run("get cfgs -o wide adds columns", func(t *testing.T) {
+		out := k.run(t, "get", "cfgs", "-n", "default", "-o", "wide")
+		header, rows := stTableLines(t, out)
+		if want := []string{"NAME", "KEYS", "REVISION", "IMMUTABLE", "AGE"}; len(header) <= len(want) || !slices.Equal(header[:len(want)], want) {
+			t.Fatalf("wide header is %q, want %q followed by wide columns; output:\n%s", header, want, out)
+		}
+		row := stRequireTableRow(t, rows, out, "checkout", "4", "1", "false")
+		if len(row) != len(header) {
+			t.Errorf("wide row %q has %d cells for %d columns; output:\n%s", row, len(row), len(header), out)
+		}
+	})
+
+	t.Run("get capstan -A lists it by category", func(t *testing.T) {
+		out := k.run(t, "get", "capstan", "-A")
+		stRequireContains(t, out, "configset.config.capstan.dev/checkout")
+		if !regexp.MustCompile(`(?m)^default\s+configset\.config\.capstan\.dev/checkout\s+4\s+1\s+false\s`).MatchString(out) {
+			t.Errorf("no row `default configset.config.capstan.dev/checkout 4 1 false` in:\n%s", out)
+		}
+	})
+
+	t.Run("apply --server-side of a changed manifest makes revision 2", func(t *testing.T) {
+		manifest, err := os.ReadFile(configSetYAML)
+		if err != nil {
+			t.Fatal(err)
+		}
+		changed := strings.Replace(string(manifest), "LOG_LEVEL: info", "LOG_LEVEL: warn", 1)
+		if changed == string(manifest) {
+			t.Fatalf("%s has no `LOG_LEVEL: info` line to change", configSetYAML)
+		}
+		path := filepath.Join(t.TempDir(), "configset.yaml")
+		if err := os.WriteFile(path, []byte(changed), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		// The fields were set by `kubectl create` (manager kubectl-create), so
+		// taking them over is a conflict unless forced, as with any kind.
+		out := k.run(t, "apply", "--server-side", "--force-conflicts", "-f", path)
+		stRequireContains(t, out, "configset.config.capstan.dev/checkout serverside-applied")
+
+		cs, err := client.ConfigV1beta1().ConfigSets("default").Get(ctx, "checkout", metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("getting checkout: %v", err)
+		}
+		if cs.Spec.Data["LOG_LEVEL"] != "warn" || cs.Status.CurrentRevision != 2 {
+			t.Errorf("after apply: LOG_LEVEL=%q, currentRevision=%d; want warn, 2", cs.Spec.Data["LOG_LEVEL"], cs.Status.CurrentRevision)
+		}
+		if !slices.ContainsFunc(cs.ManagedFields, func(m metav1.ManagedFieldsEntry) bool {
+			return m.Manager == "kubectl" && m.Operation == metav1.ManagedFieldsOperationApply
+		}) {
+			t.Errorf("managedFields %+v have no Apply entry of manager kubectl", cs.ManagedFields)
+		}
+		table := k.run(t, "get", "configsets", "-n", "default")
+		_, rows := stTableLines(t, table)
+		stRequireTableRow(t, rows, table, "checkout", "4", "2", "false")
+
+		// Applying the same manifest again changes nothing.
+		k.run(t, "apply", "--server-side", "-f", path)
+		again, err := client.ConfigV1beta1().ConfigSets("default").Get(ctx, "checkout", metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("getting checkout: %v", err)
+		}
+		if again.Status.CurrentRevision != 2 || again.ResourceVersion != cs.ResourceVersion {
+			t.Errorf("re-applying the same manifest: revision %d, resourceVersion %s; want 2, %s unchanged",
+				again.Status.CurrentRevision, again.ResourceVersion, cs.ResourceVersion)
+		}
+	})
+
+	t.Run("patch --subresource=status sets a condition", func(t *testing.T) {
+		before, err := client.ConfigV1beta1().ConfigSets("default").Get(ctx, "checkout", metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("getting checkout: %v", err)
+		}
+		patch := `{"status":{"conditions":[{"type":"Applied","status":"True","reason":"RevisionApplied",` +
+			`"message":"revision 2 is live","lastTransitionTime":"2025-01-01T00:00:00Z"}]}}`
+		out := k.run(t, "patch", "configset", "checkout", "-n", "default", "--subresource=status", "--type=merge", "-p", patch)
+		stRequireContains(t, out, "configset.config.capstan.dev/checkout patched")
+
+		cs, err := client.ConfigV1beta1().ConfigSets("default").Get(ctx, "checkout", metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("getting checkout: %v", err)
+		}
+		if len(cs.Status.Conditions) != 1 {
+			t.Fatalf("conditions are %+v, want the one Applied condition", cs.Status.Conditions)
+		}
+		c := cs.Status.Conditions[0]
+		if c.Type != "Applied" || c.Status != metav1.ConditionTrue || c.Reason != "RevisionApplied" || c.Message != "revision 2 is live" {
+			t.Errorf("condition is %+v, want Applied=True RevisionApplied \"revision 2 is live\"", c)
+		}
+		if cs.Status.CurrentRevision != before.Status.CurrentRevision || cs.Generation != before.Generation ||
+			cs.Spec.Data["LOG_LEVEL"] != before.Spec.Data["LOG_LEVEL"] {
+			t.Errorf("the status patch changed revision %d→%d, generation %d→%d or data; it may only change conditions",
+				before.Status.CurrentRevision, cs.Status.CurrentRevision, before.Generation, cs.Generation)
+		}
+	})
+
+	t.Run("explain configsets.spec", func(t *testing.T) {
+		out := k.run(t, "explain", "configsets.spec")
+		stRequireContains(t, out, "VERSION:    v1beta1")
+		for _, field := range []string{"data", "secretData", "immutable", "revisionHistoryLimit"} {
+			stRequireExplainField(t, out, field)
+		}
+		if regexp.MustCompile(`(?m)^\s*entries\s+<`).MatchString(out) {
+			t.Errorf("v1beta1 explain lists the field entries, which only v1alpha1 has:\n%s", out)
+		}
+	})
+
+	t.Run("explain configsets.spec --api-version=config.capstan.dev/v1alpha1", func(t *testing.T) {
+		out := k.run(t, "explain", "configsets.spec", "--api-version=config.capstan.dev/v1alpha1")
+		stRequireContains(t, out, "VERSION:    v1alpha1")
+		for _, field := range []string{"entries", "immutable", "revisionHistoryLimit"} {
+			stRequireExplainField(t, out, field)
+		}
+		if regexp.MustCompile(`(?m)^\s*secretData\s+<`).MatchString(out) {
+			t.Errorf("v1alpha1 explain lists the field secretData, which only v1beta1 has:\n%s", out)
+		}
+	})
+
+	t.Run("create -f configset-v1alpha1.yaml", func(t *testing.T) {
+		out := k.run(t, "create", "-f", alphaYAML)
+		stRequireContains(t, out, "configset.config.capstan.dev/search created")
+		cs, err := client.ConfigV1beta1().ConfigSets("default").Get(ctx, "search", metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("getting search through v1beta1: %v", err)
+		}
+		if cs.Spec.Data["INDEX_SHARDS"] != "4" || string(cs.Spec.SecretData["SEARCH_API_TOKEN"]) != "token-123" ||
+			len(cs.Spec.Data) != 1 || len(cs.Spec.SecretData) != 1 {
+			t.Errorf("search through v1beta1: data %v, secretData %q; want INDEX_SHARDS=4 and SEARCH_API_TOKEN=token-123",
+				cs.Spec.Data, cs.Spec.SecretData)
+		}
+		table := k.run(t, "get", "configsets", "-n", "default")
+		_, rows := stTableLines(t, table)
+		stRequireTableRow(t, rows, table, "search", "2", "1", "false")
+	})
+
+	t.Run("delete -f configset.yaml", func(t *testing.T) {
+		out := k.run(t, "delete", "-f", configSetYAML)
+		stRequireContains(t, out, `configset.config.capstan.dev "checkout" deleted`)
+
+		stdout, stderr, err := k.exec(t, "get", "configset", "checkout", "-n", "default")
+		if err == nil {
+			t.Fatalf("kubectl get of the deleted ConfigSet succeeded:\nstdout:\n%s\nstderr:\n%s", stdout, stderr)
+		}
+		stRequireContains(t, stderr, `Error from server (NotFound): configsets.config.capstan.dev "checkout" not found`)
+		if _, err := client.ConfigV1beta1().ConfigSets("default").Get(ctx, "checkout", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("getting checkout after delete: %v, want NotFound", err)
+		}
+		// The other ConfigSet is still there.
+		_, rows := stTableLines(t, k.run(t, "get", "configsets", "-n", "default"))
+		if len(rows) != 1 || rows[0][0] != "search" {
+			t.Errorf("after deleting checkout, rows are %q, want only search", rows)
+		}
+	})
+}
+
+// stKubectl runs the real kubectl against one test server, with its own
+// discovery cache and home so that nothing from the machine leaks in.
+type stKubectl struct {
+	path       string
+	kubeconfig string
+	cacheDir   string
+	home       string
+}
+
+// exec runs kubectl and returns its output and error, whatever they are.
+func (k stKubectl) exec(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), stKubectlTimeout)
+	defer cancel()
+	full := append([]string{"--kubeconfig", k.kubeconfig, "--cache-dir", k.cacheDir}, args...)
+	cmd := exec.CommandContext(ctx, k.path, full...)
+	cmd.Env = append(os.Environ(), "HOME="+k.home, "KUBECONFIG="+k.kubeconfig)
+	var out, errOut bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &errOut
+	err = cmd.Run()
+	if ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	return out.String(), errOut.String(), err
+}
+
+// run runs kubectl and fails the test unless it succeeds; it returns stdout.
+func (k stKubectl) run(t *testing.T, args ...string) string {
+	t.Helper()
+	stdout, stderr, err := k.exec(t, args...)
+	if err != nil {
+		t.Fatalf("kubectl %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, stdout, stderr)
+	}
+	t.Logf("kubectl %s:\n%s", strings.Join(args, " "), stdout)
+	return stdout
+}
+
+// stRepoRoot finds the module root above the test's working directory.
+func stRepoRoot(t *testing.T) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if data, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && bytes.Contains(data, []byte("module capstan.dev/capstan\n")) {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatalf("no go.mod of capstan.dev/capstan above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// stColumnSplit separates kubectl's table columns: two or more spaces.
+var stColumnSplit = regexp.MustCompile(`\s{2,}`)
+
+// stTableLines splits kubectl's table output into the header and the rows.
+func stTableLines(t *testing.T, out string) (header []string, rows [][]string) {
+	t.Helper()
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	if len(lines) == 0 || strings.TrimSpace(lines[0]) == "" {
+		t.Fatalf("kubectl printed no table:\n%s", out)
+	}
+	header = stColumnSplit.Split(strings.TrimSpace(lines[0]), -1)
+	for _, l := range lines[1:] {
+		rows = append(rows, stColumnSplit.Split(strings.TrimSpace(l), -1))
+	}
+	return header, rows
+}
+
+// stRequireTableRow finds the row whose first cell is want[0] and checks its
+// next cells; it returns the row.
+func stRequireTableRow(t *testing.T, rows [][]string, out string, want ...string) []string {
+	t.Helper()
+	for _, r := range rows {
+		if len(r) > 0 && r[0] == want[0] {
+			if len(r) < len(want) || !slices.Equal(r[:len(want)], want) {
+				t.Errorf("row is %q, want it to start with %q; output:\n%s", r, want, out)
+			}
+			return r
+		}
+	}
+	t.Fatalf("no row %q in:\n%s", want[0], out)
+	return nil
+}
+
+// stRequireContains fails unless out contains want.
+func stRequireContains(t *testing.T, out, want string) {
+	t.Helper()
+	if !strings.Contains(out, want) {
+		t.Errorf("output does not contain %q:\n%s", want, out)
+	}
+}
+
+// stRequireExplainField fails unless kubectl explain lists field, as a line
+// "  field	<type>".
+func stRequireExplainField(t *testing.T, out, field string) {
+	t.Helper()
+	if !regexp.MustCompile(`(?m)^\s*` + regexp.QuoteMeta(field) + `\s+<`).MatchString(out) {
+		t.Errorf("kubectl explain does not list the field %s:\n%s", field, out)
+	}
+}

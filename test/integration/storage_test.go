@@ -1,0 +1,371 @@
+package integration
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
+	"k8s.io/apiserver/pkg/registry/rest"
+	"k8s.io/apiserver/pkg/server/options/encryptionconfig"
+	"k8s.io/apiserver/pkg/storage/value"
+
+	capstantesting "capstan.dev/capstan/cmd/apiserver/app/testing"
+	"capstan.dev/capstan/pkg/apis/config"
+	"capstan.dev/capstan/pkg/apis/config/v1alpha1"
+	"capstan.dev/capstan/pkg/apis/config/v1beta1"
+	"capstan.dev/capstan/pkg/generated/clientset/versioned"
+)
+
+const (
+	// stEncryptedPrefix is what local mode's EncryptionConfiguration puts in
+	// front of every configsets and configrevisions value: secretbox, key1.
+	stEncryptedPrefix = "k8s:enc:secretbox:v1:key1:"
+	// stStorageAPIVersion is the storage version every object is written in,
+	// whichever version the client spoke.
+	stStorageAPIVersion = "config.capstan.dev/v1beta1"
+	stStorageNamespace  = "storage"
+)
+
+// TestStorage reads what Capstan wrote to etcd, bypassing the server: the
+// exact key, the encryption prefix, the absence of any plaintext, and, once
+// decrypted with the server's own EncryptionConfiguration, a v1beta1 object.
+func TestStorage(t *testing.T) {
+	ts := capstantesting.StartTestServer(t)
+	client := stClientset(t, ts)
+	etcd := stEtcdClient(t, ts)
+	ctx := t.Context()
+
+	encryption, err := encryptionconfig.LoadEncryptionConfig(ctx, filepath.Join(ts.DataDir, "encryption-config.yaml"), false, "")
+	if err != nil {
+		t.Fatalf("loading %s/encryption-config.yaml: %v", ts.DataDir, err)
+	}
+	transformerFor := func(t *testing.T, resource string) value.Transformer {
+		t.Helper()
+		tr, ok := encryption.Transformers[schema.GroupResource{Group: config.GroupName, Resource: resource}]
+		if !ok {
+			t.Fatalf("encryption-config.yaml has no transformer for %s.%s; it has %v", resource, config.GroupName, encryption.Transformers)
+		}
+		return tr
+	}
+
+	// Distinctive values that must never reach etcd in the clear. Every test
+	// below adds its own to secrets, and the final subtest scans all of etcd.
+	secrets := map[string]string{}
+
+	t.Run("v1beta1 ConfigSet is encrypted at its exact key and decrypts to v1beta1", func(t *testing.T) {
+		const (
+			name        = "payments"
+			plainValue  = "st-plain-7f3c9a1e-visible-only-to-the-api"
+			secretValue = "st-secret-Zq81xK-never-in-etcd"
+		)
+		secrets["v1beta1 plain value"] = plainValue
+		secrets["v1beta1 secret value"] = secretValue
+		_, err := client.ConfigV1beta1().ConfigSets(stStorageNamespace).Create(ctx, &v1beta1.ConfigSet{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: v1beta1.ConfigSetSpec{
+				Data:       map[string]string{"ENDPOINT": plainValue},
+				SecretData: map[string][]byte{"API_KEY": []byte(secretValue)},
+			},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatalf("creating ConfigSet %s/%s: %v", stStorageNamespace, name, err)
+		}
+
+		key := "/registry/config.capstan.dev/configsets/" + stStorageNamespace + "/" + name
+		raw := stEtcdGet(t, etcd, key)
+		if !bytes.HasPrefix(raw, []byte(stEncryptedPrefix)) {
+			t.Fatalf("value at %s starts with %q, want the prefix %q", key, stHead(raw), stEncryptedPrefix)
+		}
+		stRequireAbsent(t, key, raw, plainValue, secretValue)
+
+		plain := stDecrypt(t, transformerFor(t, "configsets"), key, raw)
+		var stored v1beta1.ConfigSet
+		stDecodeStored(t, key, plain, "ConfigSet", &stored)
+		if stored.Name != name || stored.Namespace != stStorageNamespace {
+			t.Errorf("stored object is %s/%s, want %s/%s", stored.Namespace, stored.Name, stStorageNamespace, name)
+		}
+		if got := stored.Spec.Data["ENDPOINT"]; got != plainValue || len(stored.Spec.Data) != 1 {
+			t.Errorf("stored spec.data = %v, want only ENDPOINT=%q", stored.Spec.Data, plainValue)
+		}
+		if got := string(stored.Spec.SecretData["API_KEY"]); got != secretValue || len(stored.Spec.SecretData) != 1 {
+			t.Errorf("stored spec.secretData = %q, want only API_KEY=%q", stored.Spec.SecretData, secretValue)
+		}
+		if stored.Status.CurrentRevision != 1 {
+			t.Errorf("stored status.currentRevision = %d, want 1", stored.Status.CurrentRevision)
+		}
+		if stored.Spec.RevisionHistoryLimit == nil || *stored.Spec.RevisionHistoryLimit != config.DefaultRevisionHistoryLimit {
+			t.Errorf("stored spec.revisionHistoryLimit = %v, want the default %d", stored.Spec.RevisionHistoryLimit, config.DefaultRevisionHistoryLimit)
+		}
+	})
+
+	t.Run("v1alpha1 ConfigSet is stored as v1beta1 data and secretData", func(t *testing.T) {
+		const (
+			name        = "search"
+			plainValue  = "st-alpha-plain-4b1d77-shards"
+			secretValue = "st-alpha-secret-Pp09Lm-token"
+		)
+		secrets["v1alpha1 plain value"] = plainValue
+		secrets["v1alpha1 secret value"] = secretValue
+		_, err := client.ConfigV1alpha1().ConfigSets(stStorageNamespace).Create(ctx, &v1alpha1.ConfigSet{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: v1alpha1.ConfigSetSpec{Entries: []v1alpha1.ConfigEntry{
+				{Key: "INDEX", Value: plainValue},
+				{Key: "TOKEN", Value: base64.StdEncoding.EncodeToString([]byte(secretValue)), Secret: true},
+			}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatalf("creating v1alpha1 ConfigSet %s/%s: %v", stStorageNamespace, name, err)
+		}
+
+		key := "/registry/config.capstan.dev/configsets/" + stStorageNamespace + "/" + name
+		raw := stEtcdGet(t, etcd, key)
+		if !bytes.HasPrefix(raw, []byte(stEncryptedPrefix)) {
+			t.Fatalf("value at %s starts with %q, want the prefix %q", key, stHead(raw), stEncryptedPrefix)
+		}
+		stRequireAbsent(t, key, raw, plainValue, secretValue)
+
+		plain := stDecrypt(t, transformerFor(t, "configsets"), key, raw)
+		var stored v1beta1.ConfigSet
+		stDecodeStored(t, key, plain, "ConfigSet", &stored)
+		if got := stored.Spec.Data["INDEX"]; got != plainValue || len(stored.Spec.Data) != 1 {
+			t.Errorf("stored spec.data = %v, want only INDEX=%q", stored.Spec.Data, plainValue)
+		}
+		if got := string(stored.Spec.SecretData["TOKEN"]); got != secretValue || len(stored.Spec.SecretData) != 1 {
+			t.Errorf("stored spec.secretData = %q, want only TOKEN=%q", stored.Spec.SecretData, secretValue)
+		}
+		var generic map[string]any
+		if err := json.Unmarshal(plain, &generic); err != nil {
+			t.Fatalf("stored value at %s is not JSON: %v", key, err)
+		}
+		if spec, _ := generic["spec"].(map[string]any); spec == nil || spec["entries"] != nil {
+			t.Errorf("stored spec = %v, want the v1beta1 shape without entries", generic["spec"])
+		}
+	})
+
+	t.Run("ConfigRevision is encrypted at its exact key and decrypts to v1beta1", func(t *testing.T) {
+		const (
+			name        = "st-manual-revision"
+			secretValue = "st-revision-secret-Hh55Qa"
+			plainValue  = "st-revision-plain-0c0ffee"
+		)
+		secrets["revision plain value"] = plainValue
+		secrets["revision secret value"] = secretValue
+		_, err := ts.Server.Storage.ConfigRevisions.Create(genericapirequest.WithNamespace(ctx, stStorageNamespace), &config.ConfigRevision{
+			ObjectMeta:    metav1.ObjectMeta{Name: name, Namespace: stStorageNamespace},
+			ConfigSetName: "st-manual",
+			Revision:      3,
+			Data:          map[string]string{"PLAIN": plainValue},
+			SecretData:    map[string][]byte{"SECRET": []byte(secretValue)},
+			Author:        "st-author",
+		}, rest.ValidateAllObjectFunc, &metav1.CreateOptions{})
+		if err != nil {
+			t.Fatalf("creating ConfigRevision through the store: %v", err)
+		}
+
+		key := "/registry/config.capstan.dev/configrevisions/" + stStorageNamespace + "/" + name
+		raw := stEtcdGet(t, etcd, key)
+		if !bytes.HasPrefix(raw, []byte(stEncryptedPrefix)) {
+			t.Fatalf("value at %s starts with %q, want the prefix %q", key, stHead(raw), stEncryptedPrefix)
+		}
+		stRequireAbsent(t, key, raw, plainValue, secretValue)
+
+		plain := stDecrypt(t, transformerFor(t, "configrevisions"), key, raw)
+		var stored v1beta1.ConfigRevision
+		stDecodeStored(t, key, plain, "ConfigRevision", &stored)
+		if stored.ConfigSetName != "st-manual" || stored.Revision != 3 || stored.Author != "st-author" {
+			t.Errorf("stored revision = {configSetName %q, revision %d, author %q}, want {st-manual, 3, st-author}",
+				stored.ConfigSetName, stored.Revision, stored.Author)
+		}
+		if stored.Data["PLAIN"] != plainValue || string(stored.SecretData["SECRET"]) != secretValue {
+			t.Errorf("stored revision entries = data %v, secretData %q; want PLAIN=%q, SECRET=%q",
+				stored.Data, stored.SecretData, plainValue, secretValue)
+		}
+	})
+
+	t.Run("ConfigPolicy is plain v1beta1 JSON at its cluster-scoped key", func(t *testing.T) {
+		const name = "st-guardrails"
+		// Written through v1alpha1, so that the stored apiVersion shows the
+		// storage version and not the request's.
+		_, err := client.ConfigV1alpha1().ConfigPolicies().Create(ctx, &v1alpha1.ConfigPolicy{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: v1alpha1.ConfigPolicySpec{
+				Selector:    &metav1.LabelSelector{MatchLabels: map[string]string{"tier": "st-none"}},
+				KeyPattern:  "^[A-Z_]+$",
+				Enforcement: v1alpha1.EnforcementWarn,
+			},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatalf("creating ConfigPolicy %s: %v", name, err)
+		}
+
+		key := "/registry/config.capstan.dev/configpolicies/" + name
+		raw := stEtcdGet(t, etcd, key)
+		if bytes.HasPrefix(raw, []byte("k8s:enc:")) {
+			t.Fatalf("value at %s is encrypted (%q); ConfigPolicies hold no secrets and are stored as plain JSON", key, stHead(raw))
+		}
+		var stored v1beta1.ConfigPolicy
+		stDecodeStored(t, key, raw, "ConfigPolicy", &stored)
+		if stored.Name != name || stored.Namespace != "" {
+			t.Errorf("stored policy is %q/%q, want cluster-scoped %q", stored.Namespace, stored.Name, name)
+		}
+		if stored.Spec.KeyPattern != "^[A-Z_]+$" || stored.Spec.Enforcement != v1beta1.EnforcementWarn {
+			t.Errorf("stored spec = {keyPattern %q, enforcement %q}, want {^[A-Z_]+$, Warn}", stored.Spec.KeyPattern, stored.Spec.Enforcement)
+		}
+		// A cluster-scoped object must not also appear under a namespace.
+		resp, err := etcd.Get(ctx, "/registry/config.capstan.dev/configpolicies/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+		if err != nil {
+			t.Fatalf("listing configpolicies keys: %v", err)
+		}
+		if len(resp.Kvs) != 1 || string(resp.Kvs[0].Key) != key {
+			var keys []string
+			for _, kv := range resp.Kvs {
+				keys = append(keys, string(kv.Key))
+			}
+			t.Errorf("configpolicies keys = %q, want exactly [%q]", keys, key)
+		}
+	})
+
+	t.Run("no distinctive value appears anywhere in etcd", func(t *testing.T) {
+		if len(secrets) < 6 {
+			t.Fatalf("only %d distinctive values were written; an earlier subtest failed before writing", len(secrets))
+		}
+		// Every key, not only /registry: "\x00" with WithFromKey starts at the
+		// first possible key.
+		resp, err := etcd.Get(ctx, "\x00", clientv3.WithFromKey())
+		if err != nil {
+			t.Fatalf("reading all of etcd: %v", err)
+		}
+		var configKeys int
+		for _, kv := range resp.Kvs {
+			k := string(kv.Key)
+			for what, v := range secrets {
+				for _, form := range []string{v, base64.StdEncoding.EncodeToString([]byte(v))} {
+					if bytes.Contains(kv.Value, []byte(form)) || strings.Contains(k, form) {
+						t.Errorf("etcd key %s holds the %s %q in the clear", k, what, form)
+					}
+				}
+			}
+			for _, resource := range []string{"configsets", "configrevisions"} {
+				if strings.HasPrefix(k, "/registry/config.capstan.dev/"+resource+"/") {
+					configKeys++
+					if !bytes.HasPrefix(kv.Value, []byte(stEncryptedPrefix)) {
+						t.Errorf("etcd key %s is not encrypted: starts with %q", k, stHead(kv.Value))
+					}
+				}
+			}
+		}
+		// Two ConfigSets and the manual revision at least; the server may
+		// have written revisions of its own, which must be encrypted too.
+		if configKeys < 3 {
+			t.Errorf("found %d keys of configsets and configrevisions in etcd, want at least 3", configKeys)
+		}
+	})
+}
+
+// stClientset returns the generated clientset as the local admin.
+func stClientset(t *testing.T, ts *capstantesting.TestServer) *versioned.Clientset {
+	t.Helper()
+	client, err := versioned.NewForConfig(ts.ClientConfig)
+	if err != nil {
+		t.Fatalf("building the clientset: %v", err)
+	}
+	return client
+}
+
+// stEtcdClient connects straight to the test server's embedded etcd.
+func stEtcdClient(t *testing.T, ts *capstantesting.TestServer) *clientv3.Client {
+	t.Helper()
+	client, err := clientv3.New(clientv3.Config{
+		Endpoints:   ts.EtcdEndpoints,
+		DialTimeout: 10 * time.Second,
+		Logger:      zap.NewNop(),
+	})
+	if err != nil {
+		t.Fatalf("connecting to etcd at %v: %v", ts.EtcdEndpoints, err)
+	}
+	t.Cleanup(func() { _ = client.Close() })
+	return client
+}
+
+// stEtcdGet returns the value at exactly key, failing when there is none.
+func stEtcdGet(t *testing.T, client *clientv3.Client, key string) []byte {
+	t.Helper()
+	resp, err := client.Get(t.Context(), key)
+	if err != nil {
+		t.Fatalf("etcd get %s: %v", key, err)
+	}
+	if len(resp.Kvs) != 1 {
+		keys, _ := client.Get(t.Context(), "/registry/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+		var present []string
+		if keys != nil {
+			for _, kv := range keys.Kvs {
+				present = append(present, string(kv.Key))
+			}
+		}
+		t.Fatalf("etcd has no value at %s; keys under /registry/: %q", key, present)
+	}
+	return resp.Kvs[0].Value
+}
+
+// stRequireAbsent fails when any of values, or its base64 form, is in raw.
+func stRequireAbsent(t *testing.T, key string, raw []byte, values ...string) {
+	t.Helper()
+	for _, v := range values {
+		for _, form := range []string{v, base64.StdEncoding.EncodeToString([]byte(v))} {
+			if bytes.Contains(raw, []byte(form)) {
+				t.Errorf("etcd value at %s contains %q in the clear", key, form)
+			}
+		}
+	}
+}
+
+// stDecrypt decrypts raw the way the server's storage layer does: the
+// authenticated data is the full etcd key.
+func stDecrypt(t *testing.T, tr value.Transformer, key string, raw []byte) []byte {
+	t.Helper()
+	plain, stale, err := tr.TransformFromStorage(t.Context(), raw, value.DefaultContext(key))
+	if err != nil {
+		t.Fatalf("decrypting %s with the server's encryption config: %v", key, err)
+	}
+	if stale {
+		t.Errorf("value at %s is stale for the current encryption config: it was written with another key or provider", key)
+	}
+	return plain
+}
+
+// stDecodeStored checks that data is JSON of the storage version and the
+// given kind, and decodes it into into.
+func stDecodeStored(t *testing.T, key string, data []byte, kind string, into any) {
+	t.Helper()
+	if !bytes.HasPrefix(bytes.TrimSpace(data), []byte("{")) {
+		t.Fatalf("stored value at %s is not JSON: starts with %q", key, stHead(data))
+	}
+	var meta metav1.TypeMeta
+	if err := json.Unmarshal(data, &meta); err != nil {
+		t.Fatalf("stored value at %s is not JSON: %v", key, err)
+	}
+	if meta.APIVersion != stStorageAPIVersion || meta.Kind != kind {
+		t.Fatalf("stored value at %s is %s %s, want %s %s", key, meta.APIVersion, meta.Kind, stStorageAPIVersion, kind)
+	}
+	if err := json.Unmarshal(data, into); err != nil {
+		t.Fatalf("decoding stored %s at %s: %v", kind, key, err)
+	}
+}
+
+// stHead returns the first bytes of b, for messages.
+func stHead(b []byte) string {
+	const n = 300
+	if len(b) > n {
+		return string(b[:n]) + "…"
+	}
+	return string(b)
+}

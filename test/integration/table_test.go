@@ -1,0 +1,290 @@
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
+	"k8s.io/apiserver/pkg/registry/rest"
+
+	capstantesting "capstan.dev/capstan/cmd/apiserver/app/testing"
+	"capstan.dev/capstan/pkg/apis/config"
+	"capstan.dev/capstan/pkg/apis/config/v1beta1"
+)
+
+// stTableAccept asks for a server-side table, as kubectl get does.
+const stTableAccept = "application/json;as=Table;v=v1;g=meta.k8s.io"
+
+// stAge matches the AGE cell of an object created moments ago.
+var stAge = regexp.MustCompile(`^[0-9]+s$`)
+
+// TestTable checks the tables `kubectl get` prints for every kind: the
+// columns DESIGN.md names, in order, and the cells of known objects.
+func TestTable(t *testing.T) {
+	ts := capstantesting.StartTestServer(t)
+	client := stClientset(t, ts)
+	api := stNewAPI(t, ts)
+	ctx := t.Context()
+	const ns = "tables"
+
+	t.Run("ConfigSet", func(t *testing.T) {
+		limit := int32(7)
+		_, err := client.ConfigV1beta1().ConfigSets(ns).Create(ctx, &v1beta1.ConfigSet{
+			ObjectMeta: metav1.ObjectMeta{Name: "web"},
+			Spec: v1beta1.ConfigSetSpec{
+				Data:                 map[string]string{"A": "1", "B": "2"},
+				SecretData:           map[string][]byte{"S": []byte("s")},
+				RevisionHistoryLimit: &limit,
+			},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatalf("creating ConfigSet web: %v", err)
+		}
+		// One change of the entries, so that REVISION is 2.
+		patch := []byte(`{"spec":{"data":{"A":"10"}}}`)
+		if _, err := client.ConfigV1beta1().ConfigSets(ns).Patch(ctx, "web", "application/merge-patch+json", patch, metav1.PatchOptions{}); err != nil {
+			t.Fatalf("patching ConfigSet web: %v", err)
+		}
+		immutable := true
+		_, err = client.ConfigV1beta1().ConfigSets(ns).Create(ctx, &v1beta1.ConfigSet{
+			ObjectMeta: metav1.ObjectMeta{Name: "worker"},
+			Spec:       v1beta1.ConfigSetSpec{Data: map[string]string{"Q": "jobs"}, Immutable: &immutable},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatalf("creating ConfigSet worker: %v", err)
+		}
+
+		wantColumns := []string{"Name", "Keys", "Revision", "Immutable", "Age"}
+		wantWide := map[string]string{"Secret Keys": "1", "History Limit": "7"}
+		for _, version := range []string{"v1beta1", "v1alpha1"} {
+			t.Run(version+" get", func(t *testing.T) {
+				table := api.getTable(t, "/apis/config.capstan.dev/"+version+"/namespaces/"+ns+"/configsets/web")
+				stRequireColumns(t, table, wantColumns, true)
+				if len(table.Rows) != 1 {
+					t.Fatalf("table has %d rows, want 1", len(table.Rows))
+				}
+				stRequireRow(t, table, 0, "web", "3", "2", "false")
+				stRequireWideCells(t, table, 0, wantWide)
+				stRequireRowObject(t, table, 0, "web")
+			})
+		}
+
+		t.Run("list", func(t *testing.T) {
+			table := api.getTable(t, "/apis/config.capstan.dev/v1beta1/namespaces/"+ns+"/configsets")
+			stRequireColumns(t, table, wantColumns, true)
+			if len(table.Rows) != 2 {
+				t.Fatalf("table has %d rows, want 2 (web, worker)", len(table.Rows))
+			}
+			stRequireRow(t, table, 0, "web", "3", "2", "false")
+			stRequireRow(t, table, 1, "worker", "1", "1", "true")
+			stRequireWideCells(t, table, 1, map[string]string{"Secret Keys": "0", "History Limit": "10"})
+			if table.ResourceVersion == "" {
+				t.Errorf("list table has no resourceVersion; kubectl get -w needs it")
+			}
+		})
+
+		t.Run("paged list carries the continue token", func(t *testing.T) {
+			table := api.getTable(t, "/apis/config.capstan.dev/v1beta1/namespaces/"+ns+"/configsets?limit=1")
+			if len(table.Rows) != 1 || table.Continue == "" {
+				t.Fatalf("table with limit=1 has %d rows and continue %q, want 1 row and a token", len(table.Rows), table.Continue)
+			}
+			stRequireRow(t, table, 0, "web")
+			next := api.getTable(t, "/apis/config.capstan.dev/v1beta1/namespaces/"+ns+"/configsets?limit=1&continue="+url.QueryEscape(table.Continue))
+			if len(next.Rows) != 1 {
+				t.Fatalf("second page has %d rows, want 1", len(next.Rows))
+			}
+			stRequireRow(t, next, 0, "worker")
+		})
+	})
+
+	t.Run("ConfigRevision", func(t *testing.T) {
+		revisions := []*config.ConfigRevision{
+			{
+				ObjectMeta:    metav1.ObjectMeta{Name: "st-history-rev-a", Namespace: ns},
+				ConfigSetName: "st-history",
+				Revision:      4,
+				Data:          map[string]string{"A": "1", "B": "2"},
+				SecretData:    map[string][]byte{"S": []byte("s")},
+				Author:        "alice@example.com",
+				ChangeCause:   "raise the pool size",
+			},
+			{
+				ObjectMeta:    metav1.ObjectMeta{Name: "st-history-rev-b", Namespace: ns},
+				ConfigSetName: "st-history",
+				Revision:      5,
+				Author:        "bob",
+				RollbackOf:    3,
+			},
+		}
+		for _, rev := range revisions {
+			_, err := ts.Server.Storage.ConfigRevisions.Create(genericapirequest.WithNamespace(ctx, ns), rev, rest.ValidateAllObjectFunc, &metav1.CreateOptions{})
+			if err != nil {
+				t.Fatalf("creating ConfigRevision %s through the store: %v", rev.Name, err)
+			}
+		}
+
+		wantColumns := []string{"Name", "ConfigSet", "Revision", "Author", "Cause", "Age"}
+		t.Run("get", func(t *testing.T) {
+			table := api.getTable(t, "/apis/config.capstan.dev/v1beta1/namespaces/"+ns+"/configrevisions/st-history-rev-a")
+			stRequireColumns(t, table, wantColumns, false)
+			if len(table.Rows) != 1 {
+				t.Fatalf("table has %d rows, want 1", len(table.Rows))
+			}
+			stRequireRow(t, table, 0, "st-history-rev-a", "st-history", "4", "alice@example.com", "raise the pool size")
+			stRequireWideCells(t, table, 0, map[string]string{"Rollback Of": "<none>", "Keys": "3"})
+			stRequireRowObject(t, table, 0, "st-history-rev-a")
+		})
+		t.Run("list by configSetName", func(t *testing.T) {
+			table := api.getTable(t, "/apis/config.capstan.dev/v1beta1/namespaces/"+ns+"/configrevisions?fieldSelector="+
+				url.QueryEscape(config.ConfigRevisionConfigSetNameField+"=st-history"))
+			stRequireColumns(t, table, wantColumns, false)
+			if len(table.Rows) != 2 {
+				t.Fatalf("table has %d rows, want 2", len(table.Rows))
+			}
+			stRequireRow(t, table, 0, "st-history-rev-a", "st-history", "4", "alice@example.com", "raise the pool size")
+			stRequireRow(t, table, 1, "st-history-rev-b", "st-history", "5", "bob", "<none>")
+			stRequireWideCells(t, table, 1, map[string]string{"Rollback Of": "3", "Keys": "0"})
+		})
+	})
+
+	t.Run("ConfigPolicy", func(t *testing.T) {
+		// Selectors that match no ConfigSet, so that the policies change nothing else.
+		policies := []string{
+			`{"apiVersion":"config.capstan.dev/v1beta1","kind":"ConfigPolicy","metadata":{"name":"guard-warn"},` +
+				`"spec":{"selector":{"matchLabels":{"tier":"st-none"}},"enforcement":"Warn",` +
+				`"rules":[{"expression":"size(data) < 100","message":"too many"},{"expression":"!('DEBUG' in data)","message":"no DEBUG"}]}}`,
+			// No enforcement: it defaults to Deny.
+			`{"apiVersion":"config.capstan.dev/v1beta1","kind":"ConfigPolicy","metadata":{"name":"guard-default"},` +
+				`"spec":{"selector":{"matchLabels":{"tier":"st-none"}},"requiredKeys":["LOG_LEVEL"]}}`,
+		}
+		for _, body := range policies {
+			api.do(t, http.MethodPost, stPolicies, "application/json", []byte(body)).requireCode(t, http.StatusCreated)
+		}
+
+		wantColumns := []string{"Name", "Enforcement", "Rules", "Age"}
+		t.Run("get", func(t *testing.T) {
+			table := api.getTable(t, stPolicies+"/guard-warn")
+			stRequireColumns(t, table, wantColumns, false)
+			if len(table.Rows) != 1 {
+				t.Fatalf("table has %d rows, want 1", len(table.Rows))
+			}
+			stRequireRow(t, table, 0, "guard-warn", "Warn", "2")
+			stRequireWideCells(t, table, 0, map[string]string{"Selector": "tier=st-none"})
+			stRequireRowObject(t, table, 0, "guard-warn")
+		})
+		t.Run("list", func(t *testing.T) {
+			table := api.getTable(t, stPolicies)
+			stRequireColumns(t, table, wantColumns, false)
+			if len(table.Rows) != 2 {
+				t.Fatalf("table has %d rows, want 2", len(table.Rows))
+			}
+			stRequireRow(t, table, 0, "guard-default", "Deny", "0")
+			stRequireRow(t, table, 1, "guard-warn", "Warn", "2")
+		})
+	})
+}
+
+// getTable GETs path as a meta.k8s.io/v1 Table.
+func (a stAPI) getTable(t *testing.T, path string) *metav1.Table {
+	t.Helper()
+	resp := a.do(t, http.MethodGet, path, "", nil, "Accept", stTableAccept)
+	resp.requireCode(t, http.StatusOK)
+	if ct := resp.header.Get("Content-Type"); ct != "application/json;as=Table;v=v1;g=meta.k8s.io" && ct != "application/json" {
+		t.Errorf("GET %s as a table: Content-Type %q", path, ct)
+	}
+	var table metav1.Table
+	if err := json.Unmarshal(resp.body, &table); err != nil {
+		t.Fatalf("GET %s: decoding the table: %v; body: %s", path, err, stHead(resp.body))
+	}
+	if table.Kind != "Table" || table.APIVersion != "meta.k8s.io/v1" {
+		t.Fatalf("GET %s: got %s %s, want a meta.k8s.io/v1 Table; body: %s", path, table.APIVersion, table.Kind, stHead(resp.body))
+	}
+	return &table
+}
+
+// stRequireColumns checks the priority-0 columns exactly and in order, and
+// that every other column is a wide (priority 1) one after them. When
+// wantWide is true there must be at least one wide column.
+func stRequireColumns(t *testing.T, table *metav1.Table, want []string, wantWide bool) {
+	t.Helper()
+	var names []string
+	for _, c := range table.ColumnDefinitions {
+		names = append(names, c.Name)
+	}
+	if len(names) < len(want) || !slices.Equal(names[:len(want)], want) {
+		t.Fatalf("columns are %q, want %q first", names, want)
+	}
+	for i, c := range table.ColumnDefinitions {
+		if i < len(want) && c.Priority != 0 {
+			t.Errorf("column %q has priority %d, want 0: it is one of the default columns", c.Name, c.Priority)
+		}
+		if i >= len(want) && c.Priority != 1 {
+			t.Errorf("column %q has priority %d, want 1: only the columns %q show without -o wide", c.Name, c.Priority, want)
+		}
+	}
+	if table.ColumnDefinitions[0].Format != "name" {
+		t.Errorf("the Name column has format %q, want \"name\"", table.ColumnDefinitions[0].Format)
+	}
+	if wantWide && len(names) == len(want) {
+		t.Errorf("columns are %q: there are no wide-only columns", names)
+	}
+}
+
+// stRequireRow checks the first cells of row i, then that the Age cell is
+// an age, whatever column it is in.
+func stRequireRow(t *testing.T, table *metav1.Table, i int, want ...string) {
+	t.Helper()
+	if i >= len(table.Rows) {
+		t.Fatalf("table has %d rows, want row %d", len(table.Rows), i)
+	}
+	row := table.Rows[i]
+	if len(row.Cells) != len(table.ColumnDefinitions) {
+		t.Fatalf("row %d has %d cells for %d columns: %v", i, len(row.Cells), len(table.ColumnDefinitions), row.Cells)
+	}
+	var got []string
+	for _, c := range row.Cells[:len(want)] {
+		got = append(got, fmt.Sprint(c))
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("row %d starts with %q, want %q", i, got, want)
+	}
+	for j, c := range table.ColumnDefinitions {
+		if c.Name == "Age" && !stAge.MatchString(fmt.Sprint(row.Cells[j])) {
+			t.Errorf("row %d: Age is %q, want seconds since creation", i, row.Cells[j])
+		}
+	}
+}
+
+// stRequireWideCells checks, by column name, the wide cells of row i that
+// are present; DESIGN.md does not name the wide columns.
+func stRequireWideCells(t *testing.T, table *metav1.Table, i int, want map[string]string) {
+	t.Helper()
+	for j, c := range table.ColumnDefinitions {
+		w, ok := want[c.Name]
+		if !ok {
+			continue
+		}
+		if got := fmt.Sprint(table.Rows[i].Cells[j]); got != w {
+			t.Errorf("row %d: wide column %q is %q, want %q", i, c.Name, got, w)
+		}
+	}
+}
+
+// stRequireRowObject checks that row i carries the object's metadata, which
+// kubectl uses for --show-labels and for names in the output.
+func stRequireRowObject(t *testing.T, table *metav1.Table, i int, name string) {
+	t.Helper()
+	var obj metav1.PartialObjectMetadata
+	if err := json.Unmarshal(table.Rows[i].Object.Raw, &obj); err != nil {
+		t.Fatalf("row %d object: %v: %s", i, err, stHead(table.Rows[i].Object.Raw))
+	}
+	if obj.Kind != "PartialObjectMetadata" || obj.Name != name {
+		t.Errorf("row %d object is %s %q, want PartialObjectMetadata %q", i, obj.Kind, obj.Name, name)
+	}
+}
