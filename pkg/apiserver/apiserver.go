@@ -2,11 +2,20 @@
 package apiserver
 
 import (
+	"context"
 	"fmt"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
+	genericregistry "k8s.io/apiserver/pkg/registry/generic/registry"
 
 	"k8s.io/apiserver/pkg/admission"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 
+	"capstan.dev/capstan/pkg/apis/config"
+	"capstan.dev/capstan/pkg/controller/configpolicystatus"
+	historycontroller "capstan.dev/capstan/pkg/controller/history"
 	informers "capstan.dev/capstan/pkg/generated/informers/externalversions"
 	configrest "capstan.dev/capstan/pkg/registry/config/rest"
 )
@@ -16,6 +25,12 @@ type ExtraConfig struct {
 	// ConfigInformers is the shared informer factory of config.capstan.dev over
 	// the loopback client; the server starts it once it serves.
 	ConfigInformers informers.SharedInformerFactory
+	// NamespacesAvailable is false in local mode, where there is no cluster to
+	// read namespace labels from.
+	NamespacesAvailable bool
+	// HistoryGracePeriod is how long the history reconciler lets a request
+	// write its own revision before restoring a missing one; zero means the default.
+	HistoryGracePeriod time.Duration
 }
 
 // Config is the configuration of a Capstan server.
@@ -68,13 +83,45 @@ func (c CompletedConfig) New() (*CapstanServer, error) {
 		return nil, fmt.Errorf("installing config.capstan.dev: %w", err)
 	}
 	if f := c.ExtraConfig.ConfigInformers; f != nil {
-		err := genericServer.AddPostStartHook("start-capstan-informers", func(ctx genericapiserver.PostStartHookContext) error {
-			f.Start(ctx.Done())
-			return nil
-		})
-		if err != nil {
+		if err := c.addControllers(genericServer, f, storage); err != nil {
 			return nil, err
 		}
 	}
 	return &CapstanServer{GenericAPIServer: genericServer, Storage: storage}, nil
+}
+
+// addControllers registers the history reconciler and the ConfigPolicy status
+// controller on the informers, and starts all of them once the server serves.
+func (c CompletedConfig) addControllers(server *genericapiserver.GenericAPIServer, f informers.SharedInformerFactory, storage *configrest.Storage) error {
+	grace := c.ExtraConfig.HistoryGracePeriod
+	if grace == 0 {
+		grace = historycontroller.DefaultGracePeriod
+	}
+	reconciler, err := historycontroller.NewReconciler(f, storage.History, storeConfigSetGetter{storage.ConfigSets.ConfigSet.Store}, grace)
+	if err != nil {
+		return err
+	}
+	policyStatus, err := configpolicystatus.New(f, storage.ConfigPolicies.Status, c.ExtraConfig.NamespacesAvailable)
+	if err != nil {
+		return err
+	}
+	return server.AddPostStartHook("start-capstan-controllers", func(ctx genericapiserver.PostStartHookContext) error {
+		f.Start(ctx.Done())
+		go reconciler.Run(ctx, 2)
+		go policyStatus.Run(ctx)
+		return nil
+	})
+}
+
+// storeConfigSetGetter reads ConfigSets from storage for the reconciler.
+type storeConfigSetGetter struct {
+	store *genericregistry.Store
+}
+
+func (g storeConfigSetGetter) Get(ctx context.Context, namespace, name string) (*config.ConfigSet, error) {
+	obj, err := g.store.Get(genericapirequest.WithNamespace(ctx, namespace), name, &metav1.GetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return obj.(*config.ConfigSet), nil
 }

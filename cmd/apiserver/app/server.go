@@ -123,7 +123,10 @@ func (o *Options) Config(ctx context.Context) (*apiserver.Config, func(), error)
 	}
 	return &apiserver.Config{
 		GenericConfig: serverConfig,
-		ExtraConfig:   apiserver.ExtraConfig{ConfigInformers: configInformers},
+		ExtraConfig: apiserver.ExtraConfig{
+			ConfigInformers:     configInformers,
+			NamespacesAvailable: o.Mode != ModeLocal,
+		},
 	}, cleanup, nil
 }
 

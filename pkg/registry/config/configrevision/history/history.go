@@ -213,14 +213,19 @@ func (h *History) DeleteAll(ctx context.Context, namespace, name string, uid typ
 	return nil
 }
 
-// delete removes one revision, tolerating one that another writer removed first.
 func (h *History) delete(ctx context.Context, rev *config.ConfigRevision) error {
-	ctx = genericapirequest.WithNamespace(ctx, rev.Namespace)
-	_, _, err := h.store.Delete(ctx, rev.Name, rest.ValidateAllObjectFunc, &metav1.DeleteOptions{
-		Preconditions: &metav1.Preconditions{UID: &rev.UID},
+	return h.Delete(ctx, rev.Namespace, rev.Name, rev.UID)
+}
+
+// Delete removes one revision if it still has this UID, tolerating one that
+// another writer removed or replaced first.
+func (h *History) Delete(ctx context.Context, namespace, name string, uid types.UID) error {
+	ctx = genericapirequest.WithNamespace(ctx, namespace)
+	_, _, err := h.store.Delete(ctx, name, rest.ValidateAllObjectFunc, &metav1.DeleteOptions{
+		Preconditions: &metav1.Preconditions{UID: &uid},
 	})
 	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-		return fmt.Errorf("deleting revision %s/%s: %w", rev.Namespace, rev.Name, err)
+		return fmt.Errorf("deleting revision %s/%s: %w", namespace, name, err)
 	}
 	return nil
 }
