@@ -59,15 +59,21 @@ func (o *Options) applyLocal(ctx context.Context, c *genericapiserver.Recommende
 		r.Etcd.EncryptionProviderConfigFilepath = path
 	}
 
-	etcd, err := local.StartEtcd(ctx, local.EtcdOptions{
-		DataDir:       filepath.Join(o.DataDir, localEtcdDir),
-		UnsafeNoFsync: o.EtcdUnsafeNoFsync,
-	})
-	if err != nil {
-		return noop, err
+	cleanup := noop
+	etcdLocation := "etcd " + strings.Join(r.Etcd.StorageConfig.Transport.ServerList, ",")
+	if len(r.Etcd.StorageConfig.Transport.ServerList) == 0 {
+		// No --etcd-servers: run an embedded etcd with its data in --data-dir.
+		etcd, err := local.StartEtcd(ctx, local.EtcdOptions{
+			DataDir:       filepath.Join(o.DataDir, localEtcdDir),
+			UnsafeNoFsync: o.EtcdUnsafeNoFsync,
+		})
+		if err != nil {
+			return noop, err
+		}
+		cleanup = etcd.Close
+		r.Etcd.StorageConfig.Transport.ServerList = etcd.Endpoints()
+		etcdLocation = "embedded etcd, data in " + filepath.Join(o.DataDir, localEtcdDir)
 	}
-	cleanup := etcd.Close
-	r.Etcd.StorageConfig.Transport.ServerList = etcd.Endpoints()
 
 	if err := o.applyLocalServing(c, pki); err != nil {
 		return cleanup, err
@@ -91,7 +97,7 @@ func (o *Options) applyLocal(ctx context.Context, c *genericapiserver.Recommende
 		return cleanup, err
 	}
 	if o.Out != nil {
-		fmt.Fprintf(o.Out, "Capstan local mode: serving %s, etcd data in %s\n", serverURL, filepath.Join(o.DataDir, localEtcdDir))
+		fmt.Fprintf(o.Out, "Capstan local mode: serving %s, %s\n", serverURL, etcdLocation)
 		fmt.Fprintf(o.Out, "Admin kubeconfig: %s\n", kubeconfig)
 		fmt.Fprintf(o.Out, "Try: kubectl --kubeconfig %s get configsets -A\n", kubeconfig)
 	}

@@ -54,6 +54,7 @@ type Options struct {
 	// DataDir holds local mode's etcd data, PKI, encryption key and kubeconfig.
 	DataDir string
 	// EtcdUnsafeNoFsync makes the embedded etcd skip fsync, for tests and benchmarks only.
+	// Local mode embeds etcd unless --etcd-servers names an external one.
 	EtcdUnsafeNoFsync bool
 
 	// Out receives the lines a person starting the server wants to read.
@@ -142,9 +143,6 @@ func (o *Options) Validate() error {
 	var errs []error
 	switch o.Mode {
 	case ModeLocal:
-		if len(o.Recommended.Etcd.StorageConfig.Transport.ServerList) > 0 {
-			errs = append(errs, fmt.Errorf("--etcd-servers cannot be used with --mode=local, which embeds its own etcd"))
-		}
 	case ModeAggregated:
 		errs = append(errs, o.Recommended.Validate()...)
 	default:
