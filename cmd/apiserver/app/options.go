@@ -57,6 +57,10 @@ type Options struct {
 	// Local mode embeds etcd unless --etcd-servers names an external one.
 	EtcdUnsafeNoFsync bool
 
+	// HistoryRepairGracePeriod is how long a missing current revision is left to
+	// the request that should write it before the reconciler restores it.
+	HistoryRepairGracePeriod time.Duration
+
 	// Out receives the lines a person starting the server wants to read.
 	Out io.Writer
 }
@@ -70,6 +74,8 @@ func NewOptions(out io.Writer) *Options {
 		Mode:      ModeAggregated,
 		DataDir:   ".capstan",
 		Out:       out,
+
+		HistoryRepairGracePeriod: 5 * time.Second,
 	}
 	o.Recommended.SecureServing.BindPort = defaultSecurePort
 	configpolicy.Register(o.Recommended.Admission.Plugins)
@@ -87,6 +93,7 @@ func (o *Options) Flags() cliflag.NamedFlagSets {
 	fs := fss.FlagSet("capstan")
 	fs.StringVar(&o.Mode, "mode", o.Mode, "How to run: 'local' (embedded etcd, generated PKI, one admin; for development) or 'aggregated' (behind kube-apiserver, external etcd, delegated auth).")
 	fs.StringVar(&o.DataDir, "data-dir", o.DataDir, "Local mode: folder for the embedded etcd's data, the generated CA, certificates, encryption key and kubeconfig. Survives restarts.")
+	fs.DurationVar(&o.HistoryRepairGracePeriod, "history-repair-grace-period", o.HistoryRepairGracePeriod, "How long a ConfigSet's current revision may be missing before the history reconciler restores it; the request that made the change normally writes it within milliseconds.")
 	fs.BoolVar(&o.EtcdUnsafeNoFsync, "embedded-etcd-unsafe-no-fsync", o.EtcdUnsafeNoFsync, "Local mode: the embedded etcd does not fsync. Loses data on power failure; for tests and benchmarks only.")
 
 	o.ServerRun.AddUniversalFlags(fss.FlagSet("generic"))

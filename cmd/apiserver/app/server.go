@@ -126,6 +126,7 @@ func (o *Options) Config(ctx context.Context) (*apiserver.Config, func(), error)
 		ExtraConfig: apiserver.ExtraConfig{
 			ConfigInformers:     configInformers,
 			NamespacesAvailable: o.Mode != ModeLocal,
+			HistoryGracePeriod:  o.HistoryRepairGracePeriod,
 		},
 	}, cleanup, nil
 }
