@@ -4,6 +4,7 @@ package apiserver
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -12,6 +13,8 @@ import (
 
 	"k8s.io/apiserver/pkg/admission"
 	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/apiserver/pkg/server/healthz"
+	"k8s.io/client-go/tools/cache"
 
 	"capstan.dev/capstan/pkg/apis/config"
 	"capstan.dev/capstan/pkg/controller/configpolicystatus"
@@ -102,6 +105,24 @@ func (c CompletedConfig) addControllers(server *genericapiserver.GenericAPIServe
 		return err
 	}
 	policyStatus, err := configpolicystatus.New(f, storage.ConfigPolicies.Status, c.ExtraConfig.NamespacesAvailable)
+	if err != nil {
+		return err
+	}
+	// Ready only once admission and the reconciler read from synced caches:
+	// before that, ConfigPolicy admission refuses every ConfigSet write.
+	synced := []cache.InformerSynced{
+		f.Config().V1beta1().ConfigPolicies().Informer().HasSynced,
+		f.Config().V1beta1().ConfigSets().Informer().HasSynced,
+		f.Config().V1beta1().ConfigRevisions().Informer().HasSynced,
+	}
+	err = server.AddReadyzChecks(healthz.NamedCheck("capstan-informer-sync", func(*http.Request) error {
+		for _, s := range synced {
+			if !s() {
+				return fmt.Errorf("config.capstan.dev informers have not synced yet")
+			}
+		}
+		return nil
+	}))
 	if err != nil {
 		return err
 	}

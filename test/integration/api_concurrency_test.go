@@ -71,11 +71,11 @@ func TestAPIConcurrencyControl(t *testing.T) {
 		if err != nil {
 			t.Fatalf("create policy: %v", err)
 		}
-		fresh := p.DeepCopy()
-		fresh.Spec.MaxKeys = ptr.To[int32](5)
-		if _, err := pc.Update(e.ctx, fresh, metav1.UpdateOptions{}); err != nil {
-			t.Fatalf("update policy: %v", err)
-		}
+		e.apiOnFreshPolicy(t, p.Name, func(fresh *v1beta1.ConfigPolicy) error {
+			fresh.Spec.MaxKeys = ptr.To[int32](5)
+			_, err := pc.Update(e.ctx, fresh, metav1.UpdateOptions{})
+			return err
+		})
 		p.Spec.KeyPattern = "^x$"
 		if _, err := pc.Update(e.ctx, p, metav1.UpdateOptions{}); !apierrors.IsConflict(err) {
 			t.Errorf("policy update with a stale resourceVersion: err = %v, want 409 Conflict", err)
@@ -160,8 +160,11 @@ func TestAPIConcurrencyControl(t *testing.T) {
 		if err := pc.Delete(e.ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &wrongUID}}); !apierrors.IsConflict(err) {
 			t.Errorf("policy delete with wrong UID: err = %v, want 409 Conflict", err)
 		}
-		if err := pc.Delete(e.ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID, ResourceVersion: &p.ResourceVersion}}); err != nil {
-			t.Errorf("policy delete with matching preconditions: %v", err)
+		e.apiOnFreshPolicy(t, p.Name, func(fresh *v1beta1.ConfigPolicy) error {
+			return pc.Delete(e.ctx, fresh.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &fresh.UID, ResourceVersion: &fresh.ResourceVersion}})
+		})
+		if _, err := pc.Get(e.ctx, p.Name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("policy get after delete: err = %v, want NotFound", err)
 		}
 	})
 }

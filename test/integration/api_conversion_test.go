@@ -58,7 +58,7 @@ func TestAPIVersionRoundTrip(t *testing.T) {
 			t.Errorf("v1beta1 secretData[empty-secret] = %q (present %v), want present and empty", v, ok)
 		}
 		if ptr.Deref(b1.Spec.RevisionHistoryLimit, -1) != 7 || ptr.Deref(b1.Spec.Immutable, true) {
-			t.Errorf("v1beta1 revisionHistoryLimit/immutable = %v/%v, want 7/false", b1.Spec.RevisionHistoryLimit, b1.Spec.Immutable)
+			t.Errorf("v1beta1 revisionHistoryLimit/immutable = %s/%s, want 7/false", apiDescribeInt32(b1.Spec.RevisionHistoryLimit), apiDescribeBool(b1.Spec.Immutable))
 		}
 		if b1.Status.CurrentRevision != 1 {
 			t.Errorf("currentRevision = %d, want 1", b1.Status.CurrentRevision)
@@ -158,7 +158,7 @@ func TestAPIVersionRoundTrip(t *testing.T) {
 			t.Errorf("v1alpha1 entries = %+v, want %+v", a.Spec.Entries, want)
 		}
 		if ptr.Deref(a.Spec.RevisionHistoryLimit, -1) != 10 || a.Status.CurrentRevision != 1 {
-			t.Errorf("v1alpha1 revisionHistoryLimit %v revision %d, want 10, 1", a.Spec.RevisionHistoryLimit, a.Status.CurrentRevision)
+			t.Errorf("v1alpha1 revisionHistoryLimit %s revision %d, want 10, 1", apiDescribeInt32(a.Spec.RevisionHistoryLimit), a.Status.CurrentRevision)
 		}
 
 		if _, err := alpha.Update(e.ctx, a, metav1.UpdateOptions{}); err != nil {

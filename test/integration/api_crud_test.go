@@ -286,12 +286,14 @@ func TestAPIConfigPolicyCRUD(t *testing.T) {
 			t.Errorf("list names = %v, want [keys second]", names)
 		}
 
-		got.Spec.Enforcement = v1beta1.EnforcementDeny
-		got.Spec.ForbiddenKeys = []string{"password", "secret"}
-		updated, err := client.Update(e.ctx, got, metav1.UpdateOptions{})
-		if err != nil {
-			t.Fatalf("update: %v", err)
-		}
+		var updated *v1beta1.ConfigPolicy
+		e.apiOnFreshPolicy(t, "keys", func(p *v1beta1.ConfigPolicy) error {
+			p.Spec.Enforcement = v1beta1.EnforcementDeny
+			p.Spec.ForbiddenKeys = []string{"password", "secret"}
+			var err error
+			updated, err = client.Update(e.ctx, p, metav1.UpdateOptions{})
+			return err
+		})
 		if updated.Generation != 2 {
 			t.Errorf("generation after spec update = %d, want 2", updated.Generation)
 		}
@@ -340,10 +342,22 @@ func TestAPIConfigPolicyCRUD(t *testing.T) {
 		if names := apiNames(apiPtrs(list.Items)); !reflect.DeepEqual(names, []string{"alpha"}) {
 			t.Errorf("list names = %v, want [alpha]", names)
 		}
-		got.Spec.RequireImmutable = false
-		got.Spec.RequiredKeys = []string{"team"}
-		if _, err := client.Update(e.ctx, got, metav1.UpdateOptions{}); err != nil {
-			t.Fatalf("update: %v", err)
+		// The server writes the status of a new policy, so the update retries
+		// on a conflict with a fresh read, as clients of any kind with a
+		// status controller do.
+		for attempt := 0; ; attempt++ {
+			got.Spec.RequireImmutable = false
+			got.Spec.RequiredKeys = []string{"team"}
+			_, err := client.Update(e.ctx, got, metav1.UpdateOptions{})
+			if err == nil {
+				break
+			}
+			if !apierrors.IsConflict(err) || attempt == 10 {
+				t.Fatalf("update: %v", err)
+			}
+			if got, err = client.Get(e.ctx, "alpha", metav1.GetOptions{}); err != nil {
+				t.Fatalf("get: %v", err)
+			}
 		}
 		beta, err := e.cs.ConfigV1beta1().ConfigPolicies().Get(e.ctx, "alpha", metav1.GetOptions{})
 		if err != nil {
@@ -502,8 +516,8 @@ func TestAPIConfigRevisionCRUD(t *testing.T) {
 	})
 
 	t.Run("users cannot write", func(t *testing.T) {
-		body := []byte(`{"apiVersion":"config.capstan.dev/v1beta1","kind":"ConfigRevision","metadata":{"name":"forged"},"configSetName":"owner","revision":9}`)
 		for _, version := range []string{"v1beta1", "v1alpha1"} {
+			body := []byte(`{"apiVersion":"config.capstan.dev/` + version + `","kind":"ConfigRevision","metadata":{"name":"forged"},"configSetName":"owner","revision":9}`)
 			rc := e.cs.ConfigV1beta1().RESTClient()
 			if version == "v1alpha1" {
 				rc = e.cs.ConfigV1alpha1().RESTClient()

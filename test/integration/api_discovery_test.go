@@ -144,10 +144,10 @@ func TestAPIDefaults(t *testing.T) {
 		created := e.apiMustCreateConfigSet(t, ns, apiConfigSet("bare", map[string]string{"k": "v"}))
 		for name, obj := range map[string]*v1beta1.ConfigSet{"response": created, "stored": apiMustGetConfigSet(t, e, ns, "bare")} {
 			if obj.Spec.RevisionHistoryLimit == nil || *obj.Spec.RevisionHistoryLimit != 10 {
-				t.Errorf("%s: revisionHistoryLimit = %v, want 10", name, obj.Spec.RevisionHistoryLimit)
+				t.Errorf("%s: revisionHistoryLimit = %s, want 10", name, apiDescribeInt32(obj.Spec.RevisionHistoryLimit))
 			}
 			if obj.Spec.Immutable == nil || *obj.Spec.Immutable {
-				t.Errorf("%s: immutable = %v, want false", name, obj.Spec.Immutable)
+				t.Errorf("%s: immutable = %s, want false", name, apiDescribeBool(obj.Spec.Immutable))
 			}
 		}
 	})
@@ -158,11 +158,11 @@ func TestAPIDefaults(t *testing.T) {
 			t.Fatalf("create: %v", err)
 		}
 		if ptr.Deref(got.Spec.RevisionHistoryLimit, -1) != 10 || got.Spec.Immutable == nil || *got.Spec.Immutable {
-			t.Errorf("v1alpha1 defaults: revisionHistoryLimit %v immutable %v, want 10, false", got.Spec.RevisionHistoryLimit, got.Spec.Immutable)
+			t.Errorf("v1alpha1 defaults: revisionHistoryLimit %s immutable %s, want 10, false", apiDescribeInt32(got.Spec.RevisionHistoryLimit), apiDescribeBool(got.Spec.Immutable))
 		}
 		beta := apiMustGetConfigSet(t, e, ns, "bare-alpha")
 		if ptr.Deref(beta.Spec.RevisionHistoryLimit, -1) != 10 || beta.Spec.Immutable == nil || *beta.Spec.Immutable {
-			t.Errorf("v1beta1 view: revisionHistoryLimit %v immutable %v, want 10, false", beta.Spec.RevisionHistoryLimit, beta.Spec.Immutable)
+			t.Errorf("v1beta1 view: revisionHistoryLimit %s immutable %s, want 10, false", apiDescribeInt32(beta.Spec.RevisionHistoryLimit), apiDescribeBool(beta.Spec.Immutable))
 		}
 	})
 
@@ -172,7 +172,7 @@ func TestAPIDefaults(t *testing.T) {
 		obj.Spec.Immutable = ptr.To(true)
 		got := e.apiMustCreateConfigSet(t, ns, obj)
 		if ptr.Deref(got.Spec.RevisionHistoryLimit, -1) != 1 || !ptr.Deref(got.Spec.Immutable, false) {
-			t.Errorf("explicit values: revisionHistoryLimit %v immutable %v, want 1, true", got.Spec.RevisionHistoryLimit, got.Spec.Immutable)
+			t.Errorf("explicit values: revisionHistoryLimit %s immutable %s, want 1, true", apiDescribeInt32(got.Spec.RevisionHistoryLimit), apiDescribeBool(got.Spec.Immutable))
 		}
 	})
 
@@ -217,7 +217,7 @@ func TestAPIDefaults(t *testing.T) {
 			t.Fatalf("update: %v", err)
 		}
 		if ptr.Deref(got.Spec.RevisionHistoryLimit, -1) != 10 || got.Spec.Immutable == nil || *got.Spec.Immutable {
-			t.Errorf("after update without the fields: revisionHistoryLimit %v immutable %v, want 10, false", got.Spec.RevisionHistoryLimit, got.Spec.Immutable)
+			t.Errorf("after update without the fields: revisionHistoryLimit %s immutable %s, want 10, false", apiDescribeInt32(got.Spec.RevisionHistoryLimit), apiDescribeBool(got.Spec.Immutable))
 		}
 	})
 }

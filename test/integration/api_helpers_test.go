@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
@@ -174,4 +175,40 @@ func apiPtrs[T any](items []T) []*T {
 		out[i] = &items[i]
 	}
 	return out
+}
+
+// apiOnFreshPolicy reads the ConfigPolicy name and calls fn with it, again on
+// a 409 Conflict. The server's own status controller writes every new policy's
+// status, so a client that holds a policy it just created may hold a stale one.
+func (e *apiEnv) apiOnFreshPolicy(t *testing.T, name string, fn func(*v1beta1.ConfigPolicy) error) {
+	t.Helper()
+	var err error
+	for range 10 {
+		var p *v1beta1.ConfigPolicy
+		if p, err = e.cs.ConfigV1beta1().ConfigPolicies().Get(e.ctx, name, metav1.GetOptions{}); err != nil {
+			t.Fatalf("get policy %s: %v", name, err)
+		}
+		if err = fn(p); !apierrors.IsConflict(err) {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("policy %s: %v", name, err)
+	}
+}
+
+// apiDescribeInt32 renders an optional int32 for a failure message.
+func apiDescribeInt32(p *int32) string {
+	if p == nil {
+		return "<unset>"
+	}
+	return fmt.Sprint(*p)
+}
+
+// apiDescribeBool renders an optional bool for a failure message.
+func apiDescribeBool(p *bool) string {
+	if p == nil {
+		return "<unset>"
+	}
+	return fmt.Sprint(*p)
 }

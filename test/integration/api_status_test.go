@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
@@ -122,29 +123,33 @@ func TestAPIStatusSubresource(t *testing.T) {
 		if err != nil {
 			t.Fatalf("create policy: %v", err)
 		}
-		changed := p.DeepCopy()
-		changed.Spec.RequiredKeys = []string{"other"}
-		changed.Status.ObservedGeneration = 1
-		changed.Status.Conditions = []metav1.Condition{{Type: "Ready", Status: metav1.ConditionTrue, Reason: "Compiled", LastTransitionTime: metav1.Now()}}
-		got, err := pc.UpdateStatus(e.ctx, changed, metav1.UpdateOptions{})
-		if err != nil {
-			t.Fatalf("update policy status: %v", err)
-		}
+		var got *v1beta1.ConfigPolicy
+		e.apiOnFreshPolicy(t, p.Name, func(changed *v1beta1.ConfigPolicy) error {
+			changed.Spec.RequiredKeys = []string{"other"}
+			meta.SetStatusCondition(&changed.Status.Conditions, metav1.Condition{
+				Type: "Audited", Status: metav1.ConditionTrue, Reason: "Reviewed", Message: "by the test", ObservedGeneration: 1,
+			})
+			var err error
+			got, err = pc.UpdateStatus(e.ctx, changed, metav1.UpdateOptions{})
+			return err
+		})
 		if !reflect.DeepEqual(got.Spec.RequiredKeys, []string{"owner"}) || got.Generation != 1 {
 			t.Errorf("policy spec after status update = %+v generation %d, want requiredKeys [owner], generation 1", got.Spec, got.Generation)
 		}
-		if len(got.Status.Conditions) != 1 || got.Status.Conditions[0].Type != "Ready" || got.Status.ObservedGeneration != 1 {
-			t.Errorf("policy status = %+v, want Ready and observedGeneration 1", got.Status)
+		if c := meta.FindStatusCondition(got.Status.Conditions, "Audited"); c == nil || c.Reason != "Reviewed" || c.Message != "by the test" {
+			t.Errorf("policy status = %+v, want the Audited condition", got.Status)
 		}
-		got.Status.Conditions = nil
-		got.Spec.MaxKeys = ptr.To[int32](3)
-		updated, err := pc.Update(e.ctx, got, metav1.UpdateOptions{})
-		if err != nil {
-			t.Fatalf("update policy: %v", err)
-		}
-		if len(updated.Status.Conditions) != 1 || updated.Generation != 2 || updated.Spec.MaxKeys == nil || *updated.Spec.MaxKeys != 3 {
-			t.Errorf("policy after main update: status %+v generation %d maxKeys %v; want status kept, generation 2, maxKeys 3",
-				updated.Status, updated.Generation, updated.Spec.MaxKeys)
+		var updated *v1beta1.ConfigPolicy
+		e.apiOnFreshPolicy(t, p.Name, func(fresh *v1beta1.ConfigPolicy) error {
+			fresh.Status.Conditions = nil
+			fresh.Spec.MaxKeys = ptr.To[int32](3)
+			var err error
+			updated, err = pc.Update(e.ctx, fresh, metav1.UpdateOptions{})
+			return err
+		})
+		if meta.FindStatusCondition(updated.Status.Conditions, "Audited") == nil || updated.Generation != 2 || updated.Spec.MaxKeys == nil || *updated.Spec.MaxKeys != 3 {
+			t.Errorf("policy after main update: status %+v generation %d maxKeys %s; want status kept, generation 2, maxKeys 3",
+				updated.Status, updated.Generation, apiDescribeInt32(updated.Spec.MaxKeys))
 		}
 	})
 }
