@@ -14,6 +14,7 @@ all: build
 
 build:
 	$(GO) build -o $(BIN)/capstan-apiserver ./cmd/apiserver
+	$(GO) build -o $(BIN)/kubectl-capstan ./cmd/kubectl-capstan
 
 run: build
 	$(BIN)/capstan-apiserver --mode=local --data-dir=$(DATA_DIR) $(RUN_FLAGS)

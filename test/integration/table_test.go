@@ -104,9 +104,20 @@ func TestTable(t *testing.T) {
 	})
 
 	t.Run("ConfigRevision", func(t *testing.T) {
+		// The revisions belong to a real ConfigSet: the history reconciler
+		// deletes revisions whose ConfigSet does not exist.
+		owner, err := client.ConfigV1beta1().ConfigSets(ns).Create(ctx, &v1beta1.ConfigSet{
+			ObjectMeta: metav1.ObjectMeta{Name: "st-history"},
+			Spec:       v1beta1.ConfigSetSpec{Data: map[string]string{"A": "1"}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ownedBy := []metav1.OwnerReference{{APIVersion: "config.capstan.dev/v1beta1", Kind: "ConfigSet", Name: owner.Name, UID: owner.UID}}
+		manual := map[string]string{"st-table": "manual"}
 		revisions := []*config.ConfigRevision{
 			{
-				ObjectMeta:    metav1.ObjectMeta{Name: "st-history-rev-a", Namespace: ns},
+				ObjectMeta:    metav1.ObjectMeta{Name: "st-history-rev-a", Namespace: ns, Labels: manual, OwnerReferences: ownedBy},
 				ConfigSetName: "st-history",
 				Revision:      4,
 				Data:          map[string]string{"A": "1", "B": "2"},
@@ -115,7 +126,7 @@ func TestTable(t *testing.T) {
 				ChangeCause:   "raise the pool size",
 			},
 			{
-				ObjectMeta:    metav1.ObjectMeta{Name: "st-history-rev-b", Namespace: ns},
+				ObjectMeta:    metav1.ObjectMeta{Name: "st-history-rev-b", Namespace: ns, Labels: manual, OwnerReferences: ownedBy},
 				ConfigSetName: "st-history",
 				Revision:      5,
 				Author:        "bob",
@@ -142,7 +153,7 @@ func TestTable(t *testing.T) {
 		})
 		t.Run("list by configSetName", func(t *testing.T) {
 			table := api.getTable(t, "/apis/config.capstan.dev/v1beta1/namespaces/"+ns+"/configrevisions?fieldSelector="+
-				url.QueryEscape(config.ConfigRevisionConfigSetNameField+"=st-history"))
+				url.QueryEscape(config.ConfigRevisionConfigSetNameField+"=st-history")+"&labelSelector=st-table%3Dmanual")
 			stRequireColumns(t, table, wantColumns, false)
 			if len(table.Rows) != 2 {
 				t.Fatalf("table has %d rows, want 2", len(table.Rows))
