@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Builds the real kube-apiserver (v1.36.3) and etcd that cluster tests,
+# hack/local-cluster.sh and benchmarks run, into the git-ignored _output/bin.
+# Already-built binaries are kept; a cold build takes several minutes.
+set -o errexit
+set -o nounset
+set -o pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+OUT="${ROOT}/_output/bin"
+mkdir -p "${OUT}"
+cd "${ROOT}/hack/tools"
+
+if [ ! -x "${OUT}/etcd" ]; then
+    echo "building etcd into ${OUT}"
+    go build -o "${OUT}/etcd" ./etcd
+fi
+if [ ! -x "${OUT}/kube-apiserver" ]; then
+    echo "building kube-apiserver v1.36.3 into ${OUT} (several minutes the first time)"
+    # The version is set so that kubectl and discovery report v1.36.3.
+    go build -ldflags "-X k8s.io/component-base/version.gitVersion=v1.36.3 \
+        -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=36 \
+        -X k8s.io/component-base/version.gitTreeState=clean" \
+        -o "${OUT}/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
+fi
