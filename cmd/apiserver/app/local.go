@@ -78,6 +78,10 @@ func (o *Options) applyLocal(ctx context.Context, c *genericapiserver.Recommende
 	if err := o.applyLocalServing(c, pki); err != nil {
 		return cleanup, err
 	}
+	// Capstan deletes a ConfigSet's revisions itself; the garbage collector's
+	// finalizers would leave ConfigSets terminating where no collector runs,
+	// and it could not strip owner references from read-only revisions.
+	r.Etcd.EnableGarbageCollection = false
 	if err := r.Etcd.ApplyWithStorageFactoryTo(o.newStorageFactory(), &c.Config); err != nil {
 		return cleanup, err
 	}

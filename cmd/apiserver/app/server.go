@@ -135,6 +135,10 @@ func (o *Options) Config(ctx context.Context) (*apiserver.Config, func(), error)
 // etcd, delegated authentication and authorization, the cluster's admission chain.
 func (o *Options) applyAggregated(c *genericapiserver.RecommendedConfig) error {
 	r := o.Recommended
+	// Capstan deletes a ConfigSet's revisions itself; the garbage collector's
+	// finalizers would leave ConfigSets terminating where no collector runs,
+	// and it could not strip owner references from read-only revisions.
+	r.Etcd.EnableGarbageCollection = false
 	if err := r.Etcd.ApplyWithStorageFactoryTo(o.newStorageFactory(), &c.Config); err != nil {
 		return err
 	}

@@ -102,7 +102,7 @@ func evalRule(ctx context.Context, i int, rule configv1beta1.ConfigPolicyRule, c
 	ok, err := compiled.Eval(ctx, cs.Spec.Data, cs.Spec.SecretData)
 	switch {
 	case errors.Is(err, policyrule.ErrCostLimitExceeded):
-		return fmt.Sprintf("%s: evaluation exceeded its cost limit, so the rule is treated as broken", prefix)
+		return fmt.Sprintf("%s: evaluation exceeded its limits (%v), so the rule is treated as broken", prefix, err)
 	case err != nil:
 		return fmt.Sprintf("%s: evaluation failed: %v", prefix, err)
 	case ok:

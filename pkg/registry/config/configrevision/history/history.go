@@ -113,15 +113,51 @@ func Snapshot(cs *config.ConfigSet, change Change) *config.ConfigRevision {
 }
 
 // Record writes the revision for cs's current state and prunes what is beyond
-// its history limit. A revision that already exists is left as it is.
+// its history limit. Writing the same revision twice (a retry, or the request
+// and the reconciler) is a no-op. A revision left under the same name by an
+// earlier ConfigSet of that name is replaced; a name taken by another live
+// ConfigSet (possible only for names cut to fit) makes the server pick a
+// generated name, since Get and List find revisions by their fields.
 func (h *History) Record(ctx context.Context, cs *config.ConfigSet, change Change) error {
-	rev := Snapshot(cs, change)
 	ctx = genericapirequest.WithNamespace(ctx, cs.Namespace)
-	_, err := h.store.Create(ctx, rev, rest.ValidateAllObjectFunc, &metav1.CreateOptions{})
-	if err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("writing revision %d of configset %s/%s: %w", rev.Revision, cs.Namespace, cs.Name, err)
+	if err := h.create(ctx, cs, Snapshot(cs, change)); err != nil {
+		return fmt.Errorf("writing revision %d of configset %s/%s: %w", cs.Status.CurrentRevision, cs.Namespace, cs.Name, err)
 	}
 	return h.Prune(ctx, cs)
+}
+
+func (h *History) create(ctx context.Context, cs *config.ConfigSet, rev *config.ConfigRevision) error {
+	for attempt := 0; attempt < 3; attempt++ {
+		_, err := h.store.Create(ctx, rev.DeepCopy(), rest.ValidateAllObjectFunc, &metav1.CreateOptions{})
+		if !apierrors.IsAlreadyExists(err) {
+			return err
+		}
+		obj, getErr := h.store.Get(ctx, rev.Name, &metav1.GetOptions{})
+		if apierrors.IsNotFound(getErr) {
+			continue // deleted meanwhile: try again
+		}
+		if getErr != nil {
+			return getErr
+		}
+		existing := obj.(*config.ConfigRevision)
+		switch {
+		case existing.ConfigSetName == cs.Name && existing.Revision == rev.Revision && OwnedBy(existing, cs.UID):
+			return nil
+		case existing.ConfigSetName == cs.Name && !OwnedBy(existing, cs.UID):
+			// Left by an earlier ConfigSet of this name, whose history is void.
+			if err := h.Delete(ctx, existing.Namespace, existing.Name, existing.UID); err != nil {
+				return err
+			}
+		default:
+			found, err := h.find(ctx, cs, rev.Revision)
+			if err != nil || found != nil {
+				return err
+			}
+			rev.GenerateName = rev.Name[:min(len(rev.Name), 240)] + "-"
+			rev.Name = ""
+		}
+	}
+	return fmt.Errorf("revision name %s stayed taken", rev.Name)
 }
 
 // List returns the kept revisions of cs that belong to it (same UID), oldest first.
@@ -160,18 +196,38 @@ func OwnedBy(rev *config.ConfigRevision, uid types.UID) bool {
 func (h *History) Get(ctx context.Context, cs *config.ConfigSet, rev int64) (*config.ConfigRevision, error) {
 	ctx = genericapirequest.WithNamespace(ctx, cs.Namespace)
 	obj, err := h.store.Get(ctx, Name(cs.Name, rev), &metav1.GetOptions{})
-	notKept := apierrors.NewNotFound(config.Resource("configrevisions"), fmt.Sprintf("revision %d of configset %s", rev, cs.Name))
-	if apierrors.IsNotFound(err) {
-		return nil, notKept
+	if err != nil && !apierrors.IsNotFound(err) {
+		return nil, err
 	}
+	if err == nil {
+		if r := obj.(*config.ConfigRevision); r.ConfigSetName == cs.Name && r.Revision == rev && OwnedBy(r, cs.UID) {
+			return r, nil
+		}
+	}
+	// Not under its usual name: a cut name taken by another ConfigSet made the
+	// server generate one.
+	r, err := h.find(ctx, cs, rev)
 	if err != nil {
 		return nil, err
 	}
-	r := obj.(*config.ConfigRevision)
-	if r.ConfigSetName != cs.Name || r.Revision != rev || !OwnedBy(r, cs.UID) {
-		return nil, notKept
+	if r == nil {
+		return nil, apierrors.NewNotFound(config.Resource("configrevisions"), fmt.Sprintf("revision %d of configset %s", rev, cs.Name))
 	}
 	return r, nil
+}
+
+// find looks revision rev of cs up by its fields.
+func (h *History) find(ctx context.Context, cs *config.ConfigSet, rev int64) (*config.ConfigRevision, error) {
+	revs, err := h.List(ctx, cs.Namespace, cs.Name, cs.UID)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range revs {
+		if r.Revision == rev {
+			return r, nil
+		}
+	}
+	return nil, nil
 }
 
 // Prune deletes the revisions of cs that are older than its history limit

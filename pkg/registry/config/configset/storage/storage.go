@@ -112,9 +112,21 @@ func (r *REST) update(ctx context.Context, name string, objInfo rest.UpdatedObje
 		return out, created, err
 	}
 	cs := out.(*config.ConfigSet)
+	if cs.DeletionTimestamp != nil && len(cs.Finalizers) == 0 {
+		// Removing the last finalizer of a deleting ConfigSet deleted it.
+		if err := r.history.DeleteAll(ctx, cs.Namespace, cs.Name, cs.UID); err != nil {
+			warning.AddWarning(ctx, "", fmt.Sprintf("the revisions of configset %s were not all deleted (%v); the server will remove them", cs.Name, err))
+		}
+		return out, created, nil
+	}
 	old, _ := info.old.(*config.ConfigSet)
-	if created || old == nil || old.Status.CurrentRevision != cs.Status.CurrentRevision {
+	switch {
+	case created || old == nil || old.Status.CurrentRevision != cs.Status.CurrentRevision:
 		r.record(ctx, cs, history.Change{Author: history.AuthorFrom(ctx), RollbackOf: rollbackOf})
+	case cs.Spec.RevisionHistoryLimit < old.Spec.RevisionHistoryLimit:
+		if err := r.history.Prune(ctx, cs); err != nil {
+			warning.AddWarning(ctx, "", fmt.Sprintf("history of configset %s was not pruned to the new limit (%v); the server will prune it", cs.Name, err))
+		}
 	}
 	return out, created, nil
 }
@@ -143,7 +155,8 @@ func (i *oldCapturingInfo) UpdatedObject(ctx context.Context, oldObj runtime.Obj
 
 // Delete deletes the ConfigSet and, once it is gone, its revisions, so that
 // history does not outlive its ConfigSet even without a garbage collector.
-// An orphaning delete keeps them.
+// Revisions are part of their ConfigSet: an orphaning delete removes them too,
+// as the history reconciler would.
 func (r *REST) Delete(ctx context.Context, name string, deleteValidation rest.ValidateObjectFunc, options *metav1.DeleteOptions) (runtime.Object, bool, error) {
 	var deleting *config.ConfigSet
 	capture := func(ctx context.Context, obj runtime.Object) error {
@@ -186,15 +199,5 @@ func (r *REST) DeleteCollection(ctx context.Context, deleteValidation rest.Valid
 }
 
 func deletesHistory(options *metav1.DeleteOptions) bool {
-	if options == nil {
-		return true
-	}
-	if dryrun.IsDryRun(options.DryRun) {
-		return false
-	}
-	//nolint:staticcheck // OrphanDependents is deprecated but still honoured by the store.
-	if options.OrphanDependents != nil && *options.OrphanDependents {
-		return false
-	}
-	return options.PropagationPolicy == nil || *options.PropagationPolicy != metav1.DeletePropagationOrphan
+	return options == nil || !dryrun.IsDryRun(options.DryRun)
 }
