@@ -2,9 +2,9 @@ package configpolicy
 
 import (
 	"context"
-	"sort"
-	"strings"
 	"testing"
+
+	"capstan.dev/capstan/pkg/registry/registrytest"
 
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -203,7 +203,7 @@ func TestResetFieldsCoverPrepareForUpdate(t *testing.T) {
 				if reset == nil {
 					t.Fatalf("no reset fields for %s", gv)
 				}
-				overwritten := changedPaths(t, scheme, gv, request, prepared)
+				overwritten := registrytest.ChangedPaths(t, gv, request, prepared)
 				if len(overwritten) == 0 {
 					t.Fatal("PrepareForUpdate overwrote nothing; the test does not exercise it")
 				}
@@ -211,90 +211,21 @@ func TestResetFieldsCoverPrepareForUpdate(t *testing.T) {
 					if p == ".metadata.generation" {
 						continue // server-owned everywhere, never applied
 					}
-					if !coveredBy(reset, p) {
+					if !registrytest.CoveredBy(reset, p) {
 						t.Errorf("PrepareForUpdate overwrote %s, which is not a reset field (%s)", p, reset.String())
 					}
 				}
-				for _, p := range changedPaths(t, scheme, gv, old, prepared) {
+				for _, p := range registrytest.ChangedPaths(t, gv, old, prepared) {
 					if p == ".metadata.generation" {
 						continue
 					}
-					if coveredBy(reset, p) {
+					if registrytest.CoveredBy(reset, p) {
 						t.Errorf("PrepareForUpdate let %s through, yet it is a reset field", p)
 					}
 				}
 			})
 		}
 	}
-}
-
-// changedPaths returns the leaf paths (dotted) whose values differ between a
-// and b once both are converted to the version gv.
-func changedPaths(t *testing.T, scheme *runtime.Scheme, gv string, a, b runtime.Object) []string {
-	t.Helper()
-	ua := toUnstructured(t, scheme, gv, a)
-	ub := toUnstructured(t, scheme, gv, b)
-	var out []string
-	diffMaps("", ua, ub, &out)
-	sort.Strings(out)
-	return out
-}
-
-func toUnstructured(t *testing.T, scheme *runtime.Scheme, gv string, obj runtime.Object) map[string]interface{} {
-	t.Helper()
-	target := v1beta1.SchemeGroupVersion
-	if strings.HasSuffix(gv, "v1alpha1") {
-		target = v1alpha1.SchemeGroupVersion
-	}
-	versioned, err := scheme.ConvertToVersion(obj.DeepCopyObject(), target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(versioned)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u
-}
-
-func diffMaps(prefix string, a, b map[string]interface{}, out *[]string) {
-	keys := map[string]bool{}
-	for k := range a {
-		keys[k] = true
-	}
-	for k := range b {
-		keys[k] = true
-	}
-	for k := range keys {
-		p := prefix + "." + k
-		am, aok := a[k].(map[string]interface{})
-		bm, bok := b[k].(map[string]interface{})
-		if aok && bok {
-			diffMaps(p, am, bm, out)
-			continue
-		}
-		if !apiequality.Semantic.DeepEqual(a[k], b[k]) {
-			*out = append(*out, p)
-		}
-	}
-}
-
-// coveredBy reports whether the dotted path p lies at or below a path in set.
-func coveredBy(set *fieldpath.Set, p string) bool {
-	covered := false
-	set.Iterate(func(rp fieldpath.Path) {
-		prefix := ""
-		for _, pe := range rp {
-			if pe.FieldName == nil {
-				return
-			}
-			prefix += "." + *pe.FieldName
-		}
-		if p == prefix || strings.HasPrefix(p, prefix+".") {
-			covered = true
-		}
-	})
-	return covered
 }
 
 func TestSelectableFieldsMatchConstants(t *testing.T) {

@@ -2,8 +2,9 @@ package configset
 
 import (
 	"context"
-	"strings"
 	"testing"
+
+	"capstan.dev/capstan/pkg/registry/registrytest"
 
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -12,7 +13,6 @@ import (
 
 	"capstan.dev/capstan/pkg/apis/config"
 	"capstan.dev/capstan/pkg/apis/config/install"
-	"capstan.dev/capstan/pkg/apis/config/v1beta1"
 )
 
 func testScheme(t *testing.T) *runtime.Scheme {
@@ -159,85 +159,17 @@ func TestResetFieldsCoverPrepareForUpdate(t *testing.T) {
 				if reset == nil {
 					t.Fatalf("no reset fields for %s", gv)
 				}
-				for _, p := range changedPaths(t, scheme, gv, request, prepared) {
+				for _, p := range registrytest.ChangedPaths(t, gv, request, prepared) {
 					if p == ".metadata.generation" {
 						continue // server-owned everywhere, never applied
 					}
-					if !coveredBy(reset, p) {
+					if !registrytest.CoveredBy(reset, p) {
 						t.Errorf("PrepareForUpdate overwrote %s, which is not a reset field (%s)", p, reset.String())
 					}
 				}
 			})
 		}
 	}
-}
-
-// changedPaths returns the leaf paths (dotted) whose values differ between a
-// and b once both are converted to the version gv.
-func changedPaths(t *testing.T, scheme *runtime.Scheme, gv string, a, b *config.ConfigSet) []string {
-	t.Helper()
-	ua := toUnstructured(t, scheme, gv, a)
-	ub := toUnstructured(t, scheme, gv, b)
-	var out []string
-	diffMaps("", ua, ub, &out)
-	return out
-}
-
-func toUnstructured(t *testing.T, scheme *runtime.Scheme, gv string, obj *config.ConfigSet) map[string]interface{} {
-	t.Helper()
-	target := v1beta1.SchemeGroupVersion
-	if strings.HasSuffix(gv, "v1alpha1") {
-		target.Version = "v1alpha1"
-	}
-	versioned, err := scheme.ConvertToVersion(obj.DeepCopy(), target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(versioned)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u
-}
-
-func diffMaps(prefix string, a, b map[string]interface{}, out *[]string) {
-	keys := map[string]bool{}
-	for k := range a {
-		keys[k] = true
-	}
-	for k := range b {
-		keys[k] = true
-	}
-	for k := range keys {
-		p := prefix + "." + k
-		am, aok := a[k].(map[string]interface{})
-		bm, bok := b[k].(map[string]interface{})
-		if aok && bok {
-			diffMaps(p, am, bm, out)
-			continue
-		}
-		if !apiequality.Semantic.DeepEqual(a[k], b[k]) {
-			*out = append(*out, p)
-		}
-	}
-}
-
-// coveredBy reports whether the dotted path p lies at or below a path in set.
-func coveredBy(set *fieldpath.Set, p string) bool {
-	covered := false
-	set.Iterate(func(rp fieldpath.Path) {
-		prefix := ""
-		for _, pe := range rp {
-			if pe.FieldName == nil {
-				return
-			}
-			prefix += "." + *pe.FieldName
-		}
-		if p == prefix || strings.HasPrefix(p, prefix+".") {
-			covered = true
-		}
-	})
-	return covered
 }
 
 func TestSelectableFieldsMatchConstants(t *testing.T) {
