@@ -8,7 +8,7 @@ RUN_FLAGS ?=
 # Arguments for go test, e.g. TEST_FLAGS='-run TestConfigSetCRUD -v'
 TEST_FLAGS ?=
 
-.PHONY: all build run test generate verify vet fmt-check clean
+.PHONY: all build run test test-e2e tools generate verify vet fmt-check clean
 
 all: build
 
@@ -19,8 +19,22 @@ build:
 run: build
 	$(BIN)/capstan-apiserver --mode=local --data-dir=$(DATA_DIR) $(RUN_FLAGS)
 
+# Unit, storage, in-process server and kubectl tests. The suites that need a
+# real kube-apiserver (test-e2e) or kill processes (test-reliability) have
+# their own targets.
+UNIT_PKGS = $$($(GO) list ./... | grep -v -e '/test/e2e$$' -e '/test/artifacts$$' -e '/test/reliability' -e '/test/bench')
+
 test:
-	$(GO) test -count=1 -timeout 30m $(TEST_FLAGS) ./...
+	$(GO) test -count=1 -timeout 30m $(TEST_FLAGS) $(UNIT_PKGS)
+
+# Builds a real kube-apiserver v1.36.3 and etcd into _output/bin (minutes the first time).
+tools:
+	hack/build-tools.sh
+
+# End-to-end tests through a real kube-apiserver with the aggregation layer,
+# and the deployable manifests checked with server-side dry-run.
+test-e2e: build tools
+	$(GO) test -count=1 -timeout 20m $(TEST_FLAGS) ./test/e2e/...
 
 generate:
 	hack/update-codegen.sh

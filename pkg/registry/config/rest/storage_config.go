@@ -43,6 +43,7 @@ type Storage struct {
 // from the same stores.
 func (p StorageProvider) NewAPIGroupInfo(optsGetter generic.RESTOptionsGetter) (*genericapiserver.APIGroupInfo, *Storage, error) {
 	apiGroupInfo := genericapiserver.NewDefaultAPIGroupInfo(config.GroupName, p.Scheme, runtime.NewParameterCodec(p.Scheme), p.Codecs)
+	apiGroupInfo.NegotiatedSerializer = withoutProtobuf{p.Codecs}
 	optsGetter = storageerr.RESTOptionsGetter{RESTOptionsGetter: optsGetter}
 
 	revisions, err := configrevisionstorage.NewStore(p.Scheme, optsGetter)
@@ -71,4 +72,21 @@ func (p StorageProvider) NewAPIGroupInfo(optsGetter generic.RESTOptionsGetter) (
 	apiGroupInfo.VersionedResourcesStorageMap[v1alpha1.SchemeGroupVersion.Version] = resources
 
 	return &apiGroupInfo, &Storage{History: hist, ConfigSets: configSets, ConfigRevisions: revisions, ConfigPolicies: policies}, nil
+}
+
+// withoutProtobuf offers every media type of the codec factory but protobuf:
+// Capstan's types have no protobuf form, so a client that asks for protobuf
+// with JSON as a fallback must be answered in JSON, not refused with 406.
+type withoutProtobuf struct {
+	serializer.CodecFactory
+}
+
+func (f withoutProtobuf) SupportedMediaTypes() []runtime.SerializerInfo {
+	var out []runtime.SerializerInfo
+	for _, info := range f.CodecFactory.SupportedMediaTypes() {
+		if info.MediaType != runtime.ContentTypeProtobuf {
+			out = append(out, info)
+		}
+	}
+	return out
 }
