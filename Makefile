@@ -34,7 +34,7 @@ tools:
 # End-to-end tests through a real kube-apiserver with the aggregation layer,
 # and the deployable manifests checked with server-side dry-run.
 test-e2e: build tools
-	$(GO) test -count=1 -timeout 20m $(TEST_FLAGS) ./test/e2e/...
+	$(GO) test -count=1 -timeout 20m $(TEST_FLAGS) ./test/e2e/... ./test/artifacts/...
 
 generate:
 	hack/update-codegen.sh
