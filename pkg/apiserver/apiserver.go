@@ -34,6 +34,9 @@ type ExtraConfig struct {
 	// HistoryGracePeriod is how long the history reconciler lets a request
 	// write its own revision before restoring a missing one; zero means the default.
 	HistoryGracePeriod time.Duration
+	// WithoutHistory serves ConfigSets without revisions and runs no history
+	// reconciler; it exists to measure the cost of history in benchmarks.
+	WithoutHistory bool
 }
 
 // Config is the configuration of a Capstan server.
@@ -74,7 +77,7 @@ func (c CompletedConfig) New() (*CapstanServer, error) {
 		return nil, fmt.Errorf("building the generic server: %w", err)
 	}
 
-	provider := configrest.StorageProvider{Scheme: Scheme, Codecs: Codecs}
+	provider := configrest.StorageProvider{Scheme: Scheme, Codecs: Codecs, WithoutHistory: c.ExtraConfig.WithoutHistory}
 	if chain, ok := c.GenericConfig.AdmissionControl.(admission.ValidationInterface); ok && chain != nil {
 		provider.Admit = chainUpdateAdmitter{chain: chain, scheme: Scheme}
 	}
@@ -100,9 +103,13 @@ func (c CompletedConfig) addControllers(server *genericapiserver.GenericAPIServe
 	if grace == 0 {
 		grace = historycontroller.DefaultGracePeriod
 	}
-	reconciler, err := historycontroller.NewReconciler(f, storage.History, storeConfigSetGetter{storage.ConfigSets.ConfigSet.Store}, grace)
-	if err != nil {
-		return err
+	var reconciler *historycontroller.Reconciler
+	if !c.ExtraConfig.WithoutHistory {
+		var err error
+		reconciler, err = historycontroller.NewReconciler(f, storage.History, storeConfigSetGetter{storage.ConfigSets.ConfigSet.Store}, grace)
+		if err != nil {
+			return err
+		}
 	}
 	policyStatus, err := configpolicystatus.New(f, storage.ConfigPolicies.Status, c.ExtraConfig.NamespacesAvailable)
 	if err != nil {
@@ -112,8 +119,10 @@ func (c CompletedConfig) addControllers(server *genericapiserver.GenericAPIServe
 	// before that, ConfigPolicy admission refuses every ConfigSet write.
 	synced := []cache.InformerSynced{
 		f.Config().V1beta1().ConfigPolicies().Informer().HasSynced,
-		f.Config().V1beta1().ConfigSets().Informer().HasSynced,
-		f.Config().V1beta1().ConfigRevisions().Informer().HasSynced,
+	}
+	if reconciler != nil {
+		synced = append(synced, f.Config().V1beta1().ConfigSets().Informer().HasSynced,
+			f.Config().V1beta1().ConfigRevisions().Informer().HasSynced)
 	}
 	err = server.AddReadyzChecks(healthz.NamedCheck("capstan-informer-sync", func(*http.Request) error {
 		for _, s := range synced {
@@ -128,7 +137,9 @@ func (c CompletedConfig) addControllers(server *genericapiserver.GenericAPIServe
 	}
 	return server.AddPostStartHook("start-capstan-controllers", func(ctx genericapiserver.PostStartHookContext) error {
 		f.Start(ctx.Done())
-		go reconciler.Run(ctx, 2)
+		if reconciler != nil {
+			go reconciler.Run(ctx, 2)
+		}
 		go policyStatus.Run(ctx)
 		return nil
 	})

@@ -187,3 +187,30 @@ func TestReconcilerRepairsHistoryWithTwoReplicas(t *testing.T) {
 		}
 	})
 }
+
+// TestWithoutHistory: --record-history=false (for measuring what history
+// costs) keeps the revision counter but writes no revisions, and no
+// reconciler restores them.
+func TestWithoutHistory(t *testing.T) {
+	ts := capstantesting.StartTestServer(t, "--record-history=false", "--history-repair-grace-period=100ms")
+	c := versioned.NewForConfigOrDie(ts.ClientConfig)
+	ctx := context.Background()
+	cs, err := c.ConfigV1beta1().ConfigSets("nohist").Create(ctx, &v1beta1.ConfigSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "app"},
+		Spec:       v1beta1.ConfigSetSpec{Data: map[string]string{"k": "1"}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs.Spec.Data["k"] = "2"
+	if cs, err = c.ConfigV1beta1().ConfigSets("nohist").Update(ctx, cs, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if cs.Status.CurrentRevision != 2 {
+		t.Errorf("currentRevision = %d, want 2", cs.Status.CurrentRevision)
+	}
+	time.Sleep(time.Second)
+	if revs := rcRevisions(t, c, "nohist", "app"); len(revs) != 0 {
+		t.Errorf("revisions %v written with --record-history=false", rcNumbers(revs))
+	}
+}

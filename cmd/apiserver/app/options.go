@@ -60,6 +60,9 @@ type Options struct {
 	// HistoryRepairGracePeriod is how long a missing current revision is left to
 	// the request that should write it before the reconciler restores it.
 	HistoryRepairGracePeriod time.Duration
+	// RecordHistory writes a ConfigRevision for every change; turning it off
+	// exists only to measure what history costs.
+	RecordHistory bool
 
 	// Out receives the lines a person starting the server wants to read.
 	Out io.Writer
@@ -76,6 +79,7 @@ func NewOptions(out io.Writer) *Options {
 		Out:       out,
 
 		HistoryRepairGracePeriod: 5 * time.Second,
+		RecordHistory:            true,
 	}
 	o.Recommended.SecureServing.BindPort = defaultSecurePort
 	configpolicy.Register(o.Recommended.Admission.Plugins)
@@ -94,6 +98,7 @@ func (o *Options) Flags() cliflag.NamedFlagSets {
 	fs.StringVar(&o.Mode, "mode", o.Mode, "How to run: 'local' (embedded etcd, generated PKI, one admin; for development) or 'aggregated' (behind kube-apiserver, external etcd, delegated auth).")
 	fs.StringVar(&o.DataDir, "data-dir", o.DataDir, "Local mode: folder for the embedded etcd's data, the generated CA, certificates, encryption key and kubeconfig. Survives restarts.")
 	fs.DurationVar(&o.HistoryRepairGracePeriod, "history-repair-grace-period", o.HistoryRepairGracePeriod, "How long a ConfigSet's current revision may be missing before the history reconciler restores it; the request that made the change normally writes it within milliseconds.")
+	fs.BoolVar(&o.RecordHistory, "record-history", o.RecordHistory, "Write a ConfigRevision for every change of a ConfigSet's entries. Turning it off disables history, rollback and the history reconciler; it exists to measure what history costs.")
 	fs.BoolVar(&o.EtcdUnsafeNoFsync, "embedded-etcd-unsafe-no-fsync", o.EtcdUnsafeNoFsync, "Local mode: the embedded etcd does not fsync. Loses data on power failure; for tests and benchmarks only.")
 
 	o.ServerRun.AddUniversalFlags(fss.FlagSet("generic"))

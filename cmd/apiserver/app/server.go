@@ -127,6 +127,7 @@ func (o *Options) Config(ctx context.Context) (*apiserver.Config, func(), error)
 			ConfigInformers:     configInformers,
 			NamespacesAvailable: o.Mode != ModeLocal,
 			HistoryGracePeriod:  o.HistoryRepairGracePeriod,
+			WithoutHistory:      !o.RecordHistory,
 		},
 	}, cleanup, nil
 }

@@ -28,6 +28,9 @@ type StorageProvider struct {
 	Codecs serializer.CodecFactory
 	// Admit validates the ConfigSet update a rollback makes; nil admits everything.
 	Admit configsetstorage.UpdateAdmitter
+	// WithoutHistory serves ConfigSets without recording revisions, to measure
+	// what history costs; rollback then finds nothing to restore.
+	WithoutHistory bool
 }
 
 // Storage is what NewAPIGroupInfo built, for the parts of the server that write
@@ -51,7 +54,11 @@ func (p StorageProvider) NewAPIGroupInfo(optsGetter generic.RESTOptionsGetter) (
 		return nil, nil, fmt.Errorf("building configrevisions storage: %w", err)
 	}
 	hist := history.New(revisions)
-	configSets, err := configsetstorage.NewStorage(p.Scheme, optsGetter, hist, p.Admit)
+	recorder := hist
+	if p.WithoutHistory {
+		recorder = nil
+	}
+	configSets, err := configsetstorage.NewStorage(p.Scheme, optsGetter, recorder, p.Admit)
 	if err != nil {
 		return nil, nil, fmt.Errorf("building configsets storage: %w", err)
 	}

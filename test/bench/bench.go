@@ -1,0 +1,447 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// sizes are the workload sizes of a run.
+type sizes struct {
+	Objects        int   `json:"objects"`
+	Namespaces     int   `json:"namespaces"`
+	CreateConc     []int `json:"createConcurrency"`
+	MutateOps      int   `json:"mutateOps"`
+	MutateConc     int   `json:"mutateConcurrency"`
+	ListRepeats    int   `json:"listRepeats"`
+	Watchers       int   `json:"watchers"`
+	WatchRate      int   `json:"watchUpdatesPerSecond"`
+	WatchSeconds   int   `json:"watchSeconds"`
+	Informers      int   `json:"informers"`
+	BigObjects     int   `json:"bigObjects"`
+	EncObjects     int   `json:"encryptionObjects"`
+	ProfileSeconds int   `json:"profileSeconds"`
+}
+
+var fullSizes = sizes{
+	Objects: 10000, Namespaces: 10, CreateConc: []int{1, 8, 32}, MutateOps: 2000, MutateConc: 8,
+	ListRepeats: 10, Watchers: 100, WatchRate: 100, WatchSeconds: 10, Informers: 10,
+	BigObjects: 2000, EncObjects: 2000, ProfileSeconds: 5,
+}
+
+var quickSizes = sizes{
+	Objects: 300, Namespaces: 10, CreateConc: []int{8}, MutateOps: 300, MutateConc: 8,
+	ListRepeats: 3, Watchers: 10, WatchRate: 50, WatchSeconds: 2, Informers: 3,
+	BigObjects: 100, EncObjects: 150, ProfileSeconds: 2,
+}
+
+// Measurement is one workload on one system.
+type Measurement struct {
+	System     string `json:"system"`
+	Workload   string `json:"workload"`
+	Ops        int    `json:"ops"`
+	Errors     int    `json:"errors,omitempty"`
+	FirstError string `json:"firstError,omitempty"`
+	Skipped    string `json:"skipped,omitempty"`
+	// Seconds is the wall time of the workload.
+	Seconds   float64 `json:"seconds"`
+	PerSecond float64 `json:"perSecond"`
+	P50ms     float64 `json:"p50ms"`
+	P99ms     float64 `json:"p99ms"`
+	// ServerCPU is the CPU seconds of the API server processes (for E,
+	// etcd), per role in ServerCPUByRole.
+	ServerCPU       float64            `json:"serverCPUSeconds"`
+	ServerCPUByRole map[string]float64 `json:"serverCPUByRole,omitempty"`
+	EtcdCPU         float64            `json:"etcdCPUSeconds"`
+	ClientCPU       float64            `json:"clientCPUSeconds"`
+	// ServerCPUPerOpMs is ServerCPU per operation in milliseconds, which is
+	// also CPU seconds per 1,000 operations.
+	ServerCPUPerOpMs float64 `json:"serverCPUmsPerOp"`
+	EtcdCPUPerOpMs   float64 `json:"etcdCPUmsPerOp"`
+	// EtcdPutsPerOp and EtcdDeletesPerOp count etcd's mvcc writes.
+	EtcdPutsPerOp    float64 `json:"etcdPutsPerOp"`
+	EtcdDeletesPerOp float64 `json:"etcdDeletesPerOp"`
+	// Extra holds workload-specific figures (RSS, deliveries).
+	Extra map[string]float64 `json:"extra,omitempty"`
+}
+
+// Profile is the top of a CPU profile of one server under one workload.
+type Profile struct {
+	System   string `json:"system"`
+	Workload string `json:"workload"`
+	Role     string `json:"role"`
+	File     string `json:"file"`
+	Top      string `json:"top"`
+}
+
+// runner runs the workloads and collects results.
+type runner struct {
+	sizes    sizes
+	outDir   string
+	log      func(format string, args ...any)
+	mu       sync.Mutex
+	results  []Measurement
+	profiles []Profile
+}
+
+func (r *runner) add(m Measurement) {
+	r.mu.Lock()
+	r.results = append(r.results, m)
+	r.mu.Unlock()
+	if m.Skipped != "" {
+		return
+	}
+	msg := fmt.Sprintf("%-6s %-32s ops=%-6d %8.1f/s p50=%7.2fms p99=%7.2fms server=%6.3fms/op etcd=%6.3fms/op puts/op=%.2f",
+		m.System, m.Workload, m.Ops, m.PerSecond, m.P50ms, m.P99ms, m.ServerCPUPerOpMs, m.EtcdCPUPerOpMs, m.EtcdPutsPerOp)
+	if m.Errors > 0 {
+		msg += fmt.Sprintf(" ERRORS=%d (%s)", m.Errors, m.FirstError)
+	}
+	for k, v := range m.Extra {
+		msg += fmt.Sprintf(" %s=%.2f", k, v)
+	}
+	r.log("%s", msg)
+}
+
+// cpuSnapshot is CPU time of the server, etcd and the bench itself, and etcd's counters.
+type cpuSnapshot struct {
+	byRole   map[string]float64
+	etcd     float64
+	client   float64
+	counters map[string]float64
+	at       time.Time
+}
+
+func snapshot(ctx context.Context, sys system) cpuSnapshot {
+	s := cpuSnapshot{byRole: map[string]float64{}, at: time.Now()}
+	switch k := sys.(type) {
+	case *kubeSystem:
+		for _, ref := range k.servers {
+			s.byRole[ref.role] += cpuSeconds(ref.pid())
+		}
+	default:
+		for _, pid := range sys.serverPIDs() {
+			s.byRole["etcd"] += cpuSeconds(pid)
+		}
+	}
+	for _, pid := range sys.etcdPIDs() {
+		s.etcd += cpuSeconds(pid)
+	}
+	s.client = cpuSeconds(os.Getpid())
+	s.counters, _ = sys.etcdCounters(ctx)
+	return s
+}
+
+// finish fills the CPU and etcd figures of m from two snapshots.
+func finish(m *Measurement, before, after cpuSnapshot) {
+	m.ServerCPUByRole = map[string]float64{}
+	for role, v := range after.byRole {
+		d := v - before.byRole[role]
+		m.ServerCPUByRole[role] = d
+		m.ServerCPU += d
+	}
+	m.EtcdCPU = after.etcd - before.etcd
+	m.ClientCPU = after.client - before.client
+	if m.Seconds == 0 {
+		m.Seconds = after.at.Sub(before.at).Seconds()
+	}
+	if m.Ops > 0 {
+		m.ServerCPUPerOpMs = 1000 * m.ServerCPU / float64(m.Ops)
+		m.EtcdCPUPerOpMs = 1000 * m.EtcdCPU / float64(m.Ops)
+		m.EtcdPutsPerOp = (after.counters["put"] - before.counters["put"]) / float64(m.Ops)
+		m.EtcdDeletesPerOp = (after.counters["delete"] - before.counters["delete"]) / float64(m.Ops)
+		if m.Seconds > 0 {
+			m.PerSecond = float64(m.Ops) / m.Seconds
+		}
+	}
+}
+
+// measure runs op n times on conc workers and records the figures; when
+// profile is set it also profiles the servers meanwhile.
+func (r *runner) measure(ctx context.Context, sys system, workload string, n, conc int, profile bool, op func(ctx context.Context, i int) error) Measurement {
+	settle()
+	var profiles map[string][]byte
+	var pwg sync.WaitGroup
+	if profile {
+		pwg.Add(1)
+		go func() {
+			defer pwg.Done()
+			profiles = sys.profile(ctx, r.sizes.ProfileSeconds)
+		}()
+	}
+	before := snapshot(ctx, sys)
+	res := runOps(ctx, n, conc, op)
+	after := snapshot(ctx, sys)
+	m := Measurement{System: sys.name(), Workload: workload, Ops: res.ops, Errors: res.errors, FirstError: res.firstError,
+		Seconds: res.elapsed.Seconds(), P50ms: percentile(res.latencies, 50), P99ms: percentile(res.latencies, 99)}
+	if res.ops == 0 && errors.Is(errorFromString(res.firstError), errUnsupported) {
+		m = Measurement{System: sys.name(), Workload: workload, Skipped: errUnsupported.Error()}
+	} else {
+		finish(&m, before, after)
+	}
+	pwg.Wait()
+	r.saveProfiles(sys.name(), workload, profiles)
+	r.add(m)
+	return m
+}
+
+func errorFromString(s string) error {
+	if s == errUnsupported.Error() {
+		return errUnsupported
+	}
+	return errors.New(s)
+}
+
+// saveProfiles writes each profile and the top frames `go tool pprof -top` names.
+func (r *runner) saveProfiles(sysName, workload string, profiles map[string][]byte) {
+	for role, data := range profiles {
+		base := strings.NewReplacer(" ", "-", "/", "-", "=", "").Replace(fmt.Sprintf("%s-%s-%s", sysName, workload, role))
+		dir := filepath.Join(r.outDir, "pprof")
+		_ = os.MkdirAll(dir, 0o755)
+		file := filepath.Join(dir, base+".pb.gz")
+		p := Profile{System: sysName, Workload: workload, Role: role, File: file}
+		if strings.HasPrefix(string(data), "error: ") {
+			p.Top = string(data)
+		} else if err := os.WriteFile(file, data, 0o644); err != nil {
+			p.Top = "error: " + err.Error()
+		} else {
+			out, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=25", file).CombinedOutput()
+			p.Top = string(out)
+			if err != nil {
+				p.Top = "error: " + err.Error() + "\n" + p.Top
+			}
+			_ = os.WriteFile(filepath.Join(dir, base+".top.txt"), out, 0o644)
+		}
+		r.mu.Lock()
+		r.profiles = append(r.profiles, p)
+		r.mu.Unlock()
+	}
+}
+
+func (r *runner) skip(sys system, workload, why string) {
+	r.add(Measurement{System: sys.name(), Workload: workload, Skipped: why})
+}
+
+// ref is the namespace and name of object i of a set.
+func (r *runner) ref(prefix string, i int) (string, string) {
+	return namespaceName("bench", i%r.sizes.Namespaces), objectName(prefix, i)
+}
+
+func (r *runner) namespaces() []string {
+	var out []string
+	for i := range r.sizes.Namespaces {
+		out = append(out, namespaceName("bench", i))
+	}
+	return append(out, "bench-big")
+}
+
+// runAll runs every workload on one system; the objects of the last create
+// run stay for the later workloads.
+func (r *runner) runAll(ctx context.Context, sys system) error {
+	s := r.sizes
+	if err := sys.prepare(ctx, r.namespaces()); err != nil {
+		return fmt.Errorf("%s: creating namespaces: %w", sys.name(), err)
+	}
+	time.Sleep(4 * settleTime)
+	emptyRSS := rssMiB(sys.memoryPID())
+
+	var prefix string
+	for idx, conc := range s.CreateConc {
+		prefix = fmt.Sprintf("c%d", conc)
+		last := idx == len(s.CreateConc)-1
+		m := r.measure(ctx, sys, fmt.Sprintf("create c=%d", conc), s.Objects, conc, last, func(ctx context.Context, i int) error {
+			ns, name := r.ref(prefix, i)
+			return sys.create(ctx, ns, name, i, smallShape)
+		})
+		if m.Errors > 0 && m.Ops == 0 {
+			return fmt.Errorf("%s: create fails: %s", sys.name(), m.FirstError)
+		}
+		if !last {
+			for i := range s.Namespaces {
+				if err := sys.deleteAll(ctx, namespaceName("bench", i)); err != nil {
+					return fmt.Errorf("%s: deleting: %w", sys.name(), err)
+				}
+			}
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+
+	time.Sleep(4 * settleTime)
+	loadedRSS := rssMiB(sys.memoryPID())
+	r.add(Measurement{System: sys.name(), Workload: "memory", Ops: s.Objects, Extra: map[string]float64{
+		"rssEmptyMiB": emptyRSS, "rssLoadedMiB": loadedRSS,
+		"rssMiBPer1kObjects": (loadedRSS - emptyRSS) / (float64(s.Objects) / 1000),
+	}})
+
+	n := min(s.MutateOps, s.Objects)
+	for _, w := range []struct {
+		name string
+		op   func(ctx context.Context, i int) error
+	}{
+		{"get consistent", func(ctx context.Context, i int) error { ns, nm := r.ref(prefix, i); return sys.get(ctx, ns, nm, false) }},
+		{"get rv=0", func(ctx context.Context, i int) error { ns, nm := r.ref(prefix, i); return sys.get(ctx, ns, nm, true) }},
+		{"update", func(ctx context.Context, i int) error {
+			ns, nm := r.ref(prefix, i)
+			return sys.update(ctx, ns, nm, i, 1)
+		}},
+		{"merge patch", func(ctx context.Context, i int) error {
+			ns, nm := r.ref(prefix, i)
+			return sys.patch(ctx, ns, nm, i, 2)
+		}},
+		{"server-side apply", func(ctx context.Context, i int) error {
+			ns, nm := r.ref(prefix, i)
+			return sys.apply(ctx, ns, nm, i, 3)
+		}},
+	} {
+		r.measure(ctx, sys, w.name, n, s.MutateConc, false, w.op)
+	}
+
+	lists := []struct {
+		name, ns, selector string
+		limit              int64
+		profile            bool
+	}{
+		{fmt.Sprintf("list all %d", s.Objects), "", "", 0, true},
+		{"list one namespace", namespaceName("bench", 0), "", 0, false},
+		{"list selector 1%", "", bucketLabel + "=7", 0, false},
+		{"list paginated 500", "", "", 500, false},
+	}
+	for _, l := range lists {
+		r.measure(ctx, sys, l.name, s.ListRepeats, 1, l.profile, func(ctx context.Context, _ int) error {
+			_, err := sys.list(ctx, l.ns, l.selector, l.limit)
+			return err
+		})
+	}
+
+	r.watchWorkload(ctx, sys, prefix)
+
+	r.measure(ctx, sys, fmt.Sprintf("informers x%d sync", s.Informers), 1, 1, false, func(ctx context.Context, _ int) error {
+		return sys.informers(ctx, s.Informers)
+	})
+
+	bigNS := "bench-big"
+	r.measure(ctx, sys, "create 10KiB c=8", s.BigObjects, 8, false, func(ctx context.Context, i int) error {
+		return sys.create(ctx, bigNS, objectName("big", i), i, bigShape)
+	})
+	r.measure(ctx, sys, fmt.Sprintf("list %d x 10KiB", s.BigObjects), s.ListRepeats, 1, false, func(ctx context.Context, _ int) error {
+		_, err := sys.list(ctx, bigNS, "", 0)
+		return err
+	})
+	return ctx.Err()
+}
+
+// watchWorkload starts the watchers on one namespace, sends merge patches
+// carrying their send time at a fixed rate, and measures delivery.
+func (r *runner) watchWorkload(ctx context.Context, sys system, prefix string) {
+	s := r.sizes
+	ns := namespaceName("bench", 0)
+	var mu sync.Mutex
+	var lat []time.Duration
+	onEvent := func(sent int64) {
+		d := time.Duration(time.Now().UnixNano() - sent)
+		mu.Lock()
+		lat = append(lat, d)
+		mu.Unlock()
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for w := range s.Watchers {
+		if err := sys.watch(wctx, ns, onEvent); err != nil {
+			r.add(Measurement{System: sys.name(), Workload: "watch", Errors: 1, FirstError: fmt.Sprintf("watcher %d: %v", w, err)})
+			return
+		}
+	}
+	// Objects of namespace 0 are those with i % Namespaces == 0.
+	perNS := (s.Objects + s.Namespaces - 1) / s.Namespaces
+	total := s.WatchRate * s.WatchSeconds
+	settle()
+	before := snapshot(ctx, sys)
+	interval := time.Second / time.Duration(s.WatchRate)
+	tick := time.NewTicker(interval)
+	var sent, failed int
+	var firstErr string
+	var swg sync.WaitGroup
+	var smu sync.Mutex
+	sem := make(chan struct{}, 8)
+	for round := 0; round < total && ctx.Err() == nil; round++ {
+		<-tick.C
+		i := (round % perNS) * s.Namespaces
+		_, name := r.ref(prefix, i)
+		sem <- struct{}{}
+		swg.Add(1)
+		go func() {
+			defer swg.Done()
+			defer func() { <-sem }()
+			err := sys.patch(ctx, ns, name, i, 100+round)
+			smu.Lock()
+			defer smu.Unlock()
+			if err != nil {
+				failed++
+				if firstErr == "" {
+					firstErr = err.Error()
+				}
+				return
+			}
+			sent++
+		}()
+	}
+	tick.Stop()
+	swg.Wait()
+	// Let the last events arrive.
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		mu.Lock()
+		got := len(lat)
+		mu.Unlock()
+		if got >= sent*s.Watchers {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	after := snapshot(ctx, sys)
+	mu.Lock()
+	delivered := slicesClone(lat)
+	mu.Unlock()
+	m := Measurement{System: sys.name(), Workload: fmt.Sprintf("watch %d watchers @%d/s", s.Watchers, s.WatchRate),
+		Ops: len(delivered), Errors: failed, FirstError: firstErr,
+		P50ms: percentile(delivered, 50), P99ms: percentile(delivered, 99)}
+	finish(&m, before, after)
+	m.EtcdPutsPerOp, m.EtcdDeletesPerOp = 0, 0
+	m.Extra = map[string]float64{"updatesSent": float64(sent), "expectedDeliveries": float64(sent * s.Watchers)}
+	r.add(m)
+}
+
+func slicesClone(s []time.Duration) []time.Duration { return append([]time.Duration(nil), s...) }
+
+// runEncryption measures Capstan's CPU per create and per uncached get with
+// each encryption provider, each on a fresh server and etcd.
+func (r *runner) runEncryption(ctx context.Context, bins binaries, dir string, providers []string, kmsSocket string) {
+	for _, p := range providers {
+		if ctx.Err() != nil {
+			return
+		}
+		sys, err := startCapstanLocal(ctx, bins, dir, "capstan-enc-"+p, p, kmsSocket)
+		if err != nil {
+			r.add(Measurement{System: "O", Workload: "encryption " + p, Errors: 1, FirstError: err.Error()})
+			continue
+		}
+		sys.sysName = "O-" + p
+		n := r.sizes.EncObjects
+		r.measure(ctx, sys, "enc create c=8", n, 8, false, func(ctx context.Context, i int) error {
+			ns, name := r.ref("enc", i)
+			return sys.create(ctx, ns, name, i, smallShape)
+		})
+		r.measure(ctx, sys, "enc get uncached c=8", n, 8, false, func(ctx context.Context, i int) error {
+			ns, name := r.ref("enc", i)
+			return sys.get(ctx, ns, name, false)
+		})
+		sys.stop()
+	}
+}

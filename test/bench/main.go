@@ -1,0 +1,198 @@
+// Command bench measures Capstan side by side with raw etcd (E), Capstan
+// direct (O), Capstan through kube-apiserver's aggregator (O-agg) and a CRD
+// of the same shape on that kube-apiserver (C), in one run on one machine,
+// and writes the figures as JSON and as tables in docs/benchmarks.md.
+//
+// Every process it starts is stopped by PID at the end, on error and on
+// interrupt. Nothing here asserts a figure: timings on shared machines are
+// reported, never tested.
+//
+//	go run ./test/bench [-quick] [-out bench/results/latest.json] [-md docs/benchmarks.md]
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+func main() {
+	quick := flag.Bool("quick", false, "a small run (300 objects, concurrency 8, 10 watchers) for a smoke test")
+	out := flag.String("out", "bench/results/latest.json", "JSON results file; profiles go to a pprof folder beside it")
+	md := flag.String("md", "docs/benchmarks.md", "markdown file whose generated section is replaced (empty: none)")
+	systemsFlag := flag.String("systems", "E,O,enc,O-agg,C", "systems to run: E, O, enc (O with each encryption provider), O-agg, C")
+	workDir := flag.String("work-dir", "", "folder for etcd data, certificates and logs (default: a new temporary folder, removed at the end)")
+	root := flag.String("root", ".", "the repository root, where bin/ and _output/bin/ are")
+	flag.Parse()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var cleanup sync.Once
+	var clusterDown func()
+	var mu sync.Mutex
+	stopEverything := func() {
+		cleanup.Do(func() {
+			mu.Lock()
+			down := clusterDown
+			mu.Unlock()
+			if down != nil {
+				down()
+			}
+			stopAll()
+		})
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		s := <-sigs
+		fmt.Fprintf(os.Stderr, "bench: %v: stopping every process started\n", s)
+		cancel()
+		stopEverything()
+		os.Exit(130)
+	}()
+
+	err := run(ctx, *quick, *out, *md, *systemsFlag, *workDir, *root, func(down func()) {
+		mu.Lock()
+		clusterDown = down
+		mu.Unlock()
+	})
+	stopEverything()
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, quick bool, out, md, systemsFlag, workDir, root string, onCluster func(func())) error {
+	rootAbs, err := filepath.Abs(root)
+	if err != nil {
+		return err
+	}
+	bins := binaries{root: rootAbs, etcd: filepath.Join(rootAbs, "_output", "bin", "etcd"), capstan: filepath.Join(rootAbs, "bin", "capstan-apiserver")}
+	for _, b := range []string{bins.etcd, bins.capstan, filepath.Join(rootAbs, "_output", "bin", "kube-apiserver")} {
+		if _, err := os.Stat(b); err != nil {
+			return fmt.Errorf("%s is missing: run hack/build-tools.sh and make build first", b)
+		}
+	}
+	if workDir == "" {
+		// A short path: unix socket paths (the KMS plugin) are limited to 108 bytes.
+		workDir, err = os.MkdirTemp("", "capstan-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(workDir)
+	}
+	s := fullSizes
+	if quick {
+		s = quickSizes
+		settleTime = 150 * time.Millisecond
+	}
+	started := time.Now()
+	r := &runner{sizes: s, outDir: filepath.Dir(out), log: func(format string, args ...any) {
+		fmt.Printf("[%6.1fs] %s\n", time.Since(started).Seconds(), fmt.Sprintf(format, args...))
+	}}
+	want := map[string]bool{}
+	for _, n := range strings.Split(systemsFlag, ",") {
+		want[strings.TrimSpace(n)] = true
+	}
+	var errs []string
+	note := func(err error) {
+		if err != nil {
+			r.log("ERROR: %v", err)
+			errs = append(errs, err.Error())
+		}
+	}
+
+	if want["E"] {
+		r.log("E: raw etcd")
+		e, err := newEtcdSystem(ctx, bins.etcd, workDir)
+		note(err)
+		if err == nil {
+			note(r.runAll(ctx, e))
+			e.stop()
+		}
+	}
+	if want["O"] && ctx.Err() == nil {
+		r.log("O: Capstan direct (local mode, identity encryption)")
+		o, err := startCapstanLocal(ctx, bins, workDir, "capstan-O", "identity", "")
+		note(err)
+		if err == nil {
+			note(r.runAll(ctx, o))
+			o.stop()
+		}
+	}
+	if want["enc"] && ctx.Err() == nil {
+		r.log("O with each encryption provider")
+		providers := []string{"identity", "aesgcm", "secretbox"}
+		socket := filepath.Join(workDir, "kms.sock")
+		stopKMS, err := startMockKMS(socket)
+		if err != nil {
+			note(fmt.Errorf("KMS v2 mock plugin: %w", err))
+		} else {
+			providers = append(providers, "kms")
+		}
+		r.runEncryption(ctx, bins, workDir, providers, socket)
+		if stopKMS != nil {
+			stopKMS()
+		}
+	}
+	if (want["O-agg"] || want["C"]) && ctx.Err() == nil {
+		r.log("cluster: etcd, kube-apiserver, Capstan aggregated (test/e2e/cluster)")
+		progress := &logWriter{log: r.log}
+		b, err := startCluster(ctx, bins, workDir, progress)
+		note(err)
+		if err == nil {
+			onCluster(b.down)
+			if want["O-agg"] {
+				r.log("O-agg: Capstan through the aggregator")
+				agg, err := b.aggregated()
+				note(err)
+				if err == nil {
+					note(r.runAll(ctx, agg))
+				}
+			}
+			if want["C"] && ctx.Err() == nil {
+				r.log("C: the CRD on kube-apiserver")
+				c, err := b.crd(ctx)
+				note(err)
+				if err == nil {
+					note(r.runAll(ctx, c))
+				}
+			}
+			b.down()
+			onCluster(nil)
+		}
+	}
+
+	res := buildResults(r, quick, time.Since(started), errs)
+	if err := writeJSON(out, res); err != nil {
+		return err
+	}
+	r.log("results written to %s", out)
+	if md != "" {
+		if err := writeMarkdown(md, res); err != nil {
+			return err
+		}
+		r.log("tables written to %s", md)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%d errors: %s", len(errs), strings.Join(slices.Compact(errs), "; "))
+	}
+	return nil
+}
+
+// logWriter turns the cluster harness's progress lines into log lines.
+type logWriter struct{ log func(string, ...any) }
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	w.log("  cluster: %s", strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}

@@ -1,0 +1,366 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// Results is the JSON document a run writes.
+type Results struct {
+	Date     string            `json:"date"`
+	Quick    bool              `json:"quick"`
+	Seconds  float64           `json:"seconds"`
+	Machine  Machine           `json:"machine"`
+	Versions map[string]string `json:"versions"`
+	Sizes    sizes             `json:"sizes"`
+	Settings []string          `json:"settings"`
+	Results  []Measurement     `json:"results"`
+	Ratios   []Ratio           `json:"ratios"`
+	Profiles []Profile         `json:"profiles,omitempty"`
+	Errors   []string          `json:"errors,omitempty"`
+}
+
+// Machine describes where the run happened.
+type Machine struct {
+	CPUModel string `json:"cpuModel"`
+	NumCPU   int    `json:"nproc"`
+	MemTotal string `json:"memTotal"`
+	Kernel   string `json:"kernel"`
+}
+
+// Ratio is one figure of one workload compared across systems.
+type Ratio struct {
+	Workload string             `json:"workload"`
+	Metric   string             `json:"metric"`
+	Values   map[string]float64 `json:"values"`
+	// OE, OC and AggO are O/E, O/C and O-agg/O; zero when a side is missing.
+	OE   float64 `json:"O/E"`
+	OC   float64 `json:"O/C"`
+	AggO float64 `json:"O-agg/O"`
+}
+
+var systemOrder = []string{"E", "O", "O-agg", "C"}
+
+func machine() Machine {
+	m := Machine{NumCPU: runtime.NumCPU()}
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPUModel = strings.TrimSpace(v)
+				break
+			}
+		}
+		f.Close()
+	}
+	if f, err := os.Open("/proc/meminfo"); err == nil {
+		sc := bufio.NewScanner(f)
+		if sc.Scan() {
+			m.MemTotal = strings.Join(strings.Fields(sc.Text())[1:], " ")
+		}
+		f.Close()
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	return m
+}
+
+func firstLine(name string, args ...string) string {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil && len(out) == 0 {
+		return "unknown: " + err.Error()
+	}
+	l, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+	return l
+}
+
+func versions(root string) map[string]string {
+	return map[string]string{
+		"go (bench)":     runtime.Version(),
+		"etcd":           firstLine(filepath.Join(root, "_output", "bin", "etcd"), "--version"),
+		"kube-apiserver": firstLine(filepath.Join(root, "_output", "bin", "kube-apiserver"), "--version"),
+		"capstan commit": firstLine("git", "-C", root, "rev-parse", "--short", "HEAD"),
+	}
+}
+
+// metric is a figure the tables compare.
+type metric struct {
+	name string
+	get  func(Measurement) float64
+}
+
+var (
+	mThroughput = metric{"ops/s", func(m Measurement) float64 { return m.PerSecond }}
+	mP50        = metric{"p50 ms", func(m Measurement) float64 { return m.P50ms }}
+	mP99        = metric{"p99 ms", func(m Measurement) float64 { return m.P99ms }}
+	mCPU        = metric{"server CPU ms/op", func(m Measurement) float64 { return m.ServerCPUPerOpMs }}
+	mEtcdCPU    = metric{"etcd CPU ms/op", func(m Measurement) float64 { return m.EtcdCPUPerOpMs }}
+	mPuts       = metric{"etcd puts/op", func(m Measurement) float64 { return m.EtcdPutsPerOp }}
+	mSeconds    = metric{"seconds", func(m Measurement) float64 { return m.Seconds }}
+	mServerSecs = metric{"server CPU s", func(m Measurement) float64 { return m.ServerCPU }}
+	mRSSPer1k   = metric{"RSS MiB per 1k objects", func(m Measurement) float64 { return m.Extra["rssMiBPer1kObjects"] }}
+	mRSSLoaded  = metric{"RSS MiB loaded", func(m Measurement) float64 { return m.Extra["rssLoadedMiB"] }}
+)
+
+func metricsFor(workload string) []metric {
+	switch {
+	case workload == "memory":
+		return []metric{mRSSPer1k, mRSSLoaded}
+	case strings.HasPrefix(workload, "informers"):
+		return []metric{mSeconds, mServerSecs}
+	case strings.HasPrefix(workload, "list"):
+		return []metric{mP50, mP99, mCPU, mEtcdCPU}
+	case strings.HasPrefix(workload, "watch"):
+		return []metric{mP50, mP99, mCPU, mThroughput}
+	case strings.HasPrefix(workload, "get"):
+		return []metric{mThroughput, mP50, mP99, mCPU}
+	default:
+		return []metric{mThroughput, mP50, mP99, mCPU, mEtcdCPU, mPuts}
+	}
+}
+
+func ratio(a, b float64) float64 {
+	if a == 0 || b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+func buildRatios(ms []Measurement) []Ratio {
+	by := map[string]map[string]Measurement{}
+	var order []string
+	for _, m := range ms {
+		if m.Skipped != "" || strings.HasPrefix(m.Workload, "enc ") {
+			continue
+		}
+		if by[m.Workload] == nil {
+			by[m.Workload] = map[string]Measurement{}
+			order = append(order, m.Workload)
+		}
+		by[m.Workload][m.System] = m
+	}
+	var out []Ratio
+	for _, w := range order {
+		for _, mt := range metricsFor(w) {
+			r := Ratio{Workload: w, Metric: mt.name, Values: map[string]float64{}}
+			for sys, m := range by[w] {
+				r.Values[sys] = mt.get(m)
+			}
+			r.OE = ratio(r.Values["O"], r.Values["E"])
+			r.OC = ratio(r.Values["O"], r.Values["C"])
+			r.AggO = ratio(r.Values["O-agg"], r.Values["O"])
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func buildResults(r *runner, quick bool, d time.Duration, errs []string) Results {
+	root := "."
+	return Results{
+		Date:     time.Now().UTC().Format(time.RFC3339),
+		Quick:    quick,
+		Seconds:  d.Seconds(),
+		Machine:  machine(),
+		Versions: versions(root),
+		Sizes:    r.sizes,
+		Settings: []string{
+			"every process on 127.0.0.1; client, servers and etcd share the machine",
+			"each API server has its own etcd: --unsafe-no-fsync, --quota-backend-bytes=" + etcdQuota + " (O-agg's etcd is the harness's: TLS with client certificates, default quota)",
+			"API servers: " + strings.Join(serverLimitFlags, " "),
+			"clients: QPS=-1 (no client-side rate limit), JSON, the generated typed client (for C on a scheme registering the same Go types under bench.capstan.dev)",
+			"encryption at rest: identity for O, O-agg and C unless the workload says otherwise",
+		},
+		Results:  r.results,
+		Ratios:   buildRatios(r.results),
+		Profiles: r.profiles,
+		Errors:   errs,
+	}
+}
+
+func writeJSON(path string, res Results) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(data, '\n'), 0o644)
+}
+
+// Markers delimit the generated part of docs/benchmarks.md.
+const (
+	beginMarker = "<!-- BEGIN GENERATED BY test/bench: do not edit by hand -->"
+	endMarker   = "<!-- END GENERATED BY test/bench -->"
+)
+
+func fmtNum(v float64) string {
+	switch {
+	case v == 0:
+		return "–"
+	case v >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 10:
+		return fmt.Sprintf("%.1f", v)
+	default:
+		return fmt.Sprintf("%.3g", v)
+	}
+}
+
+func fmtRatio(v float64) string {
+	if v == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f×", v)
+}
+
+func markdownTables(res Results) string {
+	var b strings.Builder
+	kind := "full run (`make bench`)"
+	if res.Quick {
+		kind = "quick run (`make bench-quick`): small sizes, a smoke test, not for comparison"
+	}
+	fmt.Fprintf(&b, "Generated %s, %s, in %.0f s.\n\n", res.Date, kind, res.Seconds)
+	fmt.Fprintf(&b, "Machine: %s, %d CPUs (`nproc`), %s memory, Linux %s.\n\n", res.Machine.CPUModel, res.Machine.NumCPU, res.Machine.MemTotal, res.Machine.Kernel)
+	b.WriteString("Versions:")
+	for _, k := range []string{"etcd", "kube-apiserver", "capstan commit", "go (bench)"} {
+		fmt.Fprintf(&b, " %s `%s`;", k, res.Versions[k])
+	}
+	b.WriteString("\n\nSettings:\n")
+	for _, s := range res.Settings {
+		fmt.Fprintf(&b, "- %s\n", s)
+	}
+	fmt.Fprintf(&b, "\nSizes: %d objects of ~1 KiB in %d namespaces; create at concurrency %v; %d gets/updates/patches/applies at concurrency %d; each list %d times; %d watchers with %d updates/s for %d s; %d informers; %d objects of ~10 KiB.\n\n",
+		res.Sizes.Objects, res.Sizes.Namespaces, res.Sizes.CreateConc, res.Sizes.MutateOps, res.Sizes.MutateConc, res.Sizes.ListRepeats,
+		res.Sizes.Watchers, res.Sizes.WatchRate, res.Sizes.WatchSeconds, res.Sizes.Informers, res.Sizes.BigObjects)
+	b.WriteString("E = raw etcd, O = Capstan direct, O-agg = Capstan through kube-apiserver's aggregator, C = the CRD on kube-apiserver. ")
+	b.WriteString("Server CPU is utime+stime from /proc of the API server processes (for O-agg kube-apiserver plus Capstan; for E etcd itself); ms per op equals CPU seconds per 1,000 operations. For lists an op is one full list (all pages); for watch an op is one delivered event.\n\n")
+	b.WriteString("| workload | metric | E | O | O-agg | C | O/E | O/C | O-agg/O |\n|---|---|--:|--:|--:|--:|--:|--:|--:|\n")
+	for _, r := range res.Ratios {
+		fmt.Fprintf(&b, "| %s | %s |", r.Workload, r.Metric)
+		for _, s := range systemOrder {
+			v, ok := r.Values[s]
+			if !ok {
+				b.WriteString(" n/a |")
+				continue
+			}
+			fmt.Fprintf(&b, " %s |", fmtNum(v))
+		}
+		fmt.Fprintf(&b, " %s | %s | %s |\n", fmtRatio(r.OE), fmtRatio(r.OC), fmtRatio(r.AggO))
+	}
+
+	// Encryption providers: CPU per operation as a ratio to identity.
+	enc := map[string]map[string]Measurement{}
+	var providers []string
+	for _, m := range res.Results {
+		if !strings.HasPrefix(m.Workload, "enc ") || m.Skipped != "" {
+			continue
+		}
+		p := strings.TrimPrefix(m.System, "O-")
+		if enc[p] == nil {
+			enc[p] = map[string]Measurement{}
+			providers = append(providers, p)
+		}
+		enc[p][m.Workload] = m
+	}
+	if len(providers) > 0 {
+		b.WriteString("\nEncryption at rest (Capstan direct, a fresh server and etcd per provider; get uncached = resourceVersion \"\", read from etcd and decrypted):\n\n")
+		b.WriteString("| provider | create ops/s | create server CPU ms/op | ratio to identity | get ops/s | get server CPU ms/op | ratio to identity |\n|---|--:|--:|--:|--:|--:|--:|\n")
+		id := enc["identity"]
+		for _, p := range providers {
+			c, g := enc[p]["enc create c=8"], enc[p]["enc get uncached c=8"]
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", p, fmtNum(c.PerSecond), fmtNum(c.ServerCPUPerOpMs),
+				fmtRatio(ratio(c.ServerCPUPerOpMs, id["enc create c=8"].ServerCPUPerOpMs)), fmtNum(g.PerSecond), fmtNum(g.ServerCPUPerOpMs),
+				fmtRatio(ratio(g.ServerCPUPerOpMs, id["enc get uncached c=8"].ServerCPUPerOpMs)))
+		}
+	}
+
+	var bad []string
+	for _, m := range res.Results {
+		if m.Errors > 0 {
+			bad = append(bad, fmt.Sprintf("- %s %s: %d errors, first: `%s`", m.System, m.Workload, m.Errors, oneLine(m.FirstError)))
+		}
+	}
+	for _, e := range res.Errors {
+		bad = append(bad, "- run: `"+oneLine(e)+"`")
+	}
+	if len(bad) > 0 {
+		b.WriteString("\nErrors during the run:\n\n" + strings.Join(bad, "\n") + "\n")
+	}
+
+	if len(res.Profiles) > 0 {
+		b.WriteString("\nCPU profiles (`go tool pprof -top`, flat order, first frames):\n")
+		for _, p := range res.Profiles {
+			fmt.Fprintf(&b, "\n%s, %s, %s:\n\n```\n%s\n```\n", p.System, p.Workload, p.Role, topFrames(p.Top, 12))
+		}
+	}
+	return b.String()
+}
+
+func oneLine(s string) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}
+
+// topFrames keeps the header's summary line and the first n frames.
+func topFrames(top string, n int) string {
+	var out []string
+	frames := -1
+	for _, l := range strings.Split(top, "\n") {
+		switch {
+		case strings.HasPrefix(l, "Showing nodes") || strings.HasPrefix(l, "Duration:"):
+			out = append(out, l)
+		case strings.Contains(l, "flat%"):
+			out = append(out, l)
+			frames = 0
+		case frames >= 0 && frames < n && strings.TrimSpace(l) != "":
+			out = append(out, l)
+			frames++
+		case strings.HasPrefix(l, "error"):
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+const markdownSkeleton = `# Benchmarks
+
+` + beginMarker + `
+` + endMarker + `
+
+## What the figures say
+`
+
+// writeMarkdown replaces the generated section of path, creating the file
+// from a skeleton when it does not exist.
+func writeMarkdown(path string, res Results) error {
+	data, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		data, err = []byte(markdownSkeleton), nil
+	}
+	if err != nil {
+		return err
+	}
+	s := string(data)
+	i, j := strings.Index(s, beginMarker), strings.Index(s, endMarker)
+	if i < 0 || j < i {
+		return fmt.Errorf("%s has no %q … %q section", path, beginMarker, endMarker)
+	}
+	s = s[:i+len(beginMarker)] + "\n" + markdownTables(res) + s[j:]
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(s), 0o644)
+}

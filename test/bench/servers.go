@@ -1,0 +1,413 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/yaml"
+
+	"capstan.dev/capstan/test/e2e/cluster"
+)
+
+// Limits every API server in the bench runs with: the in-flight limits
+// instead of priority and fairness (which local mode turns off), at the
+// defaults' values.
+var serverLimitFlags = []string{
+	"--enable-priority-and-fairness=false",
+	"--max-requests-inflight=400",
+	"--max-mutating-requests-inflight=200",
+	"--profiling=true",
+}
+
+// binaries are the programs the bench runs.
+type binaries struct {
+	root    string
+	etcd    string
+	capstan string
+}
+
+// encryptionConfig writes an EncryptionConfiguration for ConfigSets and
+// ConfigRevisions with one provider: identity, aesgcm, secretbox or kms.
+func encryptionConfig(path, provider, kmsSocket string) error {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return err
+	}
+	k := base64.StdEncoding.EncodeToString(key)
+	var p string
+	switch provider {
+	case "identity":
+		p = "  - identity: {}\n"
+	case "aesgcm", "secretbox":
+		p = fmt.Sprintf("  - %s:\n      keys:\n      - name: key1\n        secret: %s\n", provider, k)
+	case "kms":
+		p = fmt.Sprintf("  - kms:\n      apiVersion: v2\n      name: bench-mock\n      endpoint: unix://%s\n      timeout: 3s\n", kmsSocket)
+	default:
+		return fmt.Errorf("unknown encryption provider %q", provider)
+	}
+	cfg := "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n- resources:\n  - configsets.config.capstan.dev\n  - configrevisions.config.capstan.dev\n  providers:\n" + p
+	if provider != "identity" {
+		cfg += "  - identity: {}\n"
+	}
+	return os.WriteFile(path, []byte(cfg), 0o600)
+}
+
+// waitReadyz polls /readyz of an API server.
+func waitReadyz(ctx context.Context, p *process, cfg *rest.Config) error {
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	return waitFor(wctx, p, cfg.Host+"/readyz", func(ctx context.Context) error {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, cfg.Host+"/readyz", nil)
+		resp, err := hc.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("readyz: %s: %s", resp.Status, body)
+		}
+		return nil
+	})
+}
+
+// startCapstanLocal starts O: its own etcd and capstan-apiserver in local
+// mode on it, with one encryption provider.
+func startCapstanLocal(ctx context.Context, bins binaries, dir, name, provider, kmsSocket string) (*kubeSystem, error) {
+	etcd, etcdURL, err := startEtcd(ctx, bins.etcd, dir, "etcd-"+name)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error, ps ...*process) (*kubeSystem, error) {
+		for _, p := range ps {
+			p.stop(15 * time.Second)
+		}
+		etcd.stop(10 * time.Second)
+		return nil, err
+	}
+	encFile := filepath.Join(dir, name+"-encryption.yaml")
+	if err := encryptionConfig(encFile, provider, kmsSocket); err != nil {
+		return fail(err)
+	}
+	ports, err := freePorts(1)
+	if err != nil {
+		return fail(err)
+	}
+	dataDir := filepath.Join(dir, name)
+	args := append([]string{bins.capstan,
+		"--mode=local",
+		"--data-dir=" + dataDir,
+		"--bind-address=127.0.0.1",
+		"--secure-port=" + strconv.Itoa(ports[0]),
+		"--etcd-servers=" + etcdURL,
+		"--encryption-provider-config=" + encFile,
+	}, serverLimitFlags...)
+	p, err := startProcess(name, filepath.Join(dir, "logs", name+".log"), args)
+	if err != nil {
+		return fail(err)
+	}
+	kubeconfig := filepath.Join(dataDir, "kubeconfig")
+	var cfg *rest.Config
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	err = waitFor(wctx, p, kubeconfig, func(context.Context) error {
+		c, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+		if err == nil {
+			cfg = c
+		}
+		return err
+	})
+	if err != nil {
+		return fail(err, p)
+	}
+	if err := waitReadyz(ctx, p, cfg); err != nil {
+		return fail(err, p)
+	}
+	client, err := capstanClient(cfg)
+	if err != nil {
+		return fail(err, p)
+	}
+	return &kubeSystem{
+		sysName:    "O",
+		apiVersion: "config.capstan.dev/v1beta1",
+		client:     client,
+		servers:    []*pidRef{{role: "capstan", pid: p.pid}},
+		etcds:      []*pidRef{{role: "etcd", pid: etcd.pid}},
+		memory:     &pidRef{role: "capstan", pid: p.pid},
+		etcdURL:    etcdURL,
+		etcdHTTP:   http.DefaultClient,
+		pprof:      []pprofEndpoint{{role: "capstan", config: cfg}},
+		stopFunc: func() {
+			p.stop(20 * time.Second)
+			etcd.stop(10 * time.Second)
+		},
+	}, nil
+}
+
+// benchGroup is the CRD's group: ConfigSet's shape under another name.
+var benchGroup = schema.GroupVersion{Group: "bench.capstan.dev", Version: "v1beta1"}
+
+// crdManifest is a CRD whose schema matches ConfigSet v1beta1.
+const crdManifest = `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: configsets.bench.capstan.dev
+spec:
+  group: bench.capstan.dev
+  scope: Namespaced
+  names: {plural: configsets, singular: configset, kind: ConfigSet, listKind: ConfigSetList, shortNames: [bcfgs]}
+  versions:
+  - name: v1beta1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              data:
+                type: object
+                additionalProperties: {type: string}
+              secretData:
+                type: object
+                additionalProperties: {type: string, format: byte}
+              immutable: {type: boolean}
+              revisionHistoryLimit: {type: integer, format: int32, minimum: 1, maximum: 1000, default: 10}
+          status:
+            type: object
+            properties:
+              currentRevision: {type: integer, format: int64}
+              observedGeneration: {type: integer, format: int64}
+              conditions:
+                type: array
+                x-kubernetes-list-type: map
+                x-kubernetes-list-map-keys: [type]
+                items:
+                  type: object
+                  required: [type, status, lastTransitionTime, reason, message]
+                  properties:
+                    type: {type: string}
+                    status: {type: string, enum: ["True", "False", "Unknown"]}
+                    observedGeneration: {type: integer, format: int64}
+                    lastTransitionTime: {type: string, format: date-time}
+                    reason: {type: string}
+                    message: {type: string}
+`
+
+// benchCluster is the cluster harness's control plane with kube-apiserver
+// and Capstan restarted with the bench's flags; it hosts O-agg and C.
+type benchCluster struct {
+	c          *cluster.Cluster
+	kube       *process
+	admin      *rest.Config
+	capstanCfg *rest.Config
+}
+
+func (b *benchCluster) capstanPID() int {
+	if p := b.c.Process(cluster.ProcessCapstan); p != nil {
+		return p.PID
+	}
+	return 0
+}
+
+func (b *benchCluster) etcdPID(name string) int {
+	if p := b.c.Process(name); p != nil {
+		return p.PID
+	}
+	return 0
+}
+
+func (b *benchCluster) down() {
+	if b.kube != nil {
+		b.kube.stop(20 * time.Second)
+	}
+	if err := b.c.Down(); err != nil {
+		fmt.Fprintln(os.Stderr, "stopping the cluster:", err)
+	}
+}
+
+// startCluster runs the e2e cluster harness and then restarts kube-apiserver
+// and Capstan with the bench's flags (profiling on, priority and fairness
+// off, the same in-flight limits as O) and Capstan with identity encryption,
+// as the CRD has.
+func startCluster(ctx context.Context, bins binaries, dir string, progress io.Writer) (*benchCluster, error) {
+	opts := cluster.RepoOptions(bins.root, filepath.Join(dir, "cluster"))
+	opts.Progress = progress
+	c, err := cluster.Up(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	b := &benchCluster{c: c}
+	if err := b.reconfigure(ctx); err != nil {
+		b.down()
+		return nil, err
+	}
+	return b, nil
+}
+
+func (b *benchCluster) reconfigure(ctx context.Context) error {
+	c := b.c
+	admin, err := c.AdminRESTConfig()
+	if err != nil {
+		return err
+	}
+	b.admin = admin
+
+	kp := c.Process(cluster.ProcessKubeAPIServer)
+	if kp == nil {
+		return errors.New("the cluster has no kube-apiserver")
+	}
+	args := slices.DeleteFunc(slices.Clone(kp.Args), func(a string) bool { return strings.HasPrefix(a, "--profiling") })
+	args = append(args, serverLimitFlags...)
+	if err := syscall.Kill(kp.PID, syscall.SIGTERM); err != nil {
+		return fmt.Errorf("stopping the harness's kube-apiserver: %w", err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for kp.Running() {
+		if time.Now().After(deadline) {
+			return errors.New("the harness's kube-apiserver did not stop")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	b.kube, err = startProcess("kube-apiserver", filepath.Join(c.WorkDir, "logs", "kube-apiserver-bench.log"), args)
+	if err != nil {
+		return err
+	}
+	if err := waitReadyz(ctx, b.kube, admin); err != nil {
+		return err
+	}
+
+	if err := encryptionConfig(c.EncryptionConfigFile, "identity", ""); err != nil {
+		return err
+	}
+	if err := c.StopCapstan(); err != nil {
+		return err
+	}
+	cp := c.Process(cluster.ProcessCapstan)
+	cp.Args = append(slices.DeleteFunc(slices.Clone(cp.Args), func(a string) bool { return strings.HasPrefix(a, "--profiling") }), serverLimitFlags...)
+	if err := c.StartCapstan(ctx); err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := c.WaitAvailable(wctx); err != nil {
+		return err
+	}
+	// The admin's client certificate authenticates to Capstan directly too
+	// (delegated authentication trusts the cluster CA), for /debug/pprof.
+	capstanCfg := rest.CopyConfig(admin)
+	capstanCfg.Host = c.CapstanURL
+	capstanCfg.TLSClientConfig.CAData = nil
+	capstanCfg.TLSClientConfig.CAFile = c.CapstanCAFile
+	b.capstanCfg = capstanCfg
+	return nil
+}
+
+// aggregated is O-agg: Capstan through kube-apiserver's aggregator.
+func (b *benchCluster) aggregated() (*kubeSystem, error) {
+	client, err := capstanClient(b.admin)
+	if err != nil {
+		return nil, err
+	}
+	core, err := kubernetes.NewForConfig(restConfigForBench(b.admin))
+	if err != nil {
+		return nil, err
+	}
+	etcdTLS, err := etcdClientTLS(b.c)
+	if err != nil {
+		return nil, err
+	}
+	return &kubeSystem{
+		sysName:    "O-agg",
+		apiVersion: "config.capstan.dev/v1beta1",
+		client:     client,
+		core:       core,
+		servers:    []*pidRef{{role: "kube-apiserver", pid: b.kube.pid}, {role: "capstan", pid: b.capstanPID}},
+		etcds:      []*pidRef{{role: "etcd", pid: func() int { return b.etcdPID(cluster.ProcessCapstanEtcd) }}},
+		memory:     &pidRef{role: "capstan", pid: b.capstanPID},
+		etcdURL:    b.c.CapstanEtcdURL,
+		etcdHTTP:   tlsHTTPClient(etcdTLS),
+		pprof:      []pprofEndpoint{{role: "kube-apiserver", config: b.admin}, {role: "capstan", config: b.capstanCfg}},
+		stopFunc:   func() {},
+	}, nil
+}
+
+// crd is C: the CRD on the same kube-apiserver.
+func (b *benchCluster) crd(ctx context.Context) (*kubeSystem, error) {
+	dyn, err := dynamic.NewForConfig(b.admin)
+	if err != nil {
+		return nil, err
+	}
+	u := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal([]byte(crdManifest), &u.Object); err != nil {
+		return nil, err
+	}
+	crds := dyn.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"})
+	if _, err := crds.Create(ctx, u, metav1.CreateOptions{}); err != nil {
+		return nil, fmt.Errorf("creating the CRD: %w", err)
+	}
+	client, err := crdClient(b.admin, benchGroup)
+	if err != nil {
+		return nil, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := waitFor(wctx, nil, "the CRD to be served", func(ctx context.Context) error {
+		_, err := client.ConfigSets("default").List(ctx, metav1.ListOptions{Limit: 1})
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	// The first writes to a new CRD wait for its storage; one write and
+	// delete outside the bench's namespaces keeps that out of the figures.
+	warm := newConfigSet(benchGroup.String(), "default", "bench-warmup", 0, smallShape)
+	if _, err := client.ConfigSets("default").Create(ctx, warm, metav1.CreateOptions{}); err != nil {
+		return nil, fmt.Errorf("warm-up create on the CRD: %w", err)
+	}
+	if err := client.ConfigSets("default").Delete(ctx, warm.Name, metav1.DeleteOptions{}); err != nil {
+		return nil, fmt.Errorf("warm-up delete on the CRD: %w", err)
+	}
+	core, err := kubernetes.NewForConfig(restConfigForBench(b.admin))
+	if err != nil {
+		return nil, err
+	}
+	return &kubeSystem{
+		sysName:    "C",
+		apiVersion: benchGroup.String(),
+		client:     client,
+		core:       core,
+		servers:    []*pidRef{{role: "kube-apiserver", pid: b.kube.pid}},
+		etcds:      []*pidRef{{role: "etcd", pid: func() int { return b.etcdPID(cluster.ProcessKubeEtcd) }}},
+		memory:     &pidRef{role: "kube-apiserver", pid: b.kube.pid},
+		etcdURL:    b.c.KubeEtcdURL,
+		etcdHTTP:   http.DefaultClient,
+		pprof:      []pprofEndpoint{{role: "kube-apiserver", config: b.admin}},
+		stopFunc:   func() {},
+	}, nil
+}
