@@ -8,7 +8,7 @@ RUN_FLAGS ?=
 # Arguments for go test, e.g. TEST_FLAGS='-run TestConfigSetCRUD -v'
 TEST_FLAGS ?=
 
-.PHONY: all build run test test-e2e bench bench-quick tools generate verify vet fmt-check clean
+.PHONY: all build run test test-e2e test-reliability bench bench-quick tools generate verify vet fmt-check clean
 
 all: build
 
@@ -35,6 +35,11 @@ tools:
 # and the deployable manifests checked with server-side dry-run.
 test-e2e: build tools
 	$(GO) test -count=1 -timeout 20m $(TEST_FLAGS) ./test/e2e/... ./test/artifacts/...
+
+# Storage semantics, authentication, encryption at rest and (as they land)
+# faults, with etcd as a child process and a fault-injecting proxy.
+test-reliability: build tools
+	$(GO) test -count=1 -timeout 20m $(TEST_FLAGS) ./test/reliability/...
 
 # Capstan side by side with raw etcd and a CRD on kube-apiserver, in one run:
 # bench/results/latest.json and the tables in docs/benchmarks.md (~15 min).

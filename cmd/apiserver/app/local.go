@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -157,9 +158,10 @@ func (a localAuthorizer) Authorize(_ context.Context, attrs authorizer.Attribute
 	if u := attrs.GetUser(); u != nil && (u.GetName() == a.admin || slices.Contains(u.GetGroups(), user.SystemPrivilegedGroup)) {
 		return authorizer.DecisionAllow, "", nil
 	}
-	if !attrs.IsResourceRequest() && attrs.GetVerb() == "get" {
+	// Only a clean path may match: /livez/../apis is not a health check.
+	if requested := attrs.GetPath(); !attrs.IsResourceRequest() && attrs.GetVerb() == "get" && path.Clean(requested) == requested {
 		for _, p := range healthPaths {
-			if attrs.GetPath() == p || strings.HasPrefix(attrs.GetPath(), p+"/") {
+			if requested == p || strings.HasPrefix(requested, p+"/") {
 				return authorizer.DecisionAllow, "", nil
 			}
 		}

@@ -254,6 +254,25 @@ func (h *History) Prune(ctx context.Context, cs *config.ConfigSet) error {
 	return nil
 }
 
+// Rewrite writes every revision of cs back unchanged. Storage rewrites a value
+// only when it is stale, that is encrypted with a key that is no longer the
+// write key, so this is how revisions follow an encryption key rotation:
+// users cannot update revisions, but they rewrite ConfigSets.
+func (h *History) Rewrite(ctx context.Context, cs *config.ConfigSet) error {
+	revs, err := h.List(ctx, cs.Namespace, cs.Name, cs.UID)
+	if err != nil {
+		return err
+	}
+	ctx = genericapirequest.WithNamespace(ctx, cs.Namespace)
+	for _, rev := range revs {
+		_, _, err := h.store.Update(ctx, rev.Name, rest.DefaultUpdatedObjectInfo(rev), nil, rest.ValidateAllObjectUpdateFunc, false, &metav1.UpdateOptions{})
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return fmt.Errorf("rewriting revision %s/%s: %w", rev.Namespace, rev.Name, err)
+		}
+	}
+	return nil
+}
+
 // DeleteAll deletes every revision of the ConfigSet namespace/name; with a
 // UID, only the revisions of that ConfigSet.
 func (h *History) DeleteAll(ctx context.Context, namespace, name string, uid types.UID) error {

@@ -11,6 +11,7 @@ import (
 	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/apiserver/pkg/registry/generic"
 	genericregistry "k8s.io/apiserver/pkg/registry/generic/registry"
 	"k8s.io/apiserver/pkg/registry/rest"
@@ -128,6 +129,13 @@ func (r *REST) update(ctx context.Context, name string, objInfo rest.UpdatedObje
 		if err := r.history.Prune(ctx, cs); err != nil {
 			warning.AddWarning(ctx, "", fmt.Sprintf("history of configset %s was not pruned to the new limit (%v); the server will prune it", cs.Name, err))
 		}
+	case isReplace(ctx):
+		// `kubectl replace` of every object is how encryption keys are
+		// rotated; revisions cannot be replaced by users, so they follow
+		// their ConfigSet.
+		if err := r.history.Rewrite(ctx, cs); err != nil {
+			warning.AddWarning(ctx, "", fmt.Sprintf("revisions of configset %s were not rewritten (%v)", cs.Name, err))
+		}
 	}
 	return out, created, nil
 }
@@ -201,4 +209,11 @@ func (r *REST) DeleteCollection(ctx context.Context, deleteValidation rest.Valid
 
 func deletesHistory(options *metav1.DeleteOptions) bool {
 	return options == nil || !dryrun.IsDryRun(options.DryRun)
+}
+
+// isReplace reports whether the request is a PUT of the whole object, as
+// opposed to a patch or apply or an update made inside the server.
+func isReplace(ctx context.Context) bool {
+	info, ok := genericapirequest.RequestInfoFrom(ctx)
+	return ok && info.Verb == "update" && info.Subresource == ""
 }

@@ -1,0 +1,273 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// BuildToolsScript builds _output/bin/etcd; tests name it when the binary is missing.
+const BuildToolsScript = "hack/build-tools.sh"
+
+// RepoRoot returns the folder holding Capstan's go.mod, found by walking up
+// from the working directory.
+func RepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// EtcdBinary returns the path of _output/bin/etcd, or an error that says how
+// to build it.
+func EtcdBinary() (string, error) {
+	root, err := RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(root, "_output", "bin", "etcd")
+	if _, err := os.Stat(path); err != nil {
+		return "", fmt.Errorf("etcd binary %s is missing (%v): run %s from the repository root to build it", path, err, BuildToolsScript)
+	}
+	return path, nil
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// EtcdOptions configure an etcd child process.
+type EtcdOptions struct {
+	// UnsafeNoFsync passes --unsafe-no-fsync: faster, loses data on power failure only.
+	UnsafeNoFsync bool
+}
+
+// Etcd is a single-member etcd running as a child process on 127.0.0.1.
+type Etcd struct {
+	binary     string
+	dataDir    string
+	clientPort int
+	peerPort   int
+	opts       EtcdOptions
+	logFile    string
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+// StartEtcd starts etcd on free loopback ports with its data in a temporary
+// folder, waits until it answers, and stops it (by PID) in t.Cleanup.
+func StartEtcd(t testing.TB, opts EtcdOptions) *Etcd {
+	t.Helper()
+	binary, err := EtcdBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	e := &Etcd{binary: binary, dataDir: filepath.Join(dir, "data"), opts: opts, logFile: filepath.Join(dir, "etcd.log")}
+	if e.clientPort, err = FreePort(); err != nil {
+		t.Fatal(err)
+	}
+	if e.peerPort, err = FreePort(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Kill() })
+	if err := e.start(); err != nil {
+		t.Fatalf("starting etcd: %v (log %s: %s)", err, e.logFile, e.tail())
+	}
+	return e
+}
+
+// Endpoint is the client URL.
+func (e *Etcd) Endpoint() string { return "http://127.0.0.1:" + strconv.Itoa(e.clientPort) }
+
+// Addr is the client host:port, for a proxy to dial.
+func (e *Etcd) Addr() string { return "127.0.0.1:" + strconv.Itoa(e.clientPort) }
+
+// DataDir is etcd's data folder.
+func (e *Etcd) DataDir() string { return e.dataDir }
+
+// PID is the process id of the running etcd, or 0.
+func (e *Etcd) PID() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.cmd == nil || e.cmd.Process == nil {
+		return 0
+	}
+	return e.cmd.Process.Pid
+}
+
+func (e *Etcd) start() error {
+	peer := "http://127.0.0.1:" + strconv.Itoa(e.peerPort)
+	args := []string{
+		"--name=reliability",
+		"--data-dir=" + e.dataDir,
+		"--listen-client-urls=" + e.Endpoint(),
+		"--advertise-client-urls=" + e.Endpoint(),
+		"--listen-peer-urls=" + peer,
+		"--initial-advertise-peer-urls=" + peer,
+		"--initial-cluster=reliability=" + peer,
+		"--log-level=warn",
+	}
+	if e.opts.UnsafeNoFsync {
+		args = append(args, "--unsafe-no-fsync")
+	}
+	log, err := os.OpenFile(e.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(e.binary, args...)
+	cmd.Stdout = log
+	cmd.Stderr = log
+	if err := cmd.Start(); err != nil {
+		log.Close()
+		return err
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		log.Close()
+		close(exited)
+	}()
+	e.mu.Lock()
+	e.cmd, e.exited = cmd, exited
+	e.mu.Unlock()
+	return e.WaitHealthy(30 * time.Second)
+}
+
+// WaitHealthy waits until etcd serves a read.
+func (e *Etcd) WaitHealthy(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var lastErr error
+	for time.Now().Before(deadline) {
+		e.mu.Lock()
+		exited := e.exited
+		e.mu.Unlock()
+		select {
+		case <-exited:
+			return errors.New("etcd exited")
+		default:
+		}
+		c, err := e.client()
+		if err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_, err = c.Get(ctx, "health")
+			cancel()
+			c.Close()
+			if err == nil {
+				return nil
+			}
+		}
+		lastErr = err
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("etcd not healthy after %v: %v", timeout, lastErr)
+}
+
+func (e *Etcd) client() (*clientv3.Client, error) {
+	return clientv3.New(clientv3.Config{
+		Endpoints:   []string{e.Endpoint()},
+		DialTimeout: 2 * time.Second,
+		Logger:      zap.NewNop(),
+	})
+}
+
+// Client returns an etcd client closed in t.Cleanup.
+func (e *Etcd) Client(t testing.TB) *clientv3.Client {
+	t.Helper()
+	c, err := e.client()
+	if err != nil {
+		t.Fatalf("etcd client: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func (e *Etcd) signal(sig syscall.Signal) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.cmd == nil || e.cmd.Process == nil {
+		return errors.New("etcd is not running")
+	}
+	return e.cmd.Process.Signal(sig)
+}
+
+// Kill sends SIGKILL to the etcd process (by PID) and waits for it to exit.
+// It resumes a paused process first so that it can die.
+func (e *Etcd) Kill() {
+	e.mu.Lock()
+	cmd, exited := e.cmd, e.exited
+	e.mu.Unlock()
+	if cmd == nil || cmd.Process == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	_ = cmd.Process.Signal(syscall.SIGCONT)
+	select {
+	case <-exited:
+	case <-time.After(10 * time.Second):
+	}
+	e.mu.Lock()
+	if e.cmd == cmd {
+		e.cmd = nil
+	}
+	e.mu.Unlock()
+}
+
+// Pause stops the process with SIGSTOP: its sockets stay open but nothing answers.
+func (e *Etcd) Pause() error { return e.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused process with SIGCONT.
+func (e *Etcd) Resume() error { return e.signal(syscall.SIGCONT) }
+
+// Restart kills etcd if it runs and starts it again on the same data and ports.
+func (e *Etcd) Restart() error {
+	e.Kill()
+	var err error
+	// The ports were ours; a short retry covers a slow socket release.
+	for i := 0; i < 5; i++ {
+		if err = e.start(); err == nil {
+			return nil
+		}
+		e.Kill()
+		time.Sleep(500 * time.Millisecond)
+	}
+	return fmt.Errorf("restarting etcd: %w (log: %s)", err, e.tail())
+}
+
+func (e *Etcd) tail() string {
+	b, _ := os.ReadFile(e.logFile)
+	if len(b) > 2000 {
+		b = b[len(b)-2000:]
+	}
+	return string(b)
+}
