@@ -445,3 +445,41 @@ func (r *runner) runEncryption(ctx context.Context, bins binaries, dir string, p
 		sys.stop()
 	}
 }
+
+// runHistoryCost measures the price of history: the same create and update
+// workloads on Capstan with revisions written and with --record-history=false,
+// each on a fresh server and etcd with identity encryption.
+func (r *runner) runHistoryCost(ctx context.Context, bins binaries, dir string) {
+	for _, variant := range []struct {
+		name string
+		args []string
+	}{
+		{"O-history", nil},
+		{"O-no-history", []string{"--record-history=false"}},
+	} {
+		if ctx.Err() != nil {
+			return
+		}
+		sys, err := startCapstanLocal(ctx, bins, dir, "capstan-"+variant.name, "identity", "", variant.args...)
+		if err != nil {
+			r.add(Measurement{System: variant.name, Workload: "history cost", Errors: 1, FirstError: err.Error()})
+			continue
+		}
+		sys.sysName = variant.name
+		if err := sys.prepare(ctx, r.namespaces()); err != nil {
+			r.add(Measurement{System: variant.name, Workload: "history cost", Errors: 1, FirstError: err.Error()})
+			sys.stop()
+			continue
+		}
+		n := r.sizes.EncObjects
+		r.measure(ctx, sys, "hist create c=8", n, 8, false, func(ctx context.Context, i int) error {
+			ns, name := r.ref("hist", i)
+			return sys.create(ctx, ns, name, i, smallShape)
+		})
+		r.measure(ctx, sys, "hist update c=8", n, 8, false, func(ctx context.Context, i int) error {
+			ns, name := r.ref("hist", i)
+			return sys.update(ctx, ns, name, i, 1)
+		})
+		sys.stop()
+	}
+}

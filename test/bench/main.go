@@ -28,10 +28,19 @@ func main() {
 	quick := flag.Bool("quick", false, "a small run (300 objects, concurrency 8, 10 watchers) for a smoke test")
 	out := flag.String("out", "bench/results/latest.json", "JSON results file; profiles go to a pprof folder beside it")
 	md := flag.String("md", "docs/benchmarks.md", "markdown file whose generated section is replaced (empty: none)")
-	systemsFlag := flag.String("systems", "E,O,enc,O-agg,C", "systems to run: E, O, enc (O with each encryption provider), O-agg, C")
+	systemsFlag := flag.String("systems", "E,O,enc,hist,O-agg,C", "systems to run: E, O, enc (O with each encryption provider), hist (O with and without revisions), O-agg, C")
 	workDir := flag.String("work-dir", "", "folder for etcd data, certificates and logs (default: a new temporary folder, removed at the end)")
 	root := flag.String("root", ".", "the repository root, where bin/ and _output/bin/ are")
+	render := flag.Bool("render", false, "measure nothing: rewrite the markdown (and the ratios in the JSON) from the results in -out")
 	flag.Parse()
+
+	if *render {
+		if err := rerender(*out, *md); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var cleanup sync.Once
@@ -143,6 +152,10 @@ func run(ctx context.Context, quick bool, out, md, systemsFlag, workDir, root st
 		if stopKMS != nil {
 			stopKMS()
 		}
+	}
+	if want["hist"] && ctx.Err() == nil {
+		r.log("O with and without revisions (the cost of history)")
+		r.runHistoryCost(ctx, bins, workDir)
 	}
 	if (want["O-agg"] || want["C"]) && ctx.Err() == nil {
 		r.log("cluster: etcd, kube-apiserver, Capstan aggregated (test/e2e/cluster)")

@@ -138,7 +138,8 @@ func buildRatios(ms []Measurement) []Ratio {
 	by := map[string]map[string]Measurement{}
 	var order []string
 	for _, m := range ms {
-		if m.Skipped != "" || strings.HasPrefix(m.Workload, "enc ") {
+		// Encryption and history workloads have tables of their own.
+		if m.Skipped != "" || strings.HasPrefix(m.Workload, "enc ") || strings.HasPrefix(m.Workload, "hist ") {
 			continue
 		}
 		if by[m.Workload] == nil {
@@ -284,6 +285,27 @@ func markdownTables(res Results) string {
 		}
 	}
 
+	// The cost of history: the same workloads with and without revisions.
+	hist := map[string]map[string]Measurement{}
+	for _, m := range res.Results {
+		if strings.HasPrefix(m.Workload, "hist ") && m.Skipped == "" {
+			if hist[m.System] == nil {
+				hist[m.System] = map[string]Measurement{}
+			}
+			hist[m.System][m.Workload] = m
+		}
+	}
+	if with, without := hist["O-history"], hist["O-no-history"]; with != nil && without != nil {
+		b.WriteString("\nThe cost of history (Capstan direct, identity encryption, a fresh server and etcd each; `--record-history=false` writes no revisions):\n\n")
+		b.WriteString("| workload | with revisions ops/s | without ops/s | server CPU ms/op with | without | ratio with/without | etcd puts/op with | without |\n|---|--:|--:|--:|--:|--:|--:|--:|\n")
+		for _, w := range []string{"hist create c=8", "hist update c=8"} {
+			a, z := with[w], without[w]
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", strings.TrimPrefix(w, "hist "),
+				fmtNum(a.PerSecond), fmtNum(z.PerSecond), fmtNum(a.ServerCPUPerOpMs), fmtNum(z.ServerCPUPerOpMs),
+				fmtRatio(ratio(a.ServerCPUPerOpMs, z.ServerCPUPerOpMs)), fmtNum(a.EtcdPutsPerOp), fmtNum(z.EtcdPutsPerOp))
+		}
+	}
+
 	var bad []string
 	for _, m := range res.Results {
 		if m.Errors > 0 {
@@ -363,4 +385,25 @@ func writeMarkdown(path string, res Results) error {
 		return err
 	}
 	return os.WriteFile(path, []byte(s), 0o644)
+}
+
+// rerender rebuilds the ratios and the markdown tables of an earlier run from
+// its raw results, so that a change to the report's layout needs no new run.
+func rerender(jsonPath, mdPath string) error {
+	data, err := os.ReadFile(jsonPath)
+	if err != nil {
+		return err
+	}
+	var res Results
+	if err := json.Unmarshal(data, &res); err != nil {
+		return fmt.Errorf("reading %s: %w", jsonPath, err)
+	}
+	res.Ratios = buildRatios(res.Results)
+	if err := writeJSON(jsonPath, res); err != nil {
+		return err
+	}
+	if mdPath == "" {
+		return nil
+	}
+	return writeMarkdown(mdPath, res)
 }

@@ -95,8 +95,8 @@ func waitReadyz(ctx context.Context, p *process, cfg *rest.Config) error {
 }
 
 // startCapstanLocal starts O: its own etcd and capstan-apiserver in local
-// mode on it, with one encryption provider.
-func startCapstanLocal(ctx context.Context, bins binaries, dir, name, provider, kmsSocket string) (*kubeSystem, error) {
+// mode on it, with one encryption provider and any extra flags.
+func startCapstanLocal(ctx context.Context, bins binaries, dir, name, provider, kmsSocket string, extraArgs ...string) (*kubeSystem, error) {
 	etcd, etcdURL, err := startEtcd(ctx, bins.etcd, dir, "etcd-"+name)
 	if err != nil {
 		return nil, err
@@ -125,6 +125,7 @@ func startCapstanLocal(ctx context.Context, bins binaries, dir, name, provider, 
 		"--etcd-servers=" + etcdURL,
 		"--encryption-provider-config=" + encFile,
 	}, serverLimitFlags...)
+	args = append(args, extraArgs...)
 	p, err := startProcess(name, filepath.Join(dir, "logs", name+".log"), args)
 	if err != nil {
 		return fail(err)
