@@ -123,7 +123,24 @@ func (h *History) Record(ctx context.Context, cs *config.ConfigSet, change Chang
 	if err := h.create(ctx, cs, Snapshot(cs, change)); err != nil {
 		return fmt.Errorf("writing revision %d of configset %s/%s: %w", cs.Status.CurrentRevision, cs.Namespace, cs.Name, err)
 	}
-	return h.Prune(ctx, cs)
+	return h.pruneTail(ctx, cs)
+}
+
+// pruneTail deletes the one revision that the new one pushes out of the
+// history window, by its name: a write costs one delete, not a list of the
+// ConfigSet's revisions. Whatever else is over the limit (after a crash, or a
+// lowered limit) is Prune's, which the update path and the reconciler call.
+func (h *History) pruneTail(ctx context.Context, cs *config.ConfigSet) error {
+	limit := int64(max(cs.Spec.RevisionHistoryLimit, 1))
+	out := cs.Status.CurrentRevision - limit
+	if out < 1 {
+		return nil
+	}
+	_, _, err := h.store.Delete(genericapirequest.WithNamespace(ctx, cs.Namespace), Name(cs.Name, out), rest.ValidateAllObjectFunc, &metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("pruning revision %d of configset %s/%s: %w", out, cs.Namespace, cs.Name, err)
+	}
+	return nil
 }
 
 func (h *History) create(ctx context.Context, cs *config.ConfigSet, rev *config.ConfigRevision) error {

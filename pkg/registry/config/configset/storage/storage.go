@@ -122,14 +122,17 @@ func (r *REST) update(ctx context.Context, name string, objInfo rest.UpdatedObje
 		return out, created, nil
 	}
 	old, _ := info.old.(*config.ConfigSet)
-	switch {
-	case created || old == nil || old.Status.CurrentRevision != cs.Status.CurrentRevision:
+	changed := created || old == nil || old.Status.CurrentRevision != cs.Status.CurrentRevision
+	if changed {
 		r.record(ctx, cs, history.Change{Author: history.AuthorFrom(ctx), RollbackOf: rollbackOf})
-	case cs.Spec.RevisionHistoryLimit < old.Spec.RevisionHistoryLimit:
+	}
+	switch {
+	case old != nil && cs.Spec.RevisionHistoryLimit < old.Spec.RevisionHistoryLimit:
+		// Recording prunes only the revision the new one pushed out.
 		if err := r.history.Prune(ctx, cs); err != nil {
 			warning.AddWarning(ctx, "", fmt.Sprintf("history of configset %s was not pruned to the new limit (%v); the server will prune it", cs.Name, err))
 		}
-	case isReplace(ctx):
+	case !changed && isReplace(ctx):
 		// `kubectl replace` of every object is how encryption keys are
 		// rotated; revisions cannot be replaced by users, so they follow
 		// their ConfigSet.
