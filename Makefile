@@ -8,7 +8,7 @@ RUN_FLAGS ?=
 # Arguments for go test, e.g. TEST_FLAGS='-run TestConfigSetCRUD -v'
 TEST_FLAGS ?=
 
-.PHONY: all build run test test-e2e test-reliability bench bench-quick tools generate verify vet fmt-check clean
+.PHONY: all build run test test-e2e test-reliability fuzz bench bench-quick tools generate verify vet fmt-check clean
 
 all: build
 
@@ -40,6 +40,16 @@ test-e2e: build tools
 # faults, with etcd as a child process and a fault-injecting proxy.
 test-reliability: build tools
 	$(GO) test -count=1 -timeout 20m $(TEST_FLAGS) ./test/reliability/...
+	$(MAKE) fuzz
+
+# Each fuzz target of the API's decoding and validation, briefly; the committed
+# seed corpus also runs in every `make test`.
+FUZZTIME ?= 10s
+FUZZ_TARGETS = FuzzDecodeConfigSet FuzzDecodeConfigPolicy FuzzDecodeConfigRevision FuzzValidateEntries
+fuzz:
+	@for f in $(FUZZ_TARGETS); do \
+		$(GO) test ./pkg/apis/config/ -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; \
+	done
 
 # Capstan side by side with raw etcd and a CRD on kube-apiserver, in one run:
 # bench/results/latest.json and the tables in docs/benchmarks.md (~15 min).
