@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -58,25 +59,79 @@ type translating struct {
 }
 
 func (t *translating) Create(ctx context.Context, key string, obj, out runtime.Object, ttl uint64) error {
-	return t.translate(t.Interface.Create(ctx, key, obj, out, ttl))
+	ctx, cancel := beforeHandlerTimeout(ctx)
+	defer cancel()
+	return t.translateIn(ctx, t.Interface.Create(ctx, key, obj, out, ttl))
+}
+
+func (t *translating) Delete(ctx context.Context, key string, out runtime.Object, preconditions *storage.Preconditions,
+	validateDeletion storage.ValidateObjectFunc, cachedExistingObject runtime.Object, opts storage.DeleteOptions) error {
+	ctx, cancel := beforeHandlerTimeout(ctx)
+	defer cancel()
+	return t.translateIn(ctx, t.Interface.Delete(ctx, key, out, preconditions, validateDeletion, cachedExistingObject, opts))
 }
 
 func (t *translating) GuaranteedUpdate(ctx context.Context, key string, destination runtime.Object, ignoreNotFound bool,
 	preconditions *storage.Preconditions, tryUpdate storage.UpdateFunc, cachedExistingObject runtime.Object) error {
-	return t.translate(t.Interface.GuaranteedUpdate(ctx, key, destination, ignoreNotFound, preconditions, tryUpdate, cachedExistingObject))
+	ctx, cancel := beforeHandlerTimeout(ctx)
+	defer cancel()
+	return t.translateIn(ctx, t.Interface.GuaranteedUpdate(ctx, key, destination, ignoreNotFound, preconditions, tryUpdate, cachedExistingObject))
 }
 
 func (t *translating) Get(ctx context.Context, key string, opts storage.GetOptions, objPtr runtime.Object) error {
-	return t.translate(t.Interface.Get(ctx, key, opts, objPtr))
+	ctx, cancel := beforeHandlerTimeout(ctx)
+	defer cancel()
+	return t.translateIn(ctx, t.Interface.Get(ctx, key, opts, objPtr))
 }
 
 func (t *translating) GetList(ctx context.Context, key string, opts storage.ListOptions, listObj runtime.Object) error {
-	return t.translate(t.Interface.GetList(ctx, key, opts, listObj))
+	ctx, cancel := beforeHandlerTimeout(ctx)
+	defer cancel()
+	return t.translateIn(ctx, t.Interface.GetList(ctx, key, opts, listObj))
 }
 
 func (t *translating) Watch(ctx context.Context, key string, opts storage.ListOptions) (watch.Interface, error) {
 	w, err := t.Interface.Watch(ctx, key, opts)
 	return w, t.translate(err)
+}
+
+// handlerMargin is how long before a request's deadline storage calls give
+// up (at most a tenth of the time left).
+const handlerMargin = time.Second
+
+// beforeHandlerTimeout gives a storage call a deadline shortly before the
+// request's. The server's timeout filter fires at the request's deadline; if
+// the handler has begun writing an answer by then, the filter can only reset
+// the stream, and the client sees a broken connection instead of a status.
+// Giving up a little earlier lets the handler answer 504 itself.
+func beforeHandlerTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return ctx, func() {}
+	}
+	margin := min(time.Until(deadline)/10, handlerMargin)
+	if margin <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithDeadline(ctx, deadline.Add(-margin))
+}
+
+// translateIn is translate for a call made with ctx: a call that failed
+// because its deadline passed is a 504, whatever error etcd's client gave.
+func (t *translating) translateIn(ctx context.Context, err error) error {
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) && !isClientError(err) {
+		return apierrors.NewTimeoutError(fmt.Sprintf("storage did not answer for %s within the request timeout (%v)", t.resource, err), 0)
+	}
+	return t.translate(err)
+}
+
+func isClientError(err error) bool {
+	var status apierrors.APIStatus
+	if errors.As(err, &status) {
+		code := status.Status().Code
+		return code >= 400 && code < 500
+	}
+	return storage.IsNotFound(err) || storage.IsExist(err) || storage.IsConflict(err) || storage.IsInvalidObj(err)
 }
 
 func (t *translating) translate(err error) error {
