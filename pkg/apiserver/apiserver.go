@@ -103,6 +103,7 @@ func (c CompletedConfig) addControllers(server *genericapiserver.GenericAPIServe
 	if grace == 0 {
 		grace = historycontroller.DefaultGracePeriod
 	}
+	storage.History.SetRepairGrace(grace)
 	var reconciler *historycontroller.Reconciler
 	if !c.ExtraConfig.WithoutHistory {
 		var err error

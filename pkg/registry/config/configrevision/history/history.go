@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
@@ -33,13 +34,29 @@ const ReconcilerUser = "system:capstan:history-reconciler"
 // History writes and reads ConfigRevisions through the revision store, inside
 // the server, bypassing the user-facing endpoint that refuses writes.
 type History struct {
-	store *genericregistry.Store
+	store       *genericregistry.Store
+	repairGrace time.Duration
 }
+
+// DefaultRepairGrace is how long the request that made a change has to write
+// its revision before another writer restores it.
+const DefaultRepairGrace = 5 * time.Second
 
 // New returns a History over the full ConfigRevision store.
 func New(store *genericregistry.Store) *History {
-	return &History{store: store}
+	return &History{store: store, repairGrace: DefaultRepairGrace}
 }
+
+// SetRepairGrace sets how long a missing revision is left to the request that
+// made the change (--history-repair-grace-period).
+func (h *History) SetRepairGrace(d time.Duration) {
+	if d > 0 {
+		h.repairGrace = d
+	}
+}
+
+// RepairGrace is how long a missing revision is left to the request that made the change.
+func (h *History) RepairGrace() time.Duration { return h.repairGrace }
 
 // Change describes who made a ConfigSet change and how.
 type Change struct {
@@ -124,6 +141,29 @@ func (h *History) Record(ctx context.Context, cs *config.ConfigSet, change Chang
 		return fmt.Errorf("writing revision %d of configset %s/%s: %w", cs.Status.CurrentRevision, cs.Namespace, cs.Name, err)
 	}
 	return h.pruneTail(ctx, cs)
+}
+
+// Restore writes the revision for cs's state as it was, without pruning: the
+// revision of a change whose own request did not write it.
+func (h *History) Restore(ctx context.Context, cs *config.ConfigSet, change Change) error {
+	ctx = genericapirequest.WithNamespace(ctx, cs.Namespace)
+	if err := h.create(ctx, cs, Snapshot(cs, change)); err != nil {
+		return fmt.Errorf("restoring revision %d of configset %s/%s: %w", cs.Status.CurrentRevision, cs.Namespace, cs.Name, err)
+	}
+	return nil
+}
+
+// Cached reports whether revision rev of cs is in the revisions' watch cache
+// under its usual name: a read that does not reach etcd, which may lag
+// behind it by a moment.
+func (h *History) Cached(ctx context.Context, cs *config.ConfigSet, rev int64) bool {
+	ctx = genericapirequest.WithNamespace(ctx, cs.Namespace)
+	obj, err := h.store.Get(ctx, Name(cs.Name, rev), &metav1.GetOptions{ResourceVersion: "0"})
+	if err != nil {
+		return false
+	}
+	r := obj.(*config.ConfigRevision)
+	return r.ConfigSetName == cs.Name && r.Revision == rev && OwnedBy(r, cs.UID)
 }
 
 // pruneTail deletes the one revision that the new one pushes out of the

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apiserver/pkg/authentication/user"
+	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/apiserver/pkg/registry/generic"
 	genericregistrytest "k8s.io/apiserver/pkg/registry/generic/testing"
 	"k8s.io/apiserver/pkg/registry/rest"
@@ -92,5 +95,66 @@ func TestChangeSucceedsWithWarningWhenHistoryFails(t *testing.T) {
 	}
 	if len(got) != 1 || !strings.Contains(got[0], "revision 2") {
 		t.Errorf("warnings = %q, want one naming revision 2", got)
+	}
+}
+
+// TestNextChangeRestoresAnUnrecordedRevision: when the request that made a
+// change ended before writing its revision (its deadline passed while etcd
+// applied the change later, or its server died), the next change of the
+// ConfigSet is the last to know what it held, and restores that revision after
+// the grace period instead of leaving a gap in the history.
+func TestNextChangeRestoresAnUnrecordedRevision(t *testing.T) {
+	for _, cached := range []bool{false, true} {
+		t.Run(map[bool]string{false: "etcd", true: "watch cache"}[cached], func(t *testing.T) {
+			optsGetter := registrytest.NewRESTOptionsGetter(t, cached)
+			revisions, err := configrevisionstorage.NewStore(registrytest.Scheme, optsGetter)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(revisions.DestroyFunc)
+			hist := history.New(revisions)
+			hist.SetRepairGrace(300 * time.Millisecond)
+			s, err := NewStorage(registrytest.Scheme, optsGetter, hist, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(s.ConfigSet.Store.DestroyFunc)
+			ctx := genericapirequest.WithUser(genericregistrytest.NewNamespaceScopeContext(s.ConfigSet.Store, "test"), &user.DefaultInfo{Name: "alice"})
+
+			obj, err := s.ConfigSet.Create(ctx, validConfigSet(), rest.ValidateAllObjectFunc, &metav1.CreateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Revision 1 lost, as if the create's request had ended before writing it.
+			if _, _, err := revisions.Delete(ctx, history.Name("foo", 1), rest.ValidateAllObjectFunc, &metav1.DeleteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			cs := obj.(*config.ConfigSet)
+			cs.Spec.Data = map[string]string{"LOG_LEVEL": "debug"}
+			if _, _, err := s.ConfigSet.Update(ctx, cs.Name, rest.DefaultUpdatedObjectInfo(cs), nil, rest.ValidateAllObjectUpdateFunc, false, &metav1.UpdateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+
+			var restored *config.ConfigRevision
+			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+				if obj, err := revisions.Get(ctx, history.Name("foo", 1), &metav1.GetOptions{}); err == nil {
+					restored = obj.(*config.ConfigRevision)
+					break
+				}
+			}
+			if restored == nil {
+				t.Fatal("revision 1 was not restored")
+			}
+			if restored.Data["LOG_LEVEL"] != "info" || restored.Author != history.ReconcilerUser {
+				t.Errorf("restored revision 1: data %v author %q, want LOG_LEVEL=info by %s", restored.Data, restored.Author, history.ReconcilerUser)
+			}
+			rev2, err := revisions.Get(ctx, history.Name("foo", 2), &metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r := rev2.(*config.ConfigRevision); r.Data["LOG_LEVEL"] != "debug" || r.Author != "alice" {
+				t.Errorf("revision 2: data %v author %q, want LOG_LEVEL=debug by alice", r.Data, r.Author)
+			}
+		})
 	}
 }

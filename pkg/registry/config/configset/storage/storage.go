@@ -6,7 +6,9 @@ package storage
 import (
 	"context"
 	"fmt"
+	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -17,6 +19,7 @@ import (
 	"k8s.io/apiserver/pkg/registry/rest"
 	"k8s.io/apiserver/pkg/util/dryrun"
 	"k8s.io/apiserver/pkg/warning"
+	"k8s.io/klog/v2"
 
 	"capstan.dev/capstan/pkg/apis/config"
 	"capstan.dev/capstan/pkg/registry/config/configrevision/history"
@@ -123,6 +126,9 @@ func (r *REST) update(ctx context.Context, name string, objInfo rest.UpdatedObje
 	}
 	old, _ := info.old.(*config.ConfigSet)
 	changed := created || old == nil || old.Status.CurrentRevision != cs.Status.CurrentRevision
+	if changed && !created && old != nil {
+		r.restorePreviousIfMissing(old)
+	}
 	if changed {
 		r.record(ctx, cs, history.Change{Author: history.AuthorFrom(ctx), RollbackOf: rollbackOf})
 	}
@@ -150,6 +156,44 @@ func (r *REST) record(ctx context.Context, cs *config.ConfigSet, change history.
 	if err := r.history.Record(ctx, cs, change); err != nil {
 		warning.AddWarning(ctx, "", fmt.Sprintf("revision %d of configset %s was stored but its history was not written (%v); the server will restore it", cs.Status.CurrentRevision, cs.Name, err))
 	}
+}
+
+// restorePreviousIfMissing makes sure the change this one replaced has its
+// revision. The request that made that change writes it before answering;
+// but if that request ended first (its deadline passed while etcd was away and
+// etcd applied the change later, or its server died), the revision is missing,
+// and once a newer change is stored no one else knows what the ConfigSet held.
+// So when the revision is not in the cache, this request keeps prev and, after
+// the grace period the other request has to write it, restores it with the
+// reconciler as author, unless it appeared meanwhile or fell out of the
+// history window.
+func (r *REST) restorePreviousIfMissing(prev *config.ConfigSet) {
+	rev := prev.Status.CurrentRevision
+	if rev < 1 || r.history.Cached(context.Background(), prev, rev) {
+		return
+	}
+	prev = prev.DeepCopy()
+	time.AfterFunc(r.history.RepairGrace(), func() {
+		ctx, cancel := context.WithTimeout(genericapirequest.WithNamespace(context.Background(), prev.Namespace), 30*time.Second)
+		defer cancel()
+		if _, err := r.history.Get(ctx, prev, rev); !apierrors.IsNotFound(err) {
+			return
+		}
+		obj, err := r.Store.Get(ctx, prev.Name, &metav1.GetOptions{})
+		if err != nil {
+			return
+		}
+		cur := obj.(*config.ConfigSet)
+		if cur.UID != prev.UID || rev <= cur.Status.CurrentRevision-int64(cur.Spec.RevisionHistoryLimit) {
+			return
+		}
+		logger := klog.Background()
+		if err := r.history.Restore(ctx, prev, history.Change{Author: history.ReconcilerUser}); err != nil {
+			logger.Error(err, "Restoring the revision of an earlier change", "configset", prev.Namespace+"/"+prev.Name, "revision", rev)
+			return
+		}
+		logger.Info("Restored the revision of an earlier change its request did not write", "configset", prev.Namespace+"/"+prev.Name, "revision", rev)
+	})
 }
 
 // oldCapturingInfo remembers the stored object the last attempt of an update
