@@ -176,8 +176,10 @@ type Cluster struct {
 	ClusterCAFile    string `json:"clusterCAFile"`
 	ClusterCAKeyFile string `json:"clusterCAKeyFile"`
 	// FrontProxyCAFile signs the front-proxy client certificate kube-apiserver
-	// presents to Capstan with the X-Remote-* headers.
+	// presents to Capstan with the X-Remote-* headers; FrontProxyCAKeyFile
+	// is its key, for tests that issue other certificates from it.
 	FrontProxyCAFile         string `json:"frontProxyCAFile"`
+	FrontProxyCAKeyFile      string `json:"frontProxyCAKeyFile"`
 	FrontProxyClientCertFile string `json:"frontProxyClientCertFile"`
 	FrontProxyClientKeyFile  string `json:"frontProxyClientKeyFile"`
 	// CapstanCAFile signs Capstan's serving certificate; it is the APIServices' caBundle.

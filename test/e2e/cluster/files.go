@@ -68,7 +68,7 @@ func (c *Cluster) writePKI() (*pkiFiles, error) {
 		return nil, err
 	}
 	c.ClusterCAFile, c.ClusterCAKeyFile = clusterCA.certFile, clusterCA.keyFile
-	c.FrontProxyCAFile = frontProxyCA.certFile
+	c.FrontProxyCAFile, c.FrontProxyCAKeyFile = frontProxyCA.certFile, frontProxyCA.keyFile
 	c.CapstanCAFile, c.CapstanCAKeyFile = capstanCA.certFile, capstanCA.keyFile
 	c.EtcdCAFile = etcdCA.certFile
 

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -78,6 +79,9 @@ type Etcd struct {
 	peerPort   int
 	opts       EtcdOptions
 	logFile    string
+	// name and initialCluster differ from the defaults for cluster members.
+	name           string
+	initialCluster string
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -93,19 +97,79 @@ func StartEtcd(t testing.TB, opts EtcdOptions) *Etcd {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	e := &Etcd{binary: binary, dataDir: filepath.Join(dir, "data"), opts: opts, logFile: filepath.Join(dir, "etcd.log")}
+	e := &Etcd{binary: binary, dataDir: filepath.Join(dir, "data"), opts: opts, logFile: filepath.Join(dir, "etcd.log"), name: "reliability"}
 	if e.clientPort, err = FreePort(); err != nil {
 		t.Fatal(err)
 	}
 	if e.peerPort, err = FreePort(); err != nil {
 		t.Fatal(err)
 	}
+	e.initialCluster = e.name + "=" + e.peerURL()
 	t.Cleanup(func() { e.Kill() })
 	if err := e.start(); err != nil {
 		t.Fatalf("starting etcd: %v (log %s: %s)", err, e.logFile, e.tail())
 	}
 	return e
 }
+
+// StartEtcdCluster starts an n-member etcd cluster, each member a child
+// process on its own loopback ports and data folder, and waits until every
+// member serves a read. Members are killed by PID in t.Cleanup.
+func StartEtcdCluster(t testing.TB, n int, opts EtcdOptions) []*Etcd {
+	t.Helper()
+	binary, err := EtcdBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	members := make([]*Etcd, n)
+	var initial []string
+	for i := range members {
+		dir := t.TempDir()
+		e := &Etcd{binary: binary, dataDir: filepath.Join(dir, "data"), opts: opts, logFile: filepath.Join(dir, "etcd.log"), name: "member" + strconv.Itoa(i)}
+		if e.clientPort, err = FreePort(); err != nil {
+			t.Fatal(err)
+		}
+		if e.peerPort, err = FreePort(); err != nil {
+			t.Fatal(err)
+		}
+		initial = append(initial, e.name+"="+e.peerURL())
+		members[i] = e
+		t.Cleanup(e.Kill)
+	}
+	for _, e := range members {
+		e.initialCluster = strings.Join(initial, ",")
+		if err := e.launch(); err != nil {
+			t.Fatalf("starting etcd %s: %v", e.name, err)
+		}
+	}
+	for _, e := range members {
+		if err := e.WaitHealthy(60 * time.Second); err != nil {
+			t.Fatalf("etcd %s: %v (log %s: %s)", e.name, err, e.logFile, e.tail())
+		}
+	}
+	return members
+}
+
+// Name is the member's name.
+func (e *Etcd) Name() string { return e.name }
+
+// IsLeader asks this member whether it leads the raft group.
+func (e *Etcd) IsLeader(ctx context.Context) (bool, error) {
+	c, err := e.client()
+	if err != nil {
+		return false, err
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	st, err := c.Status(ctx, e.Endpoint())
+	if err != nil {
+		return false, err
+	}
+	return st.Header.MemberId == st.Leader, nil
+}
+
+func (e *Etcd) peerURL() string { return "http://127.0.0.1:" + strconv.Itoa(e.peerPort) }
 
 // Endpoint is the client URL.
 func (e *Etcd) Endpoint() string { return "http://127.0.0.1:" + strconv.Itoa(e.clientPort) }
@@ -127,15 +191,25 @@ func (e *Etcd) PID() int {
 }
 
 func (e *Etcd) start() error {
-	peer := "http://127.0.0.1:" + strconv.Itoa(e.peerPort)
+	if err := e.launch(); err != nil {
+		return err
+	}
+	return e.WaitHealthy(30 * time.Second)
+}
+
+// launch starts the process without waiting: a cluster member cannot serve
+// until a quorum of members runs.
+func (e *Etcd) launch() error {
+	peer := e.peerURL()
 	args := []string{
-		"--name=reliability",
+		"--name=" + e.name,
 		"--data-dir=" + e.dataDir,
 		"--listen-client-urls=" + e.Endpoint(),
 		"--advertise-client-urls=" + e.Endpoint(),
 		"--listen-peer-urls=" + peer,
 		"--initial-advertise-peer-urls=" + peer,
-		"--initial-cluster=reliability=" + peer,
+		"--initial-cluster=" + e.initialCluster,
+		"--initial-cluster-state=new",
 		"--log-level=warn",
 	}
 	if e.opts.UnsafeNoFsync {
@@ -161,7 +235,7 @@ func (e *Etcd) start() error {
 	e.mu.Lock()
 	e.cmd, e.exited = cmd, exited
 	e.mu.Unlock()
-	return e.WaitHealthy(30 * time.Second)
+	return nil
 }
 
 // WaitHealthy waits until etcd serves a read.

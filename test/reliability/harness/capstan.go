@@ -1,0 +1,254 @@
+package harness
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	restclient "k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// CapstanOptions configure a Capstan child process in local mode.
+type CapstanOptions struct {
+	// DataDir keeps the PKI, encryption key and kubeconfig across restarts;
+	// empty means a new temporary folder.
+	DataDir string
+	// EtcdServers is passed as --etcd-servers (a harness etcd or proxy).
+	EtcdServers []string
+	// Args are extra flags.
+	Args []string
+}
+
+// Capstan is bin/capstan-apiserver running as a child process on 127.0.0.1,
+// so that tests can SIGKILL and SIGTERM it.
+type Capstan struct {
+	binary  string
+	opts    CapstanOptions
+	port    int
+	logFile string
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{}
+	state  *os.ProcessState
+}
+
+// CapstanBinary returns bin/capstan-apiserver, or an error that says how to build it.
+func CapstanBinary() (string, error) {
+	root, err := RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(root, "bin", "capstan-apiserver")
+	if _, err := os.Stat(path); err != nil {
+		return "", fmt.Errorf("capstan binary %s is missing (%v): run make build", path, err)
+	}
+	return path, nil
+}
+
+// StartCapstan starts Capstan on a free loopback port, waits for /readyz, and
+// kills it (by PID) in t.Cleanup.
+func StartCapstan(t testing.TB, opts CapstanOptions) *Capstan {
+	t.Helper()
+	binary, err := CapstanBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts.DataDir == "" {
+		opts.DataDir = t.TempDir()
+	}
+	c := &Capstan{binary: binary, opts: opts, logFile: filepath.Join(opts.DataDir, "capstan.log")}
+	if c.port, err = FreePort(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Kill)
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// Start starts the process on the same data folder and port and waits until
+// /readyz answers 200.
+func (c *Capstan) Start() error {
+	args := []string{
+		"--mode=local",
+		"--data-dir=" + c.opts.DataDir,
+		"--bind-address=127.0.0.1",
+		"--secure-port=" + strconv.Itoa(c.port),
+	}
+	if len(c.opts.EtcdServers) > 0 {
+		args = append(args, "--etcd-servers="+strings.Join(c.opts.EtcdServers, ","))
+	}
+	args = append(args, c.opts.Args...)
+	log, err := os.OpenFile(c.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(log, "=== start %s %v\n", time.Now().Format(time.RFC3339Nano), args)
+	cmd := exec.Command(c.binary, args...)
+	cmd.Stdout = log
+	cmd.Stderr = log
+	if err := cmd.Start(); err != nil {
+		log.Close()
+		return err
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		log.Close()
+		c.mu.Lock()
+		c.state = cmd.ProcessState
+		c.mu.Unlock()
+		close(exited)
+	}()
+	c.mu.Lock()
+	c.cmd, c.exited, c.state = cmd, exited, nil
+	c.mu.Unlock()
+	if err := c.WaitReady(90 * time.Second); err != nil {
+		return fmt.Errorf("capstan: %w (log %s: %s)", err, c.logFile, c.Tail(3000))
+	}
+	return nil
+}
+
+// URL is the server's base URL.
+func (c *Capstan) URL() string { return "https://127.0.0.1:" + strconv.Itoa(c.port) }
+
+// Addr is host:port of the secure listener.
+func (c *Capstan) Addr() string { return "127.0.0.1:" + strconv.Itoa(c.port) }
+
+// PID is the running process's id, or 0.
+func (c *Capstan) PID() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cmd == nil || c.cmd.Process == nil {
+		return 0
+	}
+	return c.cmd.Process.Pid
+}
+
+// Exited is closed when the current process has exited.
+func (c *Capstan) Exited() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.exited
+}
+
+// ExitCode is the last process's exit code, or -1 while it runs or when a signal ended it.
+func (c *Capstan) ExitCode() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state == nil {
+		return -1
+	}
+	return c.state.ExitCode()
+}
+
+// ClientConfig authenticates as local mode's admin (the generated kubeconfig).
+func (c *Capstan) ClientConfig() (*restclient.Config, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(c.opts.DataDir, "kubeconfig"))
+	if err != nil {
+		return nil, err
+	}
+	cfg.QPS = -1
+	return cfg, nil
+}
+
+// HTTPClient is an admin client with a per-request timeout.
+func (c *Capstan) HTTPClient(timeout time.Duration) (*http.Client, error) {
+	cfg, err := c.ClientConfig()
+	if err != nil {
+		return nil, err
+	}
+	tlsCfg, err := restclient.TLSConfigFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{TLSClientConfig: tlsCfg, DisableKeepAlives: true}}, nil
+}
+
+// Signal sends sig to the running process (by PID).
+func (c *Capstan) Signal(sig syscall.Signal) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cmd == nil || c.cmd.Process == nil {
+		return errors.New("capstan is not running")
+	}
+	return c.cmd.Process.Signal(sig)
+}
+
+// Kill sends SIGKILL (by PID) and waits for the process to exit.
+func (c *Capstan) Kill() {
+	c.mu.Lock()
+	cmd, exited := c.cmd, c.exited
+	c.mu.Unlock()
+	if cmd == nil || cmd.Process == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	select {
+	case <-exited:
+	case <-time.After(10 * time.Second):
+	}
+}
+
+// WaitReady polls /readyz until it answers 200 or the process exits.
+func (c *Capstan) WaitReady(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var last string
+	for time.Now().Before(deadline) {
+		select {
+		case <-c.Exited():
+			return errors.New("process exited before it was ready")
+		default:
+		}
+		code, err := c.Readyz()
+		if err == nil && code == http.StatusOK {
+			return nil
+		}
+		last = fmt.Sprintf("status %d, error %v", code, err)
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("not ready after %v: %s", timeout, last)
+}
+
+// Readyz returns /readyz's status code, anonymously (health paths are open).
+func (c *Capstan) Readyz() (int, error) {
+	client := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{
+		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // health probe on loopback
+		DisableKeepAlives: true,
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.URL()+"/readyz", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// Tail is the end of the log file.
+func (c *Capstan) Tail(n int) string {
+	b, _ := os.ReadFile(c.logFile)
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
+}
