@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -65,6 +66,7 @@ func TestCapstanGracefulShutdown(t *testing.T) {
 			"--request-timeout=" + faultRequestTimeout.String(),
 			"--shutdown-delay-duration=" + shutdownDelay.String(),
 			"--history-repair-grace-period=2s",
+			"-v=2", // logs the graceful-termination events
 		},
 	})
 	cfg, err := capstan.ClientConfig()
@@ -143,6 +145,11 @@ func TestCapstanGracefulShutdown(t *testing.T) {
 	}
 	if d := listenerClosed.Sub(termAt); !listenerClosed.IsZero() && d < shutdownDelay {
 		t.Errorf("listener closed %v after SIGTERM, before the %v shutdown delay", d, shutdownDelay)
+	}
+	for _, line := range strings.Split(capstan.Tail(64<<10), "\n") {
+		if strings.Contains(line, "graceful-termination") {
+			t.Log(line)
+		}
 	}
 	if code := capstan.ExitCode(); code != 0 {
 		t.Errorf("exit code %d, want 0 (log: %s)", code, capstan.Tail(2000))
