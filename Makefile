@@ -36,8 +36,10 @@ tools:
 test-e2e: build tools
 	$(GO) test -count=1 -timeout 20m $(TEST_FLAGS) ./test/e2e/... ./test/artifacts/...
 
-# Storage semantics, authentication, encryption at rest and (as they land)
-# faults, with etcd as a child process and a fault-injecting proxy.
+# Storage semantics, authentication, encryption at rest, and faults under load
+# (etcd killed, paused, blackholed; Capstan killed and stopped; an etcd leader
+# killed under two replicas) checked for linearizability: etcd and Capstan run
+# as child processes behind a fault-injecting proxy. About 7 minutes.
 test-reliability: build tools
 	$(GO) test -count=1 -timeout 20m $(TEST_FLAGS) ./test/reliability/...
 	$(MAKE) fuzz
