@@ -87,6 +87,7 @@ func TestCapstanGracefulShutdown(t *testing.T) {
 	sets := versioned.NewForConfigOrDie(&c).ConfigV1beta1().ConfigSets("sigterm")
 	const inFlight = 8
 	inFlightErrs := make([]error, inFlight)
+	inFlightDone := make([]time.Time, inFlight)
 	var wg sync.WaitGroup
 	for i := range inFlight {
 		wg.Add(1)
@@ -94,6 +95,7 @@ func TestCapstanGracefulShutdown(t *testing.T) {
 			defer wg.Done()
 			patch := fmt.Sprintf(`{"metadata":{"labels":{"in-flight":"%d"}}}`, i)
 			_, inFlightErrs[i] = sets.Patch(context.Background(), fmt.Sprintf("key-%02d", i), types.MergePatchType, []byte(patch), metav1.PatchOptions{})
+			inFlightDone[i] = time.Now()
 		}()
 	}
 	time.Sleep(300 * time.Millisecond)
@@ -151,13 +153,26 @@ func TestCapstanGracefulShutdown(t *testing.T) {
 			t.Log(line)
 		}
 	}
+	// The HTTP server waits for open connections (watches) up to the request
+	// timeout after the shutdown delay: k8s.io/apiserver's ShutdownTimeout.
+	if bound := shutdownDelay + faultRequestTimeout + answerGrace; exitedAfter > bound {
+		t.Errorf("exited %v after SIGTERM, want within %v (delay + request timeout + %v)", exitedAfter, bound, answerGrace)
+	}
 	if code := capstan.ExitCode(); code != 0 {
 		t.Errorf("exit code %d, want 0 (log: %s)", code, capstan.Tail(2000))
 	}
+	finishedAfter := 0
 	for i, err := range inFlightErrs {
 		if err != nil {
 			t.Errorf("request %d in flight at SIGTERM: %v", i, err)
 		}
+		if inFlightDone[i].After(termAt) {
+			finishedAfter++
+		}
+	}
+	t.Logf("%d of the %d patches sent before SIGTERM finished after it", finishedAfter, inFlight)
+	if finishedAfter == 0 {
+		t.Errorf("no patch was still in flight at SIGTERM: the test did not test draining")
 	}
 
 	if err := capstan.Start(); err != nil {
