@@ -19,6 +19,7 @@ import (
 	"k8s.io/component-base/version"
 
 	capstaninit "capstan.dev/capstan/pkg/admission/initializer"
+	configv1beta1 "capstan.dev/capstan/pkg/apis/config/v1beta1"
 	"capstan.dev/capstan/pkg/apiserver"
 	clientset "capstan.dev/capstan/pkg/generated/clientset/versioned"
 	informers "capstan.dev/capstan/pkg/generated/informers/externalversions"
@@ -105,7 +106,7 @@ func (o *Options) Config(ctx context.Context) (*apiserver.Config, func(), error)
 		if err != nil {
 			return nil, err
 		}
-		configInformers = informers.NewSharedInformerFactory(client, informerResync)
+		configInformers = informers.NewSharedInformerFactoryWithOptions(client, informerResync, informers.WithTransform(trimCached))
 		return []admission.PluginInitializer{capstaninit.New(configInformers)}, nil
 	}
 
@@ -192,4 +193,24 @@ func coreClients(c *genericapiserver.RecommendedConfig) (kubernetes.Interface, d
 		return nil, nil, err
 	}
 	return kubeClient, dynamicClient, nil
+}
+
+// trimCached drops from the objects Capstan's informers keep what no reader of
+// those informers uses: the entries of ConfigSets and ConfigRevisions (the
+// history reconciler compares names, UIDs, revision numbers and limits, and
+// reads a ConfigSet from storage before it writes a revision from it) and
+// managedFields. The watch caches already hold every object in full; without
+// this the informers held a third copy, decrypted secrets included.
+func trimCached(obj interface{}) (interface{}, error) {
+	switch o := obj.(type) {
+	case *configv1beta1.ConfigSet:
+		o.Spec.Data, o.Spec.SecretData = nil, nil
+		o.ManagedFields = nil
+	case *configv1beta1.ConfigRevision:
+		o.Data, o.SecretData = nil, nil
+		o.ManagedFields = nil
+	case *configv1beta1.ConfigPolicy:
+		o.ManagedFields = nil
+	}
+	return obj, nil
 }
