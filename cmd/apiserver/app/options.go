@@ -160,6 +160,11 @@ func (o *Options) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("--mode must be %q or %q, not %q", ModeLocal, ModeAggregated, o.Mode))
 	}
+	if ss := o.Recommended.SecureServing; ss.Listener == nil && (ss.BindPort < 1 || ss.BindPort > 65535) {
+		// Port 0 turns secure serving off in k8s.io/apiserver; Capstan serves
+		// only over HTTPS and its own informers use the loopback client.
+		errs = append(errs, fmt.Errorf("--secure-port must be between 1 and 65535, not %d: Capstan serves only over HTTPS", ss.BindPort))
+	}
 	errs = append(errs, o.ServerRun.Validate()...)
 	return utilerrors.NewAggregate(errs)
 }
