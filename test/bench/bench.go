@@ -249,6 +249,7 @@ func (r *runner) runAll(ctx context.Context, sys system) error {
 	}
 	time.Sleep(4 * settleTime)
 	emptyRSS := rssMiB(sys.memoryPID())
+	emptyHeap := r.liveHeap(ctx, sys)
 
 	var prefix string
 	for idx, conc := range s.CreateConc {
@@ -275,10 +276,15 @@ func (r *runner) runAll(ctx context.Context, sys system) error {
 
 	time.Sleep(4 * settleTime)
 	loadedRSS := rssMiB(sys.memoryPID())
-	r.add(Measurement{System: sys.name(), Workload: "memory", Ops: s.Objects, Extra: map[string]float64{
+	extra := map[string]float64{
 		"rssEmptyMiB": emptyRSS, "rssLoadedMiB": loadedRSS,
 		"rssMiBPer1kObjects": (loadedRSS - emptyRSS) / (float64(s.Objects) / 1000),
-	}})
+	}
+	if loadedHeap := r.liveHeap(ctx, sys); emptyHeap > 0 && loadedHeap > 0 {
+		extra["heapEmptyMiB"], extra["heapLoadedMiB"] = emptyHeap, loadedHeap
+		extra["heapMiBPer1kObjects"] = (loadedHeap - emptyHeap) / (float64(s.Objects) / 1000)
+	}
+	r.add(Measurement{System: sys.name(), Workload: "memory", Ops: s.Objects, Extra: extra})
 
 	n := min(s.MutateOps, s.Objects)
 	for _, w := range []struct {
@@ -482,4 +488,21 @@ func (r *runner) runHistoryCost(ctx context.Context, bins binaries, dir string) 
 		})
 		sys.stop()
 	}
+}
+
+// liveHeap is the live heap in MiB of a system that can report it (API
+// servers, through /debug/pprof), or 0.
+func (r *runner) liveHeap(ctx context.Context, sys system) float64 {
+	h, ok := sys.(interface {
+		liveHeapMiB(context.Context) (float64, error)
+	})
+	if !ok {
+		return 0
+	}
+	mib, err := h.liveHeapMiB(ctx)
+	if err != nil {
+		r.log("%s: live heap: %v", sys.name(), err)
+		return 0
+	}
+	return mib
 }

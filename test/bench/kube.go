@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"strconv"
 	"sync"
 	"time"
@@ -298,13 +299,45 @@ func (k *kubeSystem) profile(ctx context.Context, seconds int) map[string][]byte
 }
 
 func fetchProfile(ctx context.Context, cfg *rest.Config, seconds int) ([]byte, error) {
+	return fetchDebug(ctx, cfg, fmt.Sprintf("/debug/pprof/profile?seconds=%d", seconds), time.Duration(seconds+30)*time.Second)
+}
+
+// liveHeapMiB is the heap of the process that holds the objects, right after
+// a garbage collection: what its objects keep alive, without the garbage and
+// freed pages that RSS still counts after a burst of writes. The heap
+// profile's text form ends with runtime.MemStats read after the forced GC.
+func (k *kubeSystem) liveHeapMiB(ctx context.Context) (float64, error) {
+	for _, ep := range k.pprof {
+		if ep.role != k.memory.role {
+			continue
+		}
+		data, err := fetchDebug(ctx, ep.config, "/debug/pprof/heap?gc=1&debug=1", time.Minute)
+		if err != nil {
+			return 0, err
+		}
+		m := heapAllocLine.FindSubmatch(data)
+		if m == nil {
+			return 0, fmt.Errorf("no HeapAlloc in the heap profile of %s", ep.role)
+		}
+		bytes, err := strconv.ParseFloat(string(m[1]), 64)
+		if err != nil {
+			return 0, err
+		}
+		return bytes / (1 << 20), nil
+	}
+	return 0, fmt.Errorf("no /debug/pprof endpoint for %s", k.memory.role)
+}
+
+var heapAllocLine = regexp.MustCompile(`(?m)^# HeapAlloc = (\d+)$`)
+
+func fetchDebug(ctx context.Context, cfg *rest.Config, path string, timeout time.Duration) ([]byte, error) {
 	c := rest.CopyConfig(cfg)
-	c.Timeout = time.Duration(seconds+30) * time.Second
+	c.Timeout = timeout
 	hc, err := rest.HTTPClientFor(c)
 	if err != nil {
 		return nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", c.Host, seconds), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Host+path, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -108,12 +108,13 @@ var (
 	mServerSecs = metric{"server CPU s", func(m Measurement) float64 { return m.ServerCPU }}
 	mRSSPer1k   = metric{"RSS MiB per 1k objects", func(m Measurement) float64 { return m.Extra["rssMiBPer1kObjects"] }}
 	mRSSLoaded  = metric{"RSS MiB loaded", func(m Measurement) float64 { return m.Extra["rssLoadedMiB"] }}
+	mHeapPer1k  = metric{"live heap MiB per 1k objects", func(m Measurement) float64 { return m.Extra["heapMiBPer1kObjects"] }}
 )
 
 func metricsFor(workload string) []metric {
 	switch {
 	case workload == "memory":
-		return []metric{mRSSPer1k, mRSSLoaded}
+		return []metric{mRSSPer1k, mRSSLoaded, mHeapPer1k}
 	case strings.HasPrefix(workload, "informers"):
 		return []metric{mSeconds, mServerSecs}
 	case strings.HasPrefix(workload, "list"):
