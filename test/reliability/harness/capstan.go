@@ -7,11 +7,9 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -39,10 +37,7 @@ type Capstan struct {
 	port    int
 	logFile string
 
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{}
-	state  *os.ProcessState
+	proc child
 }
 
 // CapstanBinary returns bin/capstan-apiserver, or an error that says how to build it.
@@ -69,7 +64,7 @@ func StartCapstan(t testing.TB, opts CapstanOptions) *Capstan {
 	if opts.DataDir == "" {
 		opts.DataDir = t.TempDir()
 	}
-	c := &Capstan{binary: binary, opts: opts, logFile: filepath.Join(opts.DataDir, "capstan.log")}
+	c := &Capstan{binary: binary, opts: opts, logFile: filepath.Join(opts.DataDir, "capstan.log"), proc: child{name: "capstan"}}
 	if c.port, err = FreePort(); err != nil {
 		t.Fatal(err)
 	}
@@ -93,30 +88,10 @@ func (c *Capstan) Start() error {
 		args = append(args, "--etcd-servers="+strings.Join(c.opts.EtcdServers, ","))
 	}
 	args = append(args, c.opts.Args...)
-	log, err := os.OpenFile(c.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
+	header := fmt.Sprintf("=== start %s %v\n", time.Now().Format(time.RFC3339Nano), args)
+	if err := c.proc.start(c.binary, args, c.logFile, header); err != nil {
 		return err
 	}
-	fmt.Fprintf(log, "=== start %s %v\n", time.Now().Format(time.RFC3339Nano), args)
-	cmd := exec.Command(c.binary, args...)
-	cmd.Stdout = log
-	cmd.Stderr = log
-	if err := cmd.Start(); err != nil {
-		log.Close()
-		return err
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		log.Close()
-		c.mu.Lock()
-		c.state = cmd.ProcessState
-		c.mu.Unlock()
-		close(exited)
-	}()
-	c.mu.Lock()
-	c.cmd, c.exited, c.state = cmd, exited, nil
-	c.mu.Unlock()
 	if err := c.WaitReady(90 * time.Second); err != nil {
 		return fmt.Errorf("capstan: %w (log %s: %s)", err, c.logFile, c.Tail(3000))
 	}
@@ -129,32 +104,11 @@ func (c *Capstan) URL() string { return "https://127.0.0.1:" + strconv.Itoa(c.po
 // Addr is host:port of the secure listener.
 func (c *Capstan) Addr() string { return "127.0.0.1:" + strconv.Itoa(c.port) }
 
-// PID is the running process's id, or 0.
-func (c *Capstan) PID() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.cmd == nil || c.cmd.Process == nil {
-		return 0
-	}
-	return c.cmd.Process.Pid
-}
-
 // Exited is closed when the current process has exited.
-func (c *Capstan) Exited() <-chan struct{} {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.exited
-}
+func (c *Capstan) Exited() <-chan struct{} { return c.proc.exitedCh() }
 
 // ExitCode is the last process's exit code, or -1 while it runs or when a signal ended it.
-func (c *Capstan) ExitCode() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.state == nil {
-		return -1
-	}
-	return c.state.ExitCode()
-}
+func (c *Capstan) ExitCode() int { return c.proc.exitCode() }
 
 // ClientConfig authenticates as local mode's admin (the generated kubeconfig).
 func (c *Capstan) ClientConfig() (*restclient.Config, error) {
@@ -166,43 +120,11 @@ func (c *Capstan) ClientConfig() (*restclient.Config, error) {
 	return cfg, nil
 }
 
-// HTTPClient is an admin client with a per-request timeout.
-func (c *Capstan) HTTPClient(timeout time.Duration) (*http.Client, error) {
-	cfg, err := c.ClientConfig()
-	if err != nil {
-		return nil, err
-	}
-	tlsCfg, err := restclient.TLSConfigFor(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return &http.Client{Timeout: timeout, Transport: &http.Transport{TLSClientConfig: tlsCfg, DisableKeepAlives: true}}, nil
-}
-
 // Signal sends sig to the running process (by PID).
-func (c *Capstan) Signal(sig syscall.Signal) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.cmd == nil || c.cmd.Process == nil {
-		return errors.New("capstan is not running")
-	}
-	return c.cmd.Process.Signal(sig)
-}
+func (c *Capstan) Signal(sig syscall.Signal) error { return c.proc.signal(sig) }
 
 // Kill sends SIGKILL (by PID) and waits for the process to exit.
-func (c *Capstan) Kill() {
-	c.mu.Lock()
-	cmd, exited := c.cmd, c.exited
-	c.mu.Unlock()
-	if cmd == nil || cmd.Process == nil {
-		return
-	}
-	_ = cmd.Process.Signal(syscall.SIGKILL)
-	select {
-	case <-exited:
-	case <-time.After(10 * time.Second):
-	}
-}
+func (c *Capstan) Kill() { c.proc.kill() }
 
 // WaitReady polls /readyz until it answers 200 or the process exits.
 func (c *Capstan) WaitReady(timeout time.Duration) error {

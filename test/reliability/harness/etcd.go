@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -83,9 +81,7 @@ type Etcd struct {
 	name           string
 	initialCluster string
 
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{}
+	proc child
 }
 
 // StartEtcd starts etcd on free loopback ports with its data in a temporary
@@ -97,7 +93,7 @@ func StartEtcd(t testing.TB, opts EtcdOptions) *Etcd {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	e := &Etcd{binary: binary, dataDir: filepath.Join(dir, "data"), opts: opts, logFile: filepath.Join(dir, "etcd.log"), name: "reliability"}
+	e := &Etcd{binary: binary, dataDir: filepath.Join(dir, "data"), opts: opts, logFile: filepath.Join(dir, "etcd.log"), name: "reliability", proc: child{name: "etcd"}}
 	if e.clientPort, err = FreePort(); err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +121,7 @@ func StartEtcdCluster(t testing.TB, n int, opts EtcdOptions) []*Etcd {
 	var initial []string
 	for i := range members {
 		dir := t.TempDir()
-		e := &Etcd{binary: binary, dataDir: filepath.Join(dir, "data"), opts: opts, logFile: filepath.Join(dir, "etcd.log"), name: "member" + strconv.Itoa(i)}
+		e := &Etcd{binary: binary, dataDir: filepath.Join(dir, "data"), opts: opts, logFile: filepath.Join(dir, "etcd.log"), name: "member" + strconv.Itoa(i), proc: child{name: "etcd member" + strconv.Itoa(i)}}
 		if e.clientPort, err = FreePort(); err != nil {
 			t.Fatal(err)
 		}
@@ -181,14 +177,7 @@ func (e *Etcd) Addr() string { return "127.0.0.1:" + strconv.Itoa(e.clientPort) 
 func (e *Etcd) DataDir() string { return e.dataDir }
 
 // PID is the process id of the running etcd, or 0.
-func (e *Etcd) PID() int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.cmd == nil || e.cmd.Process == nil {
-		return 0
-	}
-	return e.cmd.Process.Pid
-}
+func (e *Etcd) PID() int { return e.proc.pid() }
 
 func (e *Etcd) start() error {
 	if err := e.launch(); err != nil {
@@ -215,27 +204,7 @@ func (e *Etcd) launch() error {
 	if e.opts.UnsafeNoFsync {
 		args = append(args, "--unsafe-no-fsync")
 	}
-	log, err := os.OpenFile(e.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(e.binary, args...)
-	cmd.Stdout = log
-	cmd.Stderr = log
-	if err := cmd.Start(); err != nil {
-		log.Close()
-		return err
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		log.Close()
-		close(exited)
-	}()
-	e.mu.Lock()
-	e.cmd, e.exited = cmd, exited
-	e.mu.Unlock()
-	return nil
+	return e.proc.start(e.binary, args, e.logFile, "")
 }
 
 // WaitHealthy waits until etcd serves a read.
@@ -243,11 +212,8 @@ func (e *Etcd) WaitHealthy(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	var lastErr error
 	for time.Now().Before(deadline) {
-		e.mu.Lock()
-		exited := e.exited
-		e.mu.Unlock()
 		select {
-		case <-exited:
+		case <-e.proc.exitedCh():
 			return errors.New("etcd exited")
 		default:
 		}
@@ -286,42 +252,15 @@ func (e *Etcd) Client(t testing.TB) *clientv3.Client {
 	return c
 }
 
-func (e *Etcd) signal(sig syscall.Signal) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.cmd == nil || e.cmd.Process == nil {
-		return errors.New("etcd is not running")
-	}
-	return e.cmd.Process.Signal(sig)
-}
-
 // Kill sends SIGKILL to the etcd process (by PID) and waits for it to exit.
 // It resumes a paused process first so that it can die.
-func (e *Etcd) Kill() {
-	e.mu.Lock()
-	cmd, exited := e.cmd, e.exited
-	e.mu.Unlock()
-	if cmd == nil || cmd.Process == nil {
-		return
-	}
-	_ = cmd.Process.Signal(syscall.SIGKILL)
-	_ = cmd.Process.Signal(syscall.SIGCONT)
-	select {
-	case <-exited:
-	case <-time.After(10 * time.Second):
-	}
-	e.mu.Lock()
-	if e.cmd == cmd {
-		e.cmd = nil
-	}
-	e.mu.Unlock()
-}
+func (e *Etcd) Kill() { e.proc.kill() }
 
 // Pause stops the process with SIGSTOP: its sockets stay open but nothing answers.
-func (e *Etcd) Pause() error { return e.signal(syscall.SIGSTOP) }
+func (e *Etcd) Pause() error { return e.proc.signal(syscall.SIGSTOP) }
 
 // Resume continues a paused process with SIGCONT.
-func (e *Etcd) Resume() error { return e.signal(syscall.SIGCONT) }
+func (e *Etcd) Resume() error { return e.proc.signal(syscall.SIGCONT) }
 
 // Restart kills etcd if it runs and starts it again on the same data and ports.
 func (e *Etcd) Restart() error {
