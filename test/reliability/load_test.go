@@ -23,6 +23,7 @@ import (
 
 	"capstan.dev/capstan/pkg/apis/config/v1beta1"
 	"capstan.dev/capstan/pkg/generated/clientset/versioned"
+	"capstan.dev/capstan/pkg/registry/config/configrevision/history"
 	"capstan.dev/capstan/test/reliability/harness"
 )
 
@@ -508,8 +509,8 @@ func (l *load) Verify(ctx context.Context, t *testing.T, cfg *restclient.Config)
 		gaps = gaps[:0]
 		for _, k := range l.keys {
 			for n := int64(1); n <= final[k].Revision; n++ {
-				if revs[fmt.Sprintf("%s-%d", k, n)] == nil {
-					gaps = append(gaps, fmt.Sprintf("%s-%d", k, n))
+				if name := history.Name(k, n); revs[name] == nil {
+					gaps = append(gaps, name)
 				}
 			}
 		}
@@ -523,7 +524,7 @@ func (l *load) Verify(ctx context.Context, t *testing.T, cfg *restclient.Config)
 	}
 	lost := 0
 	for _, w := range acked {
-		rev := revs[fmt.Sprintf("%s-%d", w.key, w.revision)]
+		rev := revs[history.Name(w.key, w.revision)]
 		if rev == nil || rev.Data[loadValueKey] != w.value {
 			lost++
 			if lost <= 10 {
