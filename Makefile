@@ -60,7 +60,7 @@ bench: build tools
 
 # A small version of the same run, as a smoke test; it writes nothing to the repo.
 bench-quick: build tools
-	$(GO) run ./test/bench -quick -out $${TMPDIR:-/tmp}/capstan-bench-quick.json -md ''
+	$(GO) run ./test/bench -quick -out $${TMPDIR:-/tmp}/capstan-bench-quick.json -md '' -pprof-dir $${TMPDIR:-/tmp}/capstan-bench-quick-pprof
 
 generate:
 	hack/update-codegen.sh

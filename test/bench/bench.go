@@ -71,7 +71,9 @@ type Measurement struct {
 	Extra map[string]float64 `json:"extra,omitempty"`
 }
 
-// Profile is the top of a CPU profile of one server under one workload.
+// Profile is the top of a CPU profile of one server under one workload. File
+// is the binary profile, in the git-ignored -pprof-dir; Top is its
+// `go tool pprof -top` summary, also written as a .top.txt beside the JSON.
 type Profile struct {
 	System   string `json:"system"`
 	Workload string `json:"workload"`
@@ -82,8 +84,12 @@ type Profile struct {
 
 // runner runs the workloads and collects results.
 type runner struct {
-	sizes    sizes
-	outDir   string
+	sizes  sizes
+	outDir string
+	// pprofDir receives the binary CPU profiles (*.pb.gz), which are large and
+	// change on every run, so it lies outside what git tracks; the small
+	// *.top.txt summaries go to outDir/pprof.
+	pprofDir string
 	log      func(format string, args ...any)
 	mu       sync.Mutex
 	results  []Measurement
@@ -197,13 +203,15 @@ func errorFromString(s string) error {
 	return errors.New(s)
 }
 
-// saveProfiles writes each profile and the top frames `go tool pprof -top` names.
+// saveProfiles writes each binary profile into r.pprofDir and the top frames
+// `go tool pprof -top` names into outDir/pprof.
 func (r *runner) saveProfiles(sysName, workload string, profiles map[string][]byte) {
 	for role, data := range profiles {
 		base := strings.NewReplacer(" ", "-", "/", "-", "=", "").Replace(fmt.Sprintf("%s-%s-%s", sysName, workload, role))
 		dir := filepath.Join(r.outDir, "pprof")
 		_ = os.MkdirAll(dir, 0o755)
-		file := filepath.Join(dir, base+".pb.gz")
+		_ = os.MkdirAll(r.pprofDir, 0o755)
+		file := filepath.Join(r.pprofDir, base+".pb.gz")
 		p := Profile{System: sysName, Workload: workload, Role: role, File: file}
 		if strings.HasPrefix(string(data), "error: ") {
 			p.Top = string(data)

@@ -21,7 +21,8 @@ import (
 const etcdQuota = "8589934592"
 
 // startEtcd starts an etcd the way every apiserver in the bench gets one:
-// plain HTTP on 127.0.0.1, no fsync (as in the DESIGN.md targets), 8 GiB quota.
+// plain HTTP on 127.0.0.1, no fsync (the measurement rules of docs/design.md),
+// 8 GiB quota.
 func startEtcd(ctx context.Context, bin, dir, name string) (*process, string, error) {
 	ports, err := freePorts(2)
 	if err != nil {

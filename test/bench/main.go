@@ -1,13 +1,15 @@
 // Command bench measures Capstan side by side with raw etcd (E), Capstan
 // direct (O), Capstan through kube-apiserver's aggregator (O-agg) and a CRD
 // of the same shape on that kube-apiserver (C), in one run on one machine,
-// and writes the figures as JSON and as tables in docs/benchmarks.md.
+// and writes the figures as JSON and as tables in docs/benchmarks.md. Binary
+// CPU profiles go to the git-ignored _output/bench/pprof; only their small
+// `go tool pprof -top` summaries are written beside the JSON.
 //
 // Every process it starts is stopped by PID at the end, on error and on
 // interrupt. Nothing here asserts a figure: timings on shared machines are
 // reported, never tested.
 //
-//	go run ./test/bench [-quick] [-out bench/results/latest.json] [-md docs/benchmarks.md]
+//	go run ./test/bench [-quick] [-out bench/results/latest.json] [-md docs/benchmarks.md] [-pprof-dir _output/bench/pprof]
 package main
 
 import (
@@ -26,11 +28,12 @@ import (
 
 func main() {
 	quick := flag.Bool("quick", false, "a small run (300 objects, concurrency 8, 10 watchers) for a smoke test")
-	out := flag.String("out", "bench/results/latest.json", "JSON results file; profiles go to a pprof folder beside it")
+	out := flag.String("out", "bench/results/latest.json", "JSON results file; the profiles' `go tool pprof -top` summaries (*.top.txt) go to a pprof folder beside it")
 	md := flag.String("md", "docs/benchmarks.md", "markdown file whose generated section is replaced (empty: none)")
 	systemsFlag := flag.String("systems", "E,O,enc,hist,O-agg,C", "systems to run: E, O, enc (O with each encryption provider), hist (O with and without revisions), O-agg, C")
 	workDir := flag.String("work-dir", "", "folder for etcd data, certificates and logs (default: a new temporary folder, removed at the end)")
 	root := flag.String("root", ".", "the repository root, where bin/ and _output/bin/ are")
+	pprofDir := flag.String("pprof-dir", "", "folder for the binary CPU profiles (*.pb.gz) (default: _output/bench/pprof under -root, which git ignores)")
 	render := flag.Bool("render", false, "measure nothing: rewrite the markdown (and the ratios in the JSON) from the results in -out")
 	flag.Parse()
 
@@ -67,7 +70,7 @@ func main() {
 		os.Exit(130)
 	}()
 
-	err := run(ctx, *quick, *out, *md, *systemsFlag, *workDir, *root, func(down func()) {
+	err := run(ctx, *quick, *out, *md, *systemsFlag, *workDir, *root, *pprofDir, func(down func()) {
 		mu.Lock()
 		clusterDown = down
 		mu.Unlock()
@@ -80,7 +83,7 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, quick bool, out, md, systemsFlag, workDir, root string, onCluster func(func())) error {
+func run(ctx context.Context, quick bool, out, md, systemsFlag, workDir, root, pprofDir string, onCluster func(func())) error {
 	rootAbs, err := filepath.Abs(root)
 	if err != nil {
 		return err
@@ -105,7 +108,10 @@ func run(ctx context.Context, quick bool, out, md, systemsFlag, workDir, root st
 		settleTime = 150 * time.Millisecond
 	}
 	started := time.Now()
-	r := &runner{sizes: s, outDir: filepath.Dir(out), log: func(format string, args ...any) {
+	if pprofDir == "" {
+		pprofDir = filepath.Join(root, "_output", "bench", "pprof")
+	}
+	r := &runner{sizes: s, outDir: filepath.Dir(out), pprofDir: pprofDir, log: func(format string, args ...any) {
 		fmt.Printf("[%6.1fs] %s\n", time.Since(started).Seconds(), fmt.Sprintf(format, args...))
 	}}
 	want := map[string]bool{}

@@ -200,7 +200,7 @@ func TestHistoryCascade(t *testing.T) {
 		hiRequireRevision(t, &revs[0], fresh, hiRevisionWant{revision: 1, data: map[string]string{"fresh": "yes"}})
 	})
 
-	// An orphaning delete removes the revisions too (DESIGN.md: deleting a
+	// An orphaning delete removes the revisions too (docs/design.md: deleting a
 	// ConfigSet deletes its revisions). Then a new ConfigSet of the same name
 	// starts a history of its own at revision 1.
 	t.Run("orphan, then re-created", func(t *testing.T) {

@@ -25,7 +25,7 @@ const stTableAccept = "application/json;as=Table;v=v1;g=meta.k8s.io"
 var stAge = regexp.MustCompile(`^[0-9]+s$`)
 
 // TestTable checks the tables `kubectl get` prints for every kind: the
-// columns DESIGN.md names, in order, and the cells of known objects.
+// columns docs/design.md names, in order, and the cells of known objects.
 func TestTable(t *testing.T) {
 	ts := capstantesting.StartTestServer(t)
 	client := stClientset(t, ts)
@@ -273,7 +273,7 @@ func stRequireRow(t *testing.T, table *metav1.Table, i int, want ...string) {
 }
 
 // stRequireWideCells checks, by column name, the wide cells of row i that
-// are present; DESIGN.md does not name the wide columns.
+// are present; docs/design.md does not name the wide columns.
 func stRequireWideCells(t *testing.T, table *metav1.Table, i int, want map[string]string) {
 	t.Helper()
 	for j, c := range table.ColumnDefinitions {

@@ -7,8 +7,8 @@ import (
 	"capstan.dev/capstan/pkg/registry/config/table"
 )
 
-// tableConvertor renders the columns DESIGN.md names: NAME, KEYS, REVISION,
-// IMMUTABLE, AGE; -o wide adds the secret count and the history limit.
+// tableConvertor renders the columns docs/design.md names: NAME, KEYS,
+// REVISION, IMMUTABLE, AGE; -o wide adds the secret count and the history limit.
 var tableConvertor = table.Convertor[*config.ConfigSet]{
 	Columns: []metav1.TableColumnDefinition{
 		{Name: "Name", Type: "string", Format: "name", Description: "Name of the ConfigSet."},
