@@ -192,7 +192,10 @@ func compile(expression string) (*Rule, error) {
 // fails with an error wrapping ErrCostLimitExceeded when the rule runs over
 // RuntimeCostLimit or EvalTimeout, with one wrapping ctx's error when ctx ends
 // first, and with another error when the evaluation fails (for example a
-// missing key, or string() of bytes that are not UTF-8).
+// missing key, or string() of bytes that are not UTF-8). That last error
+// wraps cel-go's, whose text can quote the entries the rule ran over (the
+// string ip() could not parse, the missing key), secret ones included: it is
+// for errors.Is and errors.As, never for a message a client or a log sees.
 func (r *Rule) Eval(ctx context.Context, data map[string]string, secretData map[string][]byte) (bool, error) {
 	evalCtx, cancel := context.WithTimeoutCause(ctx, evalTimeout, errEvalTimeout)
 	defer cancel()

@@ -5,17 +5,20 @@ package configpolicy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apiserver/pkg/admission"
 	genericadmissioninit "k8s.io/apiserver/pkg/admission/initializer"
 	"k8s.io/apiserver/pkg/warning"
 	kubeinformers "k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
 	corev1listers "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 
@@ -41,6 +44,7 @@ type Plugin struct {
 	*admission.Handler
 	policies   listers.ConfigPolicyLister
 	namespaces corev1listers.NamespaceLister
+	kubeClient kubernetes.Interface
 	synced     []cache.InformerSynced
 	evaluator  *Evaluator
 }
@@ -49,6 +53,7 @@ var (
 	_ admission.ValidationInterface                         = &Plugin{}
 	_ capstaninit.WantsConfigInformerFactory                = &Plugin{}
 	_ genericadmissioninit.WantsExternalKubeInformerFactory = &Plugin{}
+	_ genericadmissioninit.WantsExternalKubeClientSet       = &Plugin{}
 )
 
 // New returns the plugin; it needs the config informer factory before use.
@@ -76,10 +81,22 @@ func (p *Plugin) SetExternalKubeInformerFactory(f kubeinformers.SharedInformerFa
 	p.synced = append(p.synced, inf.Informer().HasSynced)
 }
 
-// ValidateInitialization fails when the plugin has no policy cache.
+// SetExternalKubeClientSet gives the plugin a client of the cluster's core
+// API, to read a namespace that the informer has not delivered yet.
+func (p *Plugin) SetExternalKubeClientSet(c kubernetes.Interface) {
+	p.kubeClient = c
+}
+
+// ValidateInitialization fails when the plugin has no policy cache, or has
+// only one of the namespace informer and the core API client: the informer
+// alone would let a namespace created with its ConfigSets escape the
+// namespaceSelectors.
 func (p *Plugin) ValidateInitialization() error {
 	if p.policies == nil {
 		return fmt.Errorf("%s admission plugin needs a ConfigPolicy informer", PluginName)
+	}
+	if (p.namespaces == nil) != (p.kubeClient == nil) {
+		return fmt.Errorf("%s admission plugin needs both the Namespace informer and a core API client, or neither", PluginName)
 	}
 	return nil
 }
@@ -95,7 +112,8 @@ func (p *Plugin) hasSynced() bool {
 
 // Validate checks a ConfigSet create or update against every policy that
 // selects it. A Deny violation fails the request with 403 naming the policy and
-// the broken rules; a Warn violation adds a warning.
+// the broken rules; a Warn violation adds a warning. When the labels of the
+// ConfigSet's namespace are needed and cannot be read, it fails the request.
 func (p *Plugin) Validate(ctx context.Context, a admission.Attributes, _ admission.ObjectInterfaces) error {
 	if a.GetResource().GroupResource() != config.Resource("configsets") || a.GetSubresource() != "" {
 		return nil
@@ -113,9 +131,14 @@ func (p *Plugin) Validate(ctx context.Context, a admission.Attributes, _ admissi
 	}
 	sort.Slice(policies, func(i, j int) bool { return policies[i].Name < policies[j].Name })
 
+	namespaceLabels := p.namespaceLabelsOnce(ctx, cs.Namespace)
 	var denied []string
 	for _, policy := range policies {
-		if !p.selects(policy, cs) {
+		selected, err := p.selects(policy, cs, namespaceLabels)
+		if err != nil {
+			return namespaceError(cs.Namespace, err)
+		}
+		if !selected {
 			continue
 		}
 		violations := p.evaluator.Evaluate(ctx, &policy.Spec, cs)
@@ -135,21 +158,80 @@ func (p *Plugin) Validate(ctx context.Context, a admission.Attributes, _ admissi
 	return nil
 }
 
-// selects reports whether policy applies to cs by its labels and its namespace's labels.
-func (p *Plugin) selects(policy *configv1beta1.ConfigPolicy, cs *config.ConfigSet) bool {
+// selects reports whether policy applies to cs by its labels and its
+// namespace's labels. It reads the namespace's labels only for a policy that
+// needs them, and fails when they cannot be read, so that a policy is never
+// skipped for want of them.
+func (p *Plugin) selects(policy *configv1beta1.ConfigPolicy, cs *config.ConfigSet, namespaceLabels func() (map[string]string, error)) (bool, error) {
 	if !matches(policy.Spec.Selector, cs.Labels) {
-		return false
+		return false, nil
 	}
 	if policy.Spec.NamespaceSelector == nil {
-		return true
+		return true, nil
 	}
 	if p.namespaces == nil {
 		// Local mode has no namespaces to read labels from.
-		return false
+		return false, nil
 	}
-	ns, err := p.namespaces.Get(cs.Namespace)
+	selector, err := metav1.LabelSelectorAsSelector(policy.Spec.NamespaceSelector)
 	if err != nil {
-		return false
+		// As in matches: a selector that does not parse matches nothing.
+		return false, nil
 	}
-	return matches(policy.Spec.NamespaceSelector, ns.Labels)
+	if selector.Empty() {
+		// kube-apiserver's namespace matcher does not look the namespace up
+		// for a selector that matches every namespace, and neither do we.
+		return true, nil
+	}
+	set, err := namespaceLabels()
+	if err != nil {
+		return false, err
+	}
+	return selector.Matches(labels.Set(set)), nil
+}
+
+// namespaceLabelsOnce returns a function that reads the labels of namespace
+// name when first called and returns the same answer afterwards, so that a
+// request costs at most one lookup however many policies need them.
+func (p *Plugin) namespaceLabelsOnce(ctx context.Context, name string) func() (map[string]string, error) {
+	var (
+		read bool
+		set  map[string]string
+		err  error
+	)
+	return func() (map[string]string, error) {
+		if !read {
+			set, err = p.namespaceLabels(ctx, name)
+			read = true
+		}
+		return set, err
+	}
+}
+
+// namespaceLabels reads the labels of namespace name as kube-apiserver's
+// webhook namespace matcher does: from the informer, and when the informer
+// does not have the namespace, from kube-apiserver itself, because the
+// informer lags behind it (a namespace and its ConfigSets applied together
+// reach Capstan before the namespace reaches the cache).
+func (p *Plugin) namespaceLabels(ctx context.Context, name string) (map[string]string, error) {
+	ns, err := p.namespaces.Get(name)
+	if apierrors.IsNotFound(err) && name != "" {
+		ns, err = p.kubeClient.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+	}
+	if err != nil {
+		return nil, err
+	}
+	return ns.Labels, nil
+}
+
+// namespaceError is the answer to a request whose namespace labels could not
+// be read, the one kube-apiserver's webhook namespace matcher gives: the 404
+// of a namespace that does not exist, and a 500 for any other failure, so
+// that the request is refused rather than admitted unchecked.
+func namespaceError(name string, err error) error {
+	var status apierrors.APIStatus
+	if apierrors.IsNotFound(err) && errors.As(err, &status) {
+		return &apierrors.StatusError{ErrStatus: status.Status()}
+	}
+	return apierrors.NewInternalError(fmt.Errorf("%s admission could not read the labels of namespace %q for a namespaceSelector: %w", PluginName, name, err))
 }

@@ -307,6 +307,7 @@ func TestValidateSelectors(t *testing.T) {
 // TestValidateNamespaceSelector checks that a namespaceSelector matches
 // nothing without namespace labels (local mode), and matches by the labels of
 // the ConfigSet's namespace when the plugin has the cluster's namespaces.
+// namespace_test.go covers a namespace the informer does not have.
 func TestValidateNamespaceSelector(t *testing.T) {
 	policy := newPolicy("prod-namespaces", configv1beta1.ConfigPolicySpec{
 		NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"env": "prod"}},
@@ -336,6 +337,10 @@ func TestValidateNamespaceSelector(t *testing.T) {
 		p := New()
 		p.SetConfigInformerFactory(factory)
 		p.SetExternalKubeInformerFactory(kubeFactory)
+		p.SetExternalKubeClientSet(kube)
+		if err := p.ValidateInitialization(); err != nil {
+			t.Fatalf("ValidateInitialization: %v", err)
+		}
 		stop := make(chan struct{})
 		defer func() {
 			close(stop)
@@ -360,10 +365,12 @@ func TestValidateNamespaceSelector(t *testing.T) {
 		if err == nil || err.Error() != want {
 			t.Errorf("create in a dev namespace = %v, want %q", err, want)
 		}
+		// As kube-apiserver's webhook namespace matcher: a namespace that
+		// neither the cache nor kube-apiserver has is a 404.
 		missing := cs.DeepCopy()
 		missing.Namespace = "unknown"
-		if _, err := validate(p, createAttributes(missing)); err != nil {
-			t.Errorf("create in a namespace the cache does not know = %v, want nil", err)
+		if _, err := validate(p, createAttributes(missing)); !apierrors.IsNotFound(err) {
+			t.Errorf("create in a namespace that does not exist = %v, want 404", err)
 		}
 	})
 }
@@ -552,8 +559,16 @@ func TestEvaluate(t *testing.T) {
 			spec: configv1beta1.ConfigPolicySpec{Rules: []configv1beta1.ConfigPolicyRule{
 				{Expression: "data.env == 'prod'", Message: "env must be prod"},
 			}},
-			cs:         newConfigSet("a", nil, map[string]string{"other": "x"}, nil),
-			wantPrefix: []string{"rules[0]: evaluation failed: CEL rule evaluation failed: "},
+			cs:   newConfigSet("a", nil, map[string]string{"other": "x"}, nil),
+			want: []string{"rules[0]: evaluation error (its details are not shown, as they can quote entry values), so the rule is treated as broken: env must be prod"},
+		},
+		{
+			name: "rule without a message that fails to evaluate is named by its expression",
+			spec: configv1beta1.ConfigPolicySpec{Rules: []configv1beta1.ConfigPolicyRule{
+				{Expression: "data.env == 'prod'"},
+			}},
+			cs:   newConfigSet("a", nil, map[string]string{"other": "x"}, nil),
+			want: []string{`rules[0]: evaluation error (its details are not shown, as they can quote entry values), so the rule is treated as broken: "data.env == 'prod'"`},
 		},
 		{
 			name: "rule that does not compile is broken",

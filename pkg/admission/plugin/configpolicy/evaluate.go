@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -93,18 +94,33 @@ func (e *Evaluator) Evaluate(ctx context.Context, spec *configv1beta1.ConfigPoli
 	return out
 }
 
+// evalRule returns the message of rule i when cs breaks it, or "". Its
+// messages reach the client (as the denial or a warning) and name the rule by
+// its index and its message or expression, never by an entry's value: that is
+// why an evaluation error is reported without its text. cel-go's error text quotes
+// the input it failed on (the string ip() or url() could not parse, the regex
+// matches() could not compile, the missing key, the index out of bounds), and
+// a rule's input is the ConfigSet's entries, secretData included.
 func evalRule(ctx context.Context, i int, rule configv1beta1.ConfigPolicyRule, cs *config.ConfigSet) string {
 	prefix := fmt.Sprintf("rules[%d]", i)
 	compiled, err := policyrule.Compile(rule.Expression)
 	if err != nil {
+		// Compiling sees the expression only, so its error quotes no entry.
 		return fmt.Sprintf("%s: does not compile: %v", prefix, err)
+	}
+	what := rule.Message
+	if what == "" {
+		what = strconv.Quote(rule.Expression)
 	}
 	ok, err := compiled.Eval(ctx, cs.Spec.Data, cs.Spec.SecretData)
 	switch {
 	case errors.Is(err, policyrule.ErrCostLimitExceeded):
+		// policyrule writes this error itself, from its limits alone.
 		return fmt.Sprintf("%s: evaluation exceeded its limits (%v), so the rule is treated as broken", prefix, err)
+	case err != nil && ctx.Err() != nil:
+		return fmt.Sprintf("%s: evaluation interrupted (%v), so the rule is treated as broken: %s", prefix, context.Cause(ctx), what)
 	case err != nil:
-		return fmt.Sprintf("%s: evaluation failed: %v", prefix, err)
+		return fmt.Sprintf("%s: evaluation error (its details are not shown, as they can quote entry values), so the rule is treated as broken: %s", prefix, what)
 	case ok:
 		return ""
 	case rule.Message != "":
