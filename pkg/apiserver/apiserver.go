@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
@@ -20,6 +19,7 @@ import (
 	"capstan.dev/capstan/pkg/controller/configpolicystatus"
 	historycontroller "capstan.dev/capstan/pkg/controller/history"
 	informers "capstan.dev/capstan/pkg/generated/informers/externalversions"
+	"capstan.dev/capstan/pkg/registry/config/configrevision/history"
 	configrest "capstan.dev/capstan/pkg/registry/config/rest"
 )
 
@@ -31,9 +31,10 @@ type ExtraConfig struct {
 	// NamespacesAvailable is false in local mode, where there is no cluster to
 	// read namespace labels from.
 	NamespacesAvailable bool
-	// HistoryGracePeriod is how long the history reconciler lets a request
-	// write its own revision before restoring a missing one; zero means the default.
-	HistoryGracePeriod time.Duration
+	// History configures the history of ConfigSets: its byte budget and how
+	// long the reconciler lets a request write its own revision before
+	// restoring a missing one.
+	History history.Options
 	// WithoutHistory serves ConfigSets without revisions and runs no history
 	// reconciler; it exists to measure the cost of history in benchmarks.
 	WithoutHistory bool
@@ -77,7 +78,8 @@ func (c CompletedConfig) New() (*CapstanServer, error) {
 		return nil, fmt.Errorf("building the generic server: %w", err)
 	}
 
-	provider := configrest.StorageProvider{Scheme: Scheme, Codecs: Codecs, WithoutHistory: c.ExtraConfig.WithoutHistory}
+	provider := configrest.StorageProvider{Scheme: Scheme, Codecs: Codecs, WithoutHistory: c.ExtraConfig.WithoutHistory, History: c.ExtraConfig.History,
+		Authorizer: c.GenericConfig.Authorization.Authorizer}
 	if chain, ok := c.GenericConfig.AdmissionControl.(admission.ValidationInterface); ok && chain != nil {
 		provider.Admit = chainUpdateAdmitter{chain: chain, scheme: Scheme}
 	}
@@ -99,15 +101,10 @@ func (c CompletedConfig) New() (*CapstanServer, error) {
 // addControllers registers the history reconciler and the ConfigPolicy status
 // controller on the informers, and starts all of them once the server serves.
 func (c CompletedConfig) addControllers(server *genericapiserver.GenericAPIServer, f informers.SharedInformerFactory, storage *configrest.Storage) error {
-	grace := c.ExtraConfig.HistoryGracePeriod
-	if grace == 0 {
-		grace = historycontroller.DefaultGracePeriod
-	}
-	storage.History.SetRepairGrace(grace)
 	var reconciler *historycontroller.Reconciler
 	if !c.ExtraConfig.WithoutHistory {
 		var err error
-		reconciler, err = historycontroller.NewReconciler(f, storage.History, storeConfigSetGetter{storage.ConfigSets.ConfigSet.Store}, grace)
+		reconciler, err = historycontroller.NewReconciler(f, storage.History, storeConfigSetGetter{storage.ConfigSets.ConfigSet.Store})
 		if err != nil {
 			return err
 		}
@@ -122,8 +119,7 @@ func (c CompletedConfig) addControllers(server *genericapiserver.GenericAPIServe
 		f.Config().V1beta1().ConfigPolicies().Informer().HasSynced,
 	}
 	if reconciler != nil {
-		synced = append(synced, f.Config().V1beta1().ConfigSets().Informer().HasSynced,
-			f.Config().V1beta1().ConfigRevisions().Informer().HasSynced)
+		synced = append(synced, f.Config().V1beta1().ConfigSets().Informer().HasSynced, storage.History.HasSynced)
 	}
 	err = server.AddReadyzChecks(healthz.NamedCheck("capstan-informer-sync", func(*http.Request) error {
 		for _, s := range synced {
@@ -139,6 +135,7 @@ func (c CompletedConfig) addControllers(server *genericapiserver.GenericAPIServe
 	return server.AddPostStartHook("start-capstan-controllers", func(ctx genericapiserver.PostStartHookContext) error {
 		f.Start(ctx.Done())
 		if reconciler != nil {
+			go storage.History.Run(ctx)
 			go reconciler.Run(ctx, 2)
 		}
 		go policyStatus.Run(ctx)

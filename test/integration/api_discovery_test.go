@@ -61,8 +61,9 @@ func TestAPIDiscovery(t *testing.T) {
 			[]string{"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}},
 		"configsets/status":   {true, "ConfigSet", "", nil, nil, []string{"get", "patch", "update"}},
 		"configsets/rollback": {true, "ConfigSetRollback", "", nil, nil, []string{"create"}},
+		// update and patch only send a revision back unchanged (re-encryption).
 		"configrevisions": {true, "ConfigRevision", "configrevision", []string{"cfgrev"}, []string{"capstan"},
-			[]string{"delete", "deletecollection", "get", "list", "watch"}},
+			[]string{"delete", "deletecollection", "get", "list", "patch", "update", "watch"}},
 		"configpolicies": {false, "ConfigPolicy", "configpolicy", []string{"cfgpol"}, []string{"capstan"},
 			[]string{"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}},
 		"configpolicies/status": {false, "ConfigPolicy", "", nil, nil, []string{"get", "patch", "update"}},

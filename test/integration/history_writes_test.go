@@ -275,6 +275,7 @@ func TestHistoryWritePaths(t *testing.T) {
 		for _, tc := range noops {
 			t.Run(tc.name, func(t *testing.T) {
 				before := e.hiMustGet(t, ns, name)
+				revsBefore := e.hiRevisions(t, ns, name)
 				got, err := tc.write(t)
 				if err != nil {
 					t.Fatalf("write: %v", err)
@@ -287,6 +288,14 @@ func TestHistoryWritePaths(t *testing.T) {
 					t.Errorf("stored entries changed: %v %q, were %v %q", after.Spec.Data, after.Spec.SecretData, before.Spec.Data, before.Spec.SecretData)
 				}
 				e.hiRequireNoChange(t, ns, name, rev, numbers)
+				// A write that makes no revision touches none: an unchanged
+				// PUT costs what it costs in Kubernetes.
+				revsAfter := e.hiRevisions(t, ns, name)
+				for i := range revsBefore {
+					if i < len(revsAfter) && revsAfter[i].ResourceVersion != revsBefore[i].ResourceVersion {
+						t.Errorf("revision %s was rewritten (resourceVersion %s -> %s)", revsAfter[i].Name, revsBefore[i].ResourceVersion, revsAfter[i].ResourceVersion)
+					}
+				}
 			})
 		}
 	})

@@ -272,7 +272,7 @@ func TestEncryptionKeyRotationUnderLoad(t *testing.T) {
 	time.Sleep(time.Second)
 
 	// kubectl-style rewrite: GET and PUT every object, retrying conflicts.
-	rewrite := func(t *testing.T) (sets, revisionsRefused int) {
+	rewrite := func(t *testing.T) (sets, revisions, revisionsRefused int) {
 		c := current.Load()
 		list, err := c.ConfigV1beta1().ConfigSets(ns).List(ctx, metav1.ListOptions{})
 		if err != nil {
@@ -292,25 +292,39 @@ func TestEncryptionKeyRotationUnderLoad(t *testing.T) {
 				}
 			}
 		}
-		// ConfigRevisions cannot be replaced by users: replacing a ConfigSet
-		// rewrites its revisions, so they are re-encrypted too.
-		revs, err := c.ConfigV1beta1().ConfigRevisions(ns).List(ctx, metav1.ListOptions{Limit: 1})
+		// Revisions never change, and replacing a ConfigSet leaves them alone:
+		// each is sent back unchanged, which storage writes again under the
+		// write key. Pruned meanwhile is fine; a changed one is refused.
+		revs, err := c.ConfigV1beta1().ConfigRevisions(ns).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			t.Fatalf("listing revisions: %v", err)
 		}
-		if len(revs.Items) > 0 {
-			rev := revs.Items[0]
+		for i, rev := range revs.Items {
 			rev.APIVersion, rev.Kind = "config.capstan.dev/v1beta1", "ConfigRevision"
-			if err := c.ConfigV1beta1().RESTClient().Put().Namespace(ns).Resource("configrevisions").Name(rev.Name).Body(&rev).Do(ctx).Error(); err != nil {
-				revisionsRefused++
+			if i == 0 {
+				changed := rev.DeepCopy()
+				changed.Author = "mallory"
+				if err := c.ConfigV1beta1().RESTClient().Put().Namespace(ns).Resource("configrevisions").Name(rev.Name).Body(changed).Do(ctx).Error(); apierrors.IsInvalid(err) {
+					revisionsRefused++
+				}
+			}
+			err := c.ConfigV1beta1().RESTClient().Put().Namespace(ns).Resource("configrevisions").Name(rev.Name).Body(&rev).Do(ctx).Error()
+			switch {
+			case err == nil:
+				revisions++
+			case !apierrors.IsNotFound(err):
+				t.Fatalf("rewrite put revision %s: %v", rev.Name, err)
 			}
 		}
-		return sets, revisionsRefused
+		return sets, revisions, revisionsRefused
 	}
-	sets, revisionsRefused := rewrite(t)
-	t.Logf("rewrote %d ConfigSets; a direct ConfigRevision PUT refused: %v", sets, revisionsRefused == 1)
+	sets, revisions, revisionsRefused := rewrite(t)
+	t.Logf("rewrote %d ConfigSets and %d ConfigRevisions; a changed ConfigRevision PUT refused: %v", sets, revisions, revisionsRefused == 1)
 	if revisionsRefused != 1 {
-		t.Errorf("a user's PUT of a ConfigRevision was not refused")
+		t.Errorf("a PUT that changes a ConfigRevision was not refused with 422")
+	}
+	if revisions == 0 {
+		t.Errorf("no ConfigRevision was rewritten")
 	}
 	time.Sleep(time.Second)
 	close(stop)
@@ -375,7 +389,7 @@ func TestEncryptionKeyRotationUnderLoad(t *testing.T) {
 			}
 		}
 		if stale > 0 {
-			t.Errorf("%d of %d ConfigRevisions are still encrypted with key1 after every ConfigSet was replaced (which rewrites its revisions)",
+			t.Errorf("%d of %d ConfigRevisions are still encrypted with key1 after every ConfigSet and ConfigRevision was replaced",
 				stale, len(revResp.Kvs))
 		}
 	})

@@ -21,6 +21,7 @@ import (
 	"capstan.dev/capstan/pkg/apis/config/v1alpha1"
 	"capstan.dev/capstan/pkg/apis/config/v1beta1"
 	"capstan.dev/capstan/pkg/apiserver"
+	"capstan.dev/capstan/pkg/registry/config/configrevision/history"
 )
 
 const (
@@ -60,6 +61,8 @@ type Options struct {
 	// HistoryRepairGracePeriod is how long a missing current revision is left to
 	// the request that should write it before the reconciler restores it.
 	HistoryRepairGracePeriod time.Duration
+	// HistoryMaxBytes bounds the entries of the revisions one ConfigSet keeps.
+	HistoryMaxBytes int64
 	// RecordHistory writes a ConfigRevision for every change; turning it off
 	// exists only to measure what history costs.
 	RecordHistory bool
@@ -78,7 +81,8 @@ func NewOptions(out io.Writer) *Options {
 		DataDir:   ".capstan",
 		Out:       out,
 
-		HistoryRepairGracePeriod: 5 * time.Second,
+		HistoryRepairGracePeriod: history.DefaultRepairGrace,
+		HistoryMaxBytes:          history.DefaultMaxBytes,
 		RecordHistory:            true,
 	}
 	o.Recommended.SecureServing.BindPort = defaultSecurePort
@@ -98,6 +102,7 @@ func (o *Options) Flags() cliflag.NamedFlagSets {
 	fs.StringVar(&o.Mode, "mode", o.Mode, "How to run: 'local' (embedded etcd, generated PKI, one admin; for development) or 'aggregated' (behind kube-apiserver, external etcd, delegated auth).")
 	fs.StringVar(&o.DataDir, "data-dir", o.DataDir, "Local mode: folder for the embedded etcd's data, the generated CA, certificates, encryption key and kubeconfig. Survives restarts.")
 	fs.DurationVar(&o.HistoryRepairGracePeriod, "history-repair-grace-period", o.HistoryRepairGracePeriod, "How long a ConfigSet's current revision may be missing before the history reconciler restores it; the request that made the change normally writes it within milliseconds.")
+	fs.Int64Var(&o.HistoryMaxBytes, "history-max-bytes", o.HistoryMaxBytes, "The most bytes of entries (keys and values) the kept revisions of one ConfigSet may hold together. Beyond it the oldest revisions are pruned, whatever the ConfigSet's revisionHistoryLimit; the current revision is always kept.")
 	fs.BoolVar(&o.RecordHistory, "record-history", o.RecordHistory, "Write a ConfigRevision for every change of a ConfigSet's entries. Turning it off disables history, rollback and the history reconciler; it exists to measure what history costs.")
 	fs.BoolVar(&o.EtcdUnsafeNoFsync, "embedded-etcd-unsafe-no-fsync", o.EtcdUnsafeNoFsync, "Local mode: the embedded etcd does not fsync. Loses data on power failure; for tests and benchmarks only.")
 

@@ -24,6 +24,7 @@ import (
 	clientset "capstan.dev/capstan/pkg/generated/clientset/versioned"
 	informers "capstan.dev/capstan/pkg/generated/informers/externalversions"
 	"capstan.dev/capstan/pkg/generated/openapi"
+	"capstan.dev/capstan/pkg/registry/config/configrevision/history"
 )
 
 // informerResync replays the informer caches to their handlers, so that a
@@ -93,9 +94,10 @@ func (o *Options) Config(ctx context.Context) (*apiserver.Config, func(), error)
 		return nil, cleanup, err
 	}
 
-	// Capstan's own informers (ConfigPolicies for admission, ConfigSets and
-	// ConfigRevisions for the history reconciler) read through the loopback
-	// client, which exists once secure serving is configured.
+	// Capstan's own informers (ConfigPolicies for admission, ConfigSets for
+	// the history reconciler) read through the loopback client, which exists
+	// once secure serving is configured. Revisions have no informer: the
+	// history keeps its own index of their summaries, read in-process.
 	var configInformers informers.SharedInformerFactory
 	o.Recommended.ExtraAdmissionInitializers = func(c *genericapiserver.RecommendedConfig) ([]admission.PluginInitializer, error) {
 		loopback := rest.CopyConfig(c.LoopbackClientConfig)
@@ -127,7 +129,7 @@ func (o *Options) Config(ctx context.Context) (*apiserver.Config, func(), error)
 		ExtraConfig: apiserver.ExtraConfig{
 			ConfigInformers:     configInformers,
 			NamespacesAvailable: o.Mode != ModeLocal,
-			HistoryGracePeriod:  o.HistoryRepairGracePeriod,
+			History:             history.Options{MaxBytes: o.HistoryMaxBytes, RepairGrace: o.HistoryRepairGracePeriod},
 			WithoutHistory:      !o.RecordHistory,
 		},
 	}, cleanup, nil
@@ -196,18 +198,15 @@ func coreClients(c *genericapiserver.RecommendedConfig) (kubernetes.Interface, d
 }
 
 // trimCached drops from the objects Capstan's informers keep what no reader of
-// those informers uses: the entries of ConfigSets and ConfigRevisions (the
-// history reconciler compares names, UIDs, revision numbers and limits, and
-// reads a ConfigSet from storage before it writes a revision from it) and
-// managedFields. The watch caches already hold every object in full; without
-// this the informers held a third copy, decrypted secrets included.
+// those informers uses: the entries of ConfigSets (the history reconciler
+// compares names, UIDs, revision numbers and limits, and reads a ConfigSet from
+// storage before it writes a revision from it) and managedFields. The watch
+// cache already holds every ConfigSet in full; without this the informers held
+// a second copy, decrypted secrets included.
 func trimCached(obj interface{}) (interface{}, error) {
 	switch o := obj.(type) {
 	case *configv1beta1.ConfigSet:
 		o.Spec.Data, o.Spec.SecretData = nil, nil
-		o.ManagedFields = nil
-	case *configv1beta1.ConfigRevision:
-		o.Data, o.SecretData = nil, nil
 		o.ManagedFields = nil
 	case *configv1beta1.ConfigPolicy:
 		o.ManagedFields = nil

@@ -37,22 +37,6 @@ func TestTrimCached(t *testing.T) {
 		t.Errorf("ConfigSet lost what the reconciler reads: %+v", got)
 	}
 
-	rev := &configv1beta1.ConfigRevision{
-		ObjectMeta: *meta.DeepCopy(), ConfigSetName: "checkout", Revision: 3,
-		Data: map[string]string{"A": "1"}, SecretData: map[string][]byte{"TOKEN": []byte("s3cr3t")},
-	}
-	out, err = trimCached(rev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gotRev := out.(*configv1beta1.ConfigRevision)
-	if gotRev.Data != nil || gotRev.SecretData != nil || gotRev.ManagedFields != nil {
-		t.Errorf("ConfigRevision kept entries or managedFields: %+v", gotRev)
-	}
-	if gotRev.ConfigSetName != "checkout" || gotRev.Revision != 3 || len(gotRev.OwnerReferences) != 1 || gotRev.OwnerReferences[0].UID != "u0" {
-		t.Errorf("ConfigRevision lost what the reconciler reads: %+v", gotRev)
-	}
-
 	policy := &configv1beta1.ConfigPolicy{ObjectMeta: *meta.DeepCopy(), Spec: configv1beta1.ConfigPolicySpec{ForbiddenKeys: []string{"DEBUG"}}}
 	out, _ = trimCached(policy)
 	if p := out.(*configv1beta1.ConfigPolicy); p.ManagedFields != nil || len(p.Spec.ForbiddenKeys) != 1 {

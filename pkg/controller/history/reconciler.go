@@ -1,8 +1,10 @@
-// Package history runs the reconciler that repairs ConfigSet history after a
-// crash: a missing current revision, revisions whose ConfigSet is gone, and
-// history beyond the limit. It works from informers, so it reads etcd only
-// when its caches show something to repair, and every action is idempotent,
-// so several replicas may run it on one etcd.
+// Package history runs the reconciler that repairs ConfigSet history: a
+// revision whose request did not write it (the request's server died, or etcd
+// applied the change after the request gave up), revisions whose ConfigSet is
+// gone, and history beyond the count or byte limit. It decides from the
+// ConfigSet informer and the history's index of revision summaries, so it
+// reads etcd only when they show something to repair, and every action is
+// idempotent, so several replicas may run it on one etcd.
 package history
 
 import (
@@ -26,62 +28,67 @@ import (
 	"capstan.dev/capstan/pkg/registry/config/configrevision/history"
 )
 
-// byConfigSet indexes revisions by namespace/configSetName.
-const byConfigSet = "configSet"
-
-// DefaultGracePeriod is how long a current revision may be missing before the
-// reconciler writes it: the request that changed the ConfigSet writes it right
-// after the ConfigSet, and should be the one to record its author.
-const DefaultGracePeriod = 5 * time.Second
+// maxPendingRestores bounds the earlier states of ConfigSets the reconciler
+// holds while their requests' grace period runs: each is a whole ConfigSet.
+// Beyond it a missing revision is logged as lost instead of held.
+const maxPendingRestores = 256
 
 // ConfigSetGetter reads a ConfigSet from storage, bypassing any cache.
 type ConfigSetGetter interface {
 	Get(ctx context.Context, namespace, name string) (*config.ConfigSet, error)
 }
 
-// Reconciler repairs the ConfigRevisions of ConfigSets.
-type Reconciler struct {
-	history     *history.History
-	configSets  ConfigSetGetter
-	csLister    listers.ConfigSetLister
-	revIndexer  cache.Indexer
-	synced      []cache.InformerSynced
-	queue       workqueue.TypedRateLimitingInterface[string]
-	gracePeriod time.Duration
-
-	mu          sync.Mutex
-	missingFrom map[string]time.Time
+// item is one unit of work: the history of the ConfigSet namespace/name, or,
+// when restore is set, the revision of an earlier state of it.
+type item struct {
+	namespace, name string
+	restore         int64
+	uid             types.UID
 }
 
-// NewReconciler registers its event handlers on f's ConfigSet and ConfigRevision informers.
-func NewReconciler(f informers.SharedInformerFactory, hist *history.History, configSets ConfigSetGetter, gracePeriod time.Duration) (*Reconciler, error) {
+// Reconciler repairs the ConfigRevisions of ConfigSets.
+type Reconciler struct {
+	history    *history.History
+	configSets ConfigSetGetter
+	csLister   listers.ConfigSetLister
+	synced     []cache.InformerSynced
+	queue      workqueue.TypedRateLimitingInterface[item]
+
+	mu          sync.Mutex
+	missingFrom map[item]time.Time
+	pending     map[item]*config.ConfigSet
+}
+
+var _ history.Repairer = &Reconciler{}
+
+// NewReconciler registers its event handlers on f's ConfigSet informer and on
+// hist's revision index, and registers itself as hist's repairer.
+func NewReconciler(f informers.SharedInformerFactory, hist *history.History, configSets ConfigSetGetter) (*Reconciler, error) {
 	csInformer := f.Config().V1beta1().ConfigSets()
-	revInformer := f.Config().V1beta1().ConfigRevisions()
-	if err := revInformer.Informer().AddIndexers(cache.Indexers{byConfigSet: indexByConfigSet}); err != nil {
-		return nil, fmt.Errorf("indexing configrevisions: %w", err)
-	}
 	r := &Reconciler{
 		history:     hist,
 		configSets:  configSets,
 		csLister:    csInformer.Lister(),
-		revIndexer:  revInformer.Informer().GetIndexer(),
-		synced:      []cache.InformerSynced{csInformer.Informer().HasSynced, revInformer.Informer().HasSynced},
-		gracePeriod: gracePeriod,
-		missingFrom: map[string]time.Time{},
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "capstan_history_reconciler"}),
+		synced:      []cache.InformerSynced{csInformer.Informer().HasSynced, hist.HasSynced},
+		missingFrom: map[item]time.Time{},
+		pending:     map[item]*config.ConfigSet{},
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[item](),
+			workqueue.TypedRateLimitingQueueConfig[item]{Name: "capstan_history_reconciler"}),
 	}
 	enqueueSet := func(obj interface{}) {
-		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
-			r.queue.Add(key)
+		if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = tomb.Obj
+		}
+		if cs, ok := obj.(*configv1beta1.ConfigSet); ok {
+			r.queue.Add(item{namespace: cs.Namespace, name: cs.Name})
 		}
 	}
 	enqueueOwner := func(obj interface{}) {
 		if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 			obj = tomb.Obj
 		}
-		if rev, ok := obj.(*configv1beta1.ConfigRevision); ok {
-			r.queue.Add(rev.Namespace + "/" + rev.ConfigSetName)
+		if s, ok := obj.(*history.Summary); ok {
+			r.queue.Add(item{namespace: s.Namespace, name: s.ConfigSetName})
 		}
 	}
 	if _, err := csInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -91,22 +98,35 @@ func NewReconciler(f informers.SharedInformerFactory, hist *history.History, con
 	}); err != nil {
 		return nil, err
 	}
-	if _, err := revInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	if err := hist.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    enqueueOwner,
 		UpdateFunc: func(_, obj interface{}) { enqueueOwner(obj) },
 		DeleteFunc: enqueueOwner,
 	}); err != nil {
 		return nil, err
 	}
+	hist.SetRepairer(r)
 	return r, nil
 }
 
-func indexByConfigSet(obj interface{}) ([]string, error) {
-	rev, ok := obj.(*configv1beta1.ConfigRevision)
-	if !ok {
-		return nil, nil
+// RestoreLater holds prev, an earlier state of a ConfigSet whose revision the
+// index does not show, and writes that revision after the grace period unless
+// it appeared meanwhile or fell out of the history window.
+func (r *Reconciler) RestoreLater(prev *config.ConfigSet) {
+	key := item{namespace: prev.Namespace, name: prev.Name, restore: prev.Status.CurrentRevision, uid: prev.UID}
+	r.mu.Lock()
+	_, held := r.pending[key]
+	full := !held && len(r.pending) >= maxPendingRestores
+	if !full {
+		r.pending[key] = prev
 	}
-	return []string{rev.Namespace + "/" + rev.ConfigSetName}, nil
+	r.mu.Unlock()
+	if full {
+		klog.Background().Error(nil, "Too many revisions waiting to be restored; this one is not held and stays missing unless its request wrote it",
+			"configset", prev.Namespace+"/"+prev.Name, "revision", prev.Status.CurrentRevision)
+		return
+	}
+	r.queue.AddAfter(key, r.history.RepairGrace())
 }
 
 // Run processes the queue until ctx ends.
@@ -133,10 +153,16 @@ func (r *Reconciler) processNext(ctx context.Context) bool {
 		return false
 	}
 	defer r.queue.Done(key)
-	retryAfter, err := r.sync(ctx, key)
+	var retryAfter time.Duration
+	var err error
+	if key.restore > 0 {
+		err = r.restore(ctx, key)
+	} else {
+		retryAfter, err = r.sync(ctx, key)
+	}
 	switch {
 	case err != nil:
-		klog.FromContext(ctx).Info("Repairing configset history failed; will retry", "configset", key, "err", err)
+		klog.FromContext(ctx).Info("Repairing configset history failed; will retry", "configset", key.namespace+"/"+key.name, "err", err)
 		r.queue.AddRateLimited(key)
 	case retryAfter > 0:
 		r.queue.Forget(key)
@@ -147,131 +173,131 @@ func (r *Reconciler) processNext(ctx context.Context) bool {
 	return true
 }
 
-// sync compares a ConfigSet with its revisions in the caches and repairs what
+// restore writes the held revision of an earlier state, unless etcd has it or
+// the live ConfigSet no longer keeps it.
+func (r *Reconciler) restore(ctx context.Context, key item) error {
+	r.mu.Lock()
+	prev := r.pending[key]
+	r.mu.Unlock()
+	if prev == nil {
+		return nil
+	}
+	done := func() {
+		r.mu.Lock()
+		delete(r.pending, key)
+		r.mu.Unlock()
+	}
+	_, err := r.history.Revision(ctx, prev, key.restore)
+	if err == nil {
+		done()
+		return nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return err
+	}
+	cur, err := r.configSets.Get(ctx, prev.Namespace, prev.Name)
+	if apierrors.IsNotFound(err) {
+		done()
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if cur.UID != prev.UID || key.restore <= cur.Status.CurrentRevision-int64(cur.Spec.RevisionHistoryLimit) {
+		done()
+		return nil
+	}
+	if err := r.history.Restore(ctx, prev); err != nil {
+		return err
+	}
+	done()
+	klog.FromContext(ctx).Info("Restored the revision of an earlier change its request did not write", "configset", prev.Namespace+"/"+prev.Name, "revision", key.restore)
+	// A restored revision may put history over its byte budget.
+	return r.history.Prune(ctx, cur)
+}
+
+// sync compares a ConfigSet with its revisions' summaries and repairs what
 // differs. It returns a delay after which to look again, when a repair is not
 // due yet.
-func (r *Reconciler) sync(ctx context.Context, key string) (time.Duration, error) {
-	namespace, name, err := cache.SplitMetaNamespaceKey(key)
-	if err != nil {
-		return 0, nil
-	}
-	objs, err := r.revIndexer.ByIndex(byConfigSet, key)
-	if err != nil {
-		return 0, err
-	}
-	revs := make([]*configv1beta1.ConfigRevision, 0, len(objs))
-	for _, o := range objs {
-		revs = append(revs, o.(*configv1beta1.ConfigRevision))
-	}
-
-	cs, err := r.csLister.ConfigSets(namespace).Get(name)
+func (r *Reconciler) sync(ctx context.Context, key item) (time.Duration, error) {
+	cs, err := r.csLister.ConfigSets(key.namespace).Get(key.name)
 	if apierrors.IsNotFound(err) {
-		if len(revs) == 0 {
-			return 0, nil
-		}
-		return 0, r.removeOrphans(ctx, namespace, name, revs)
+		r.forget(key)
+		return 0, r.removeOrphans(ctx, key.namespace, key.name)
 	}
 	if err != nil {
 		return 0, err
 	}
-	if !needsRepair(cs, revs) {
-		r.clearMissing(key)
+	subject := history.Subject{Namespace: cs.Namespace, Name: cs.Name, UID: cs.UID, CurrentRevision: cs.Status.CurrentRevision, Limit: config.DefaultRevisionHistoryLimit}
+	if cs.Spec.RevisionHistoryLimit != nil {
+		subject.Limit = *cs.Spec.RevisionHistoryLimit
+	}
+	if !r.history.NeedsRepair(subject) {
+		r.forget(key)
 		return 0, nil
 	}
-	if !hasCurrent(cs, revs) {
-		if wait := r.waitForWriter(key); wait > 0 {
-			return wait, nil
-		}
+	if wait := r.waitForWriter(key, subject); wait > 0 {
+		return wait, nil
 	}
-	return 0, r.repair(ctx, namespace, name, revs)
+	return 0, r.repair(ctx, key)
 }
 
-// needsRepair reports, from the caches alone, whether the current revision is
-// missing, a revision belongs to another ConfigSet, or history is over the limit.
-func needsRepair(cs *configv1beta1.ConfigSet, revs []*configv1beta1.ConfigRevision) bool {
-	if !hasCurrent(cs, revs) {
-		return true
+// waitForWriter returns how long to wait before repairing, giving the request
+// that made the current change time to write its revision. Pruning needs no wait.
+func (r *Reconciler) waitForWriter(key item, cs history.Subject) time.Duration {
+	if r.history.Indexed(cs) {
+		return 0
 	}
-	limit := int64(10)
-	if cs.Spec.RevisionHistoryLimit != nil {
-		limit = int64(*cs.Spec.RevisionHistoryLimit)
-	}
-	oldestKept := cs.Status.CurrentRevision - limit + 1
-	for _, rev := range revs {
-		if !ownedBy(rev, cs.UID) || rev.Revision < oldestKept {
-			return true
-		}
-	}
-	return false
-}
-
-func hasCurrent(cs *configv1beta1.ConfigSet, revs []*configv1beta1.ConfigRevision) bool {
-	for _, rev := range revs {
-		if rev.Revision == cs.Status.CurrentRevision && ownedBy(rev, cs.UID) {
-			return true
-		}
-	}
-	return false
-}
-
-func ownedBy(rev *configv1beta1.ConfigRevision, uid types.UID) bool {
-	for _, ref := range rev.OwnerReferences {
-		if ref.Kind == "ConfigSet" && ref.UID == uid {
-			return true
-		}
-	}
-	return false
-}
-
-// waitForWriter returns how long to wait before writing a missing current
-// revision, giving the request that made the change time to write it.
-func (r *Reconciler) waitForWriter(key string) time.Duration {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	since, ok := r.missingFrom[key]
 	if !ok {
 		r.missingFrom[key] = time.Now()
-		return r.gracePeriod
+		return r.history.RepairGrace()
 	}
-	if left := r.gracePeriod - time.Since(since); left > 0 {
+	if left := r.history.RepairGrace() - time.Since(since); left > 0 {
 		return left
 	}
 	return 0
 }
 
-func (r *Reconciler) clearMissing(key string) {
+// forget drops what the reconciler remembers of a ConfigSet that is in order or gone.
+func (r *Reconciler) forget(key item) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.missingFrom, key)
 }
 
 // repair reads the ConfigSet from storage, writes its current revision if it is
-// missing, and prunes revisions of other ConfigSets and beyond the limit.
-func (r *Reconciler) repair(ctx context.Context, namespace, name string, revs []*configv1beta1.ConfigRevision) error {
-	cs, err := r.configSets.Get(ctx, namespace, name)
+// missing, and prunes revisions of other ConfigSets and beyond the limits.
+func (r *Reconciler) repair(ctx context.Context, key item) error {
+	cs, err := r.configSets.Get(ctx, key.namespace, key.name)
 	if apierrors.IsNotFound(err) {
-		return r.removeOrphans(ctx, namespace, name, revs)
+		r.forget(key)
+		return r.removeOrphans(ctx, key.namespace, key.name)
 	}
 	if err != nil {
 		return err
 	}
-	if _, err := r.history.Get(ctx, cs, cs.Status.CurrentRevision); apierrors.IsNotFound(err) {
-		klog.FromContext(ctx).Info("Restoring a missing revision", "configset", namespace+"/"+name, "revision", cs.Status.CurrentRevision)
-		if err := r.history.Record(ctx, cs, history.Change{Author: history.ReconcilerUser}); err != nil {
-			return err
-		}
-	} else if err != nil {
+	restored, err := r.history.Repair(ctx, cs)
+	if restored {
+		klog.FromContext(ctx).Info("Restored a missing revision", "configset", key.namespace+"/"+key.name, "revision", cs.Status.CurrentRevision)
+	}
+	if err != nil {
 		return err
 	}
-	r.clearMissing(namespace + "/" + name)
-	return r.history.Prune(ctx, cs)
+	r.forget(key)
+	return nil
 }
 
-// removeOrphans deletes the given revisions unless they belong to the
-// ConfigSet that storage holds under that name. Each delete is conditional on
-// the revision's UID, so a revision written meanwhile for a new ConfigSet of
-// the same name is never touched.
-func (r *Reconciler) removeOrphans(ctx context.Context, namespace, name string, revs []*configv1beta1.ConfigRevision) error {
+// removeOrphans deletes the revisions named for namespace/name unless they
+// belong to the ConfigSet that storage holds under that name. Each delete is
+// conditional on the revision's UID, so a revision written meanwhile for a new
+// ConfigSet of the same name is never touched.
+func (r *Reconciler) removeOrphans(ctx context.Context, namespace, name string) error {
+	if len(r.history.Orphans(namespace, name, "")) == 0 {
+		return nil
+	}
 	var live types.UID
 	cs, err := r.configSets.Get(ctx, namespace, name)
 	switch {
@@ -280,14 +306,19 @@ func (r *Reconciler) removeOrphans(ctx context.Context, namespace, name string, 
 	case !apierrors.IsNotFound(err):
 		return err
 	}
-	for _, rev := range revs {
-		if live != "" && ownedBy(rev, live) {
-			continue
-		}
-		klog.FromContext(ctx).V(2).Info("Deleting a revision whose configset is gone", "revision", namespace+"/"+rev.Name)
-		if err := r.history.Delete(ctx, namespace, rev.Name, rev.UID); err != nil {
+	for _, s := range r.history.Orphans(namespace, name, live) {
+		klog.FromContext(ctx).V(2).Info("Deleting a revision whose configset is gone", "revision", namespace+"/"+s.Name)
+		if err := r.history.Delete(ctx, namespace, s.Name, s.UID); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// String names the work item in logs.
+func (k item) String() string {
+	if k.restore > 0 {
+		return fmt.Sprintf("%s/%s@%d", k.namespace, k.name, k.restore)
+	}
+	return k.namespace + "/" + k.name
 }

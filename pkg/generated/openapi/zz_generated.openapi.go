@@ -773,7 +773,7 @@ func schema_pkg_apis_config_v1alpha1_ConfigSetSpec(ref common.ReferenceCallback)
 					},
 					"revisionHistoryLimit": {
 						SchemaProps: spec.SchemaProps{
-							Description: "revisionHistoryLimit is how many ConfigRevisions are kept, the current one included. 1 to 1000; defaults to 10.",
+							Description: "revisionHistoryLimit is how many ConfigRevisions are kept, the current one included. 1 to 1000; defaults to 10. The server also bounds the bytes of entries that one ConfigSet's revisions hold together (its --history-max-bytes, 10 MiB by default): beyond it the oldest revisions are pruned whatever this limit says, and the write that caused it gets a warning. The current revision is always kept.",
 							Default:     10,
 							Type:        []string{"integer"},
 							Format:      "int32",
@@ -1478,7 +1478,7 @@ func schema_pkg_apis_config_v1beta1_ConfigSetSpec(ref common.ReferenceCallback) 
 					},
 					"revisionHistoryLimit": {
 						SchemaProps: spec.SchemaProps{
-							Description: "revisionHistoryLimit is how many ConfigRevisions are kept, the current one included. 1 to 1000; defaults to 10.",
+							Description: "revisionHistoryLimit is how many ConfigRevisions are kept, the current one included. 1 to 1000; defaults to 10. The server also bounds the bytes of entries that one ConfigSet's revisions hold together (its --history-max-bytes, 10 MiB by default): beyond it the oldest revisions are pruned whatever this limit says, and the write that caused it gets a warning. The current revision is always kept.",
 							Default:     10,
 							Type:        []string{"integer"},
 							Format:      "int32",

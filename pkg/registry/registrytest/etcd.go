@@ -3,6 +3,7 @@
 package registrytest
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -13,9 +14,11 @@ import (
 	genericregistry "k8s.io/apiserver/pkg/registry/generic/registry"
 	etcd3testing "k8s.io/apiserver/pkg/storage/etcd3/testing"
 	"k8s.io/apiserver/pkg/storage/storagebackend"
+	"k8s.io/client-go/tools/cache"
 
 	"capstan.dev/capstan/pkg/apis/config/install"
 	"capstan.dev/capstan/pkg/apis/config/v1beta1"
+	"capstan.dev/capstan/pkg/registry/config/configrevision/history"
 )
 
 // Scheme holds every version of config.capstan.dev, as the server's does. It
@@ -72,4 +75,21 @@ func WaitReady(t *testing.T, store *genericregistry.Store) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// NewHistory returns the history of revisions over the revision store, with
+// its index of summaries running and synced, as the server runs it.
+func NewHistory(t *testing.T, revisions *genericregistry.Store, opts history.Options) *history.History {
+	t.Helper()
+	h, err := history.New(revisions, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go h.Run(ctx)
+	if !cache.WaitForCacheSync(ctx.Done(), h.HasSynced) {
+		t.Fatal("the history index did not sync")
+	}
+	return h
 }

@@ -38,7 +38,11 @@ type ConfigSetSpec struct {
 	// +optional
 	Immutable *bool `json:"immutable,omitempty"`
 	// revisionHistoryLimit is how many ConfigRevisions are kept, the current one
-	// included. 1 to 1000; defaults to 10.
+	// included. 1 to 1000; defaults to 10. The server also bounds the bytes of
+	// entries that one ConfigSet's revisions hold together (its
+	// --history-max-bytes, 10 MiB by default): beyond it the oldest revisions
+	// are pruned whatever this limit says, and the write that caused it gets a
+	// warning. The current revision is always kept.
 	// +optional
 	// +default=10
 	RevisionHistoryLimit *int32 `json:"revisionHistoryLimit,omitempty"`

@@ -6,7 +6,9 @@ import (
 	"fmt"
 
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/apiserver/pkg/authorization/authorizer"
 	"k8s.io/apiserver/pkg/registry/generic"
 	genericregistry "k8s.io/apiserver/pkg/registry/generic/registry"
 	"k8s.io/apiserver/pkg/registry/rest"
@@ -28,9 +30,14 @@ type StorageProvider struct {
 	Codecs serializer.CodecFactory
 	// Admit validates the ConfigSet update a rollback makes; nil admits everything.
 	Admit configsetstorage.UpdateAdmitter
+	// Authorizer decides whether callers of the ConfigSet subresources that
+	// answer with the whole ConfigSet may read it.
+	Authorizer authorizer.Authorizer
 	// WithoutHistory serves ConfigSets without recording revisions, to measure
 	// what history costs; rollback then finds nothing to restore.
 	WithoutHistory bool
+	// History configures the history of ConfigSets.
+	History history.Options
 }
 
 // Storage is what NewAPIGroupInfo built, for the parts of the server that write
@@ -47,18 +54,25 @@ type Storage struct {
 func (p StorageProvider) NewAPIGroupInfo(optsGetter generic.RESTOptionsGetter) (*genericapiserver.APIGroupInfo, *Storage, error) {
 	apiGroupInfo := genericapiserver.NewDefaultAPIGroupInfo(config.GroupName, p.Scheme, runtime.NewParameterCodec(p.Scheme), p.Codecs)
 	apiGroupInfo.NegotiatedSerializer = withoutProtobuf{p.Codecs}
-	optsGetter = storageerr.RESTOptionsGetter{RESTOptionsGetter: optsGetter}
+	raw := optsGetter
+	optsGetter = storageerr.RESTOptionsGetter{RESTOptionsGetter: raw}
 
-	revisions, err := configrevisionstorage.NewStore(p.Scheme, optsGetter)
+	// Revisions are served from etcd, without a watch cache: a replica's
+	// memory must not grow with the number or the size of revisions, which one
+	// tenant decides. The history keeps only summaries of them.
+	revisions, err := configrevisionstorage.NewStore(p.Scheme, storageerr.RESTOptionsGetter{RESTOptionsGetter: uncached{raw}})
 	if err != nil {
 		return nil, nil, fmt.Errorf("building configrevisions storage: %w", err)
 	}
-	hist := history.New(revisions)
-	recorder := hist
-	if p.WithoutHistory {
-		recorder = nil
+	hist, err := history.New(revisions, p.History)
+	if err != nil {
+		return nil, nil, err
 	}
-	configSets, err := configsetstorage.NewStorage(p.Scheme, optsGetter, recorder, p.Admit)
+	var recorder history.Recorder = hist
+	if p.WithoutHistory {
+		recorder = history.Disabled{}
+	}
+	configSets, err := configsetstorage.NewStorage(p.Scheme, optsGetter, recorder, configsetstorage.Options{Admit: p.Admit, Authorizer: p.Authorizer})
 	if err != nil {
 		return nil, nil, fmt.Errorf("building configsets storage: %w", err)
 	}
@@ -79,6 +93,17 @@ func (p StorageProvider) NewAPIGroupInfo(optsGetter generic.RESTOptionsGetter) (
 	apiGroupInfo.VersionedResourcesStorageMap[v1alpha1.SchemeGroupVersion.Version] = resources
 
 	return &apiGroupInfo, &Storage{History: hist, ConfigSets: configSets, ConfigRevisions: revisions, ConfigPolicies: policies}, nil
+}
+
+// uncached gives stores that read and watch etcd directly, without a watch cache.
+type uncached struct {
+	generic.RESTOptionsGetter
+}
+
+func (g uncached) GetRESTOptions(resource schema.GroupResource, example runtime.Object) (generic.RESTOptions, error) {
+	opts, err := g.RESTOptionsGetter.GetRESTOptions(resource, example)
+	opts.Decorator = generic.UndecoratedStorage
+	return opts, err
 }
 
 // withoutProtobuf offers every media type of the codec factory but protobuf:

@@ -1,27 +1,32 @@
-// Package history writes, finds and prunes the ConfigRevisions of ConfigSets.
-// The ConfigSet write is the truth: history follows it, in the request that
-// made the change and, after a crash, in the reconciler.
+// Package history owns the invariant that every stored change of a
+// ConfigSet's entries has its ConfigRevision, by its author, within the
+// ConfigSet's count and byte limits: it writes, finds and prunes revisions for
+// the ConfigSet endpoints and for the history reconciler. The ConfigSet write
+// is the truth; docs/history.md describes the protocol.
 package history
 
 import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apiserver/pkg/authentication/user"
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 	genericregistry "k8s.io/apiserver/pkg/registry/generic/registry"
 	"k8s.io/apiserver/pkg/registry/rest"
+	"k8s.io/apiserver/pkg/warning"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 
 	"capstan.dev/capstan/pkg/apis/config"
@@ -31,32 +36,142 @@ import (
 // because the request that made the change is no longer known.
 const ReconcilerUser = "system:capstan:history-reconciler"
 
-// History writes and reads ConfigRevisions through the revision store, inside
-// the server, bypassing the user-facing endpoint that refuses writes.
+// Recorder keeps the history of ConfigSets: it is the one entry point the
+// ConfigSet endpoints call, for every change and every deletion, and the one
+// place that decides what is written, restored and pruned.
+type Recorder interface {
+	// Changed is called after a ConfigSet was stored: created (old is nil) or
+	// updated from old to cur. When the entries changed it writes cur's
+	// revision, hands a missing revision of old to the repairer, and prunes;
+	// failures become warnings on ctx, never request errors, because the
+	// change itself is stored.
+	Changed(ctx context.Context, old, cur *config.ConfigSet, change Change)
+	// Deleted removes the revisions of cs, which is gone from storage.
+	Deleted(ctx context.Context, cs *config.ConfigSet)
+	// Revision returns revision rev of cs, or NotFound when it is not kept.
+	Revision(ctx context.Context, cs *config.ConfigSet, rev int64) (*config.ConfigRevision, error)
+}
+
+// Repairer restores, after the repair grace period, the revision of a change
+// whose own request did not write it. The history reconciler is one.
+type Repairer interface {
+	RestoreLater(prev *config.ConfigSet)
+}
+
+// Disabled is the Recorder of a server that records no history
+// (--record-history=false): nothing is written, and no revision is kept.
+type Disabled struct{}
+
+var _ Recorder = Disabled{}
+
+// Changed records nothing.
+func (Disabled) Changed(context.Context, *config.ConfigSet, *config.ConfigSet, Change) {}
+
+// Deleted has nothing to delete.
+func (Disabled) Deleted(context.Context, *config.ConfigSet) {}
+
+// Revision finds nothing: no revision is kept.
+func (Disabled) Revision(_ context.Context, cs *config.ConfigSet, rev int64) (*config.ConfigRevision, error) {
+	return nil, apierrors.NewNotFound(config.Resource("configrevisions"),
+		fmt.Sprintf("revision %d of configset %s (this server records no history)", rev, cs.Name))
+}
+
+// History writes, reads and prunes ConfigRevisions through the revision store,
+// inside the server, bypassing the user-facing endpoint that refuses writes. It
+// keeps an index of revision summaries (never their entries), so that deciding
+// what to prune or repair reads no revision from etcd.
 type History struct {
 	store       *genericregistry.Store
+	index       *index
+	maxBytes    int64
 	repairGrace time.Duration
+	repairer    Repairer
+}
+
+var _ Recorder = &History{}
+
+// Options configure a History.
+type Options struct {
+	// MaxBytes bounds the entries of the revisions one ConfigSet keeps
+	// (--history-max-bytes); zero means DefaultMaxBytes.
+	MaxBytes int64
+	// RepairGrace is how long the request that made a change has to write its
+	// revision before the reconciler restores it (--history-repair-grace-period);
+	// zero means DefaultRepairGrace.
+	RepairGrace time.Duration
 }
 
 // DefaultRepairGrace is how long the request that made a change has to write
-// its revision before another writer restores it.
+// its revision before the reconciler restores it.
 const DefaultRepairGrace = 5 * time.Second
 
-// New returns a History over the full ConfigRevision store.
-func New(store *genericregistry.Store) *History {
-	return &History{store: store, repairGrace: DefaultRepairGrace}
+// DefaultMaxBytes is the default byte budget of one ConfigSet's history: what
+// the default count limit (10) holds when every revision has the largest
+// entries allowed (1 MiB), so that only ConfigSets that raise the limit are
+// ever pruned by bytes.
+const DefaultMaxBytes = 10 << 20
+
+// writeTimeout bounds a ConfigSet write and the history writes that follow it,
+// which run on a context detached from the client's (see Detach).
+const writeTimeout = 30 * time.Second
+
+// Detach returns the context a ConfigSet write and its history writes run on:
+// it keeps ctx's values (the user, the namespace, the warning recorder) but
+// neither its cancellation nor its deadline, which are the client's, and ends
+// after writeTimeout. A client that goes away, or whose ?timeout= passes, while
+// etcd applies the change would otherwise leave a stored change whose request
+// gave up before writing its revision: the reconciler would restore it later,
+// without its author. The client still gets its timeout; the request finishes.
+func Detach(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 }
 
-// SetRepairGrace sets how long a missing revision is left to the request that
-// made the change (--history-repair-grace-period).
-func (h *History) SetRepairGrace(d time.Duration) {
-	if d > 0 {
-		h.repairGrace = d
+// New returns a History over the full ConfigRevision store. Run starts its index.
+func New(store *genericregistry.Store, opts Options) (*History, error) {
+	idx, err := newIndex(store)
+	if err != nil {
+		return nil, err
 	}
+	h := &History{store: store, index: idx, maxBytes: opts.MaxBytes, repairGrace: opts.RepairGrace, repairer: unrepaired{}}
+	if h.maxBytes <= 0 {
+		h.maxBytes = DefaultMaxBytes
+	}
+	if h.repairGrace <= 0 {
+		h.repairGrace = DefaultRepairGrace
+	}
+	return h, nil
 }
+
+// Run fills and follows the index of revisions until ctx ends.
+func (h *History) Run(ctx context.Context) { h.index.informer.RunWithContext(ctx) }
+
+// HasSynced reports whether the index holds every revision in etcd.
+func (h *History) HasSynced() bool { return h.index.informer.HasSynced() }
+
+// AddEventHandler registers a handler of revision summaries, for the reconciler.
+func (h *History) AddEventHandler(handler cache.ResourceEventHandler) error {
+	_, err := h.index.informer.AddEventHandler(handler)
+	return err
+}
+
+// SetRepairer names who restores the revisions of changes whose requests did
+// not write them. Call it before the server serves.
+func (h *History) SetRepairer(r Repairer) { h.repairer = r }
 
 // RepairGrace is how long a missing revision is left to the request that made the change.
 func (h *History) RepairGrace() time.Duration { return h.repairGrace }
+
+// MaxBytes is the byte budget of one ConfigSet's history.
+func (h *History) MaxBytes() int64 { return h.maxBytes }
+
+// unrepaired is the Repairer until the reconciler registers: it can only say
+// that a revision may stay missing.
+type unrepaired struct{}
+
+func (unrepaired) RestoreLater(prev *config.ConfigSet) {
+	klog.Background().Info("A revision may be missing and no history reconciler runs to restore it",
+		"configset", prev.Namespace+"/"+prev.Name, "revision", prev.Status.CurrentRevision)
+}
 
 // Change describes who made a ConfigSet change and how.
 type Change struct {
@@ -129,113 +244,224 @@ func Snapshot(cs *config.ConfigSet, change Change) *config.ConfigRevision {
 	}
 }
 
-// Record writes the revision for cs's current state and prunes what is beyond
-// its history limit. Writing the same revision twice (a retry, or the request
-// and the reconciler) is a no-op. A revision left under the same name by an
-// earlier ConfigSet of that name is replaced; a name taken by another live
-// ConfigSet (possible only for names cut to fit) makes the server pick a
-// generated name, since Get and List find revisions by their fields.
-func (h *History) Record(ctx context.Context, cs *config.ConfigSet, change Change) error {
-	ctx = genericapirequest.WithNamespace(ctx, cs.Namespace)
-	if err := h.create(ctx, cs, Snapshot(cs, change)); err != nil {
-		return fmt.Errorf("writing revision %d of configset %s/%s: %w", cs.Status.CurrentRevision, cs.Namespace, cs.Name, err)
+// Changed writes the revision of a stored change and prunes; see Recorder.
+func (h *History) Changed(ctx context.Context, old, cur *config.ConfigSet, change Change) {
+	ctx, cancel := Detach(ctx)
+	defer cancel()
+	ctx = genericapirequest.WithNamespace(ctx, cur.Namespace)
+	if old != nil && old.UID == cur.UID && old.Status.CurrentRevision == cur.Status.CurrentRevision {
+		// The entries did not change: no revision. A lowered limit prunes now.
+		if cur.Spec.RevisionHistoryLimit < old.Spec.RevisionHistoryLimit {
+			h.pruneAndWarn(ctx, cur, nil)
+		}
+		return
 	}
-	return h.pruneTail(ctx, cs)
-}
-
-// Restore writes the revision for cs's state as it was, without pruning: the
-// revision of a change whose own request did not write it.
-func (h *History) Restore(ctx context.Context, cs *config.ConfigSet, change Change) error {
-	ctx = genericapirequest.WithNamespace(ctx, cs.Namespace)
-	if err := h.create(ctx, cs, Snapshot(cs, change)); err != nil {
-		return fmt.Errorf("restoring revision %d of configset %s/%s: %w", cs.Status.CurrentRevision, cs.Namespace, cs.Name, err)
+	if old != nil && old.UID == cur.UID {
+		h.ensureRecorded(old)
 	}
-	return nil
-}
-
-// Cached reports whether revision rev of cs is in the revisions' watch cache
-// under its usual name: a read that does not reach etcd, which may lag
-// behind it by a moment.
-func (h *History) Cached(ctx context.Context, cs *config.ConfigSet, rev int64) bool {
-	ctx = genericapirequest.WithNamespace(ctx, cs.Namespace)
-	obj, err := h.store.Get(ctx, Name(cs.Name, rev), &metav1.GetOptions{ResourceVersion: "0"})
+	written, err := h.create(ctx, cur, Snapshot(cur, change))
 	if err != nil {
-		return false
+		warning.AddWarning(ctx, "", fmt.Sprintf("revision %d of configset %s was stored but its history was not written (%v); the server will restore it",
+			cur.Status.CurrentRevision, cur.Name, err))
+		return
 	}
-	r := obj.(*config.ConfigRevision)
-	return r.ConfigSetName == cs.Name && r.Revision == rev && OwnedBy(r, cs.UID)
+	h.pruneAndWarn(ctx, cur, written)
 }
 
-// pruneTail deletes the one revision that the new one pushes out of the
-// history window, by its name: a write costs one delete, not a list of the
-// ConfigSet's revisions. Whatever else is over the limit (after a crash, or a
-// lowered limit) is Prune's, which the update path and the reconciler call.
-func (h *History) pruneTail(ctx context.Context, cs *config.ConfigSet) error {
-	limit := int64(max(cs.Spec.RevisionHistoryLimit, 1))
-	out := cs.Status.CurrentRevision - limit
-	if out < 1 {
-		return nil
+// ensureRecorded hands the change prev to the repairer when its revision is
+// not in the index: the request that made it normally wrote it before
+// answering, but if that request ended first (its server died, or etcd applied
+// the change after the request gave up), this request is the last to know what
+// the ConfigSet held at that revision.
+func (h *History) ensureRecorded(prev *config.ConfigSet) {
+	rev := prev.Status.CurrentRevision
+	if rev < 1 || h.indexed(prev.Namespace, prev.Name, prev.UID, rev) {
+		return
 	}
-	_, _, err := h.store.Delete(genericapirequest.WithNamespace(ctx, cs.Namespace), Name(cs.Name, out), rest.ValidateAllObjectFunc, &metav1.DeleteOptions{})
-	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("pruning revision %d of configset %s/%s: %w", out, cs.Namespace, cs.Name, err)
+	h.repairer.RestoreLater(prev.DeepCopy())
+}
+
+// indexed reports whether the index holds revision rev of the ConfigSet with this UID.
+func (h *History) indexed(namespace, name string, uid types.UID, rev int64) bool {
+	for _, s := range h.index.forConfigSet(namespace, name) {
+		if s.Revision == rev && s.OwnerUID == uid {
+			return true
+		}
+	}
+	return false
+}
+
+func (h *History) pruneAndWarn(ctx context.Context, cs *config.ConfigSet, written *config.ConfigRevision) {
+	byBytes, err := h.prune(ctx, cs, written)
+	if err != nil {
+		warning.AddWarning(ctx, "", fmt.Sprintf("history of configset %s was not pruned (%v); the server will prune it", cs.Name, err))
+	}
+	if byBytes > 0 {
+		warning.AddWarning(ctx, "", fmt.Sprintf("%d older revision(s) of configset %s were pruned to keep its history within %d bytes (the server's --history-max-bytes)",
+			byBytes, cs.Name, h.maxBytes))
+	}
+}
+
+// Restore writes the revision of prev, a state of a ConfigSet whose request
+// did not write it, with the reconciler as author and without pruning.
+func (h *History) Restore(ctx context.Context, prev *config.ConfigSet) error {
+	ctx = genericapirequest.WithNamespace(ctx, prev.Namespace)
+	if _, err := h.create(ctx, prev, Snapshot(prev, Change{Author: ReconcilerUser})); err != nil {
+		return fmt.Errorf("restoring revision %d of configset %s/%s: %w", prev.Status.CurrentRevision, prev.Namespace, prev.Name, err)
 	}
 	return nil
 }
 
-func (h *History) create(ctx context.Context, cs *config.ConfigSet, rev *config.ConfigRevision) error {
+// Repair writes the current revision of cs, read from storage, when etcd does
+// not hold it, and prunes. It returns whether it restored the revision.
+func (h *History) Repair(ctx context.Context, cs *config.ConfigSet) (bool, error) {
+	ctx = genericapirequest.WithNamespace(ctx, cs.Namespace)
+	_, err := h.Revision(ctx, cs, cs.Status.CurrentRevision)
+	restored := false
+	switch {
+	case apierrors.IsNotFound(err):
+		written, err := h.create(ctx, cs, Snapshot(cs, Change{Author: ReconcilerUser}))
+		if err != nil {
+			return false, fmt.Errorf("restoring revision %d of configset %s/%s: %w", cs.Status.CurrentRevision, cs.Namespace, cs.Name, err)
+		}
+		restored = true
+		_, err = h.prune(ctx, cs, written)
+		return restored, err
+	case err != nil:
+		return false, err
+	}
+	_, err = h.prune(ctx, cs, nil)
+	return restored, err
+}
+
+// Subject is what deciding about a ConfigSet's history needs to know of it.
+type Subject struct {
+	Namespace, Name string
+	UID             types.UID
+	CurrentRevision int64
+	Limit           int32
+}
+
+// SubjectOf returns the subject of cs.
+func SubjectOf(cs *config.ConfigSet) Subject {
+	return Subject{Namespace: cs.Namespace, Name: cs.Name, UID: cs.UID, CurrentRevision: cs.Status.CurrentRevision, Limit: cs.Spec.RevisionHistoryLimit}
+}
+
+// NeedsRepair reports, from the index alone, whether the history of cs lacks
+// its current revision or holds revisions to prune.
+func (h *History) NeedsRepair(cs Subject) bool {
+	sums := h.index.forConfigSet(cs.Namespace, cs.Name)
+	hasCurrent := false
+	for _, s := range sums {
+		if s.Revision == cs.CurrentRevision && s.OwnerUID == cs.UID {
+			hasCurrent = true
+		}
+	}
+	drop, _ := h.plan(cs, sums)
+	return !hasCurrent || len(drop) > 0
+}
+
+// plan returns the revisions to delete among sums (newest first), and how many
+// of them go because of the byte budget: revisions of another ConfigSet of this
+// name, those older than the count limit allows, and the oldest beyond the
+// byte budget. The current revision always stays, and so does any revision
+// newer than the caller knows of.
+func (h *History) plan(cs Subject, sums []*Summary) (drop []*Summary, byBytes int) {
+	limit := int64(max(cs.Limit, 1))
+	oldestKept := cs.CurrentRevision - limit + 1
+	var kept int64
+	over := false
+	for _, s := range sums {
+		switch {
+		case s.OwnerUID != cs.UID:
+			drop = append(drop, s)
+		case s.Revision > cs.CurrentRevision:
+		case s.Revision == cs.CurrentRevision:
+			kept += s.Bytes
+		case s.Revision < oldestKept:
+			drop = append(drop, s)
+		case over || kept+s.Bytes > h.maxBytes:
+			over = true
+			drop = append(drop, s)
+			byBytes++
+		default:
+			kept += s.Bytes
+		}
+	}
+	return drop, byBytes
+}
+
+// prune deletes what plan says for cs. written is the revision just written,
+// which the index may not hold yet.
+func (h *History) prune(ctx context.Context, cs *config.ConfigSet, written *config.ConfigRevision) (int, error) {
+	sums := h.index.forConfigSet(cs.Namespace, cs.Name)
+	if written != nil {
+		found := false
+		for _, s := range sums {
+			found = found || s.Name == written.Name
+		}
+		if !found {
+			sums = append([]*Summary{Summarize(written)}, sums...)
+			sort.SliceStable(sums, func(a, b int) bool { return sums[a].Revision > sums[b].Revision })
+		}
+	}
+	drop, byBytes := h.plan(SubjectOf(cs), sums)
+	for _, s := range drop {
+		if err := h.Delete(ctx, s.Namespace, s.Name, s.UID); err != nil {
+			return byBytes, err
+		}
+	}
+	return byBytes, nil
+}
+
+// Prune deletes the revisions of cs, read from storage, beyond its count limit
+// or the byte budget, and those of an earlier ConfigSet of its name.
+func (h *History) Prune(ctx context.Context, cs *config.ConfigSet) error {
+	_, err := h.prune(genericapirequest.WithNamespace(ctx, cs.Namespace), cs, nil)
+	return err
+}
+
+// create writes rev and returns what is stored. Writing the same revision
+// twice (a retry, or the request and the reconciler) is a no-op. A revision
+// left under the same name by an earlier ConfigSet of that name is replaced; a
+// name taken by another live ConfigSet (possible only for names cut to fit)
+// makes the server pick a generated name, since Get finds revisions by their
+// fields through the index.
+func (h *History) create(ctx context.Context, cs *config.ConfigSet, rev *config.ConfigRevision) (*config.ConfigRevision, error) {
 	for attempt := 0; attempt < 3; attempt++ {
-		_, err := h.store.Create(ctx, rev.DeepCopy(), rest.ValidateAllObjectFunc, &metav1.CreateOptions{})
+		out, err := h.store.Create(ctx, rev.DeepCopy(), rest.ValidateAllObjectFunc, &metav1.CreateOptions{})
+		if err == nil {
+			return out.(*config.ConfigRevision), nil
+		}
 		if !apierrors.IsAlreadyExists(err) {
-			return err
+			return nil, err
 		}
 		obj, getErr := h.store.Get(ctx, rev.Name, &metav1.GetOptions{})
 		if apierrors.IsNotFound(getErr) {
 			continue // deleted meanwhile: try again
 		}
 		if getErr != nil {
-			return getErr
+			return nil, getErr
 		}
 		existing := obj.(*config.ConfigRevision)
 		switch {
 		case existing.ConfigSetName == cs.Name && existing.Revision == rev.Revision && OwnedBy(existing, cs.UID):
-			return nil
+			return existing, nil
 		case existing.ConfigSetName == cs.Name && !OwnedBy(existing, cs.UID):
 			// Left by an earlier ConfigSet of this name, whose history is void.
 			if err := h.Delete(ctx, existing.Namespace, existing.Name, existing.UID); err != nil {
-				return err
+				return nil, err
 			}
 		default:
 			found, err := h.find(ctx, cs, rev.Revision)
 			if err != nil || found != nil {
-				return err
+				return found, err
 			}
 			rev.GenerateName = rev.Name[:min(len(rev.Name), 240)] + "-"
 			rev.Name = ""
 		}
 	}
-	return fmt.Errorf("revision name %s stayed taken", rev.Name)
-}
-
-// List returns the kept revisions of cs that belong to it (same UID), oldest first.
-func (h *History) List(ctx context.Context, namespace, name string, uid types.UID) ([]*config.ConfigRevision, error) {
-	ctx = genericapirequest.WithNamespace(ctx, namespace)
-	obj, err := h.store.List(ctx, &metainternalversion.ListOptions{
-		FieldSelector: fields.OneTermEqualSelector(config.ConfigRevisionConfigSetNameField, name),
-	})
-	if err != nil {
-		return nil, err
-	}
-	var out []*config.ConfigRevision
-	for i := range obj.(*config.ConfigRevisionList).Items {
-		rev := &obj.(*config.ConfigRevisionList).Items[i]
-		if uid != "" && !OwnedBy(rev, uid) {
-			continue
-		}
-		out = append(out, rev)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Revision < out[j].Revision })
-	return out, nil
+	return nil, fmt.Errorf("revision name %s stayed taken", rev.Name)
 }
 
 // OwnedBy reports whether rev belongs to the ConfigSet with this UID; a
@@ -249,8 +475,8 @@ func OwnedBy(rev *config.ConfigRevision, uid types.UID) bool {
 	return false
 }
 
-// Get returns revision number rev of cs, or NotFound when it is not kept.
-func (h *History) Get(ctx context.Context, cs *config.ConfigSet, rev int64) (*config.ConfigRevision, error) {
+// Revision returns revision number rev of cs from etcd, or NotFound when it is not kept.
+func (h *History) Revision(ctx context.Context, cs *config.ConfigSet, rev int64) (*config.ConfigRevision, error) {
 	ctx = genericapirequest.WithNamespace(ctx, cs.Namespace)
 	obj, err := h.store.Get(ctx, Name(cs.Name, rev), &metav1.GetOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
@@ -273,80 +499,78 @@ func (h *History) Get(ctx context.Context, cs *config.ConfigSet, rev int64) (*co
 	return r, nil
 }
 
-// find looks revision rev of cs up by its fields.
+// find looks revision rev of cs up in the index, under any name, and reads it.
 func (h *History) find(ctx context.Context, cs *config.ConfigSet, rev int64) (*config.ConfigRevision, error) {
-	revs, err := h.List(ctx, cs.Namespace, cs.Name, cs.UID)
-	if err != nil {
-		return nil, err
-	}
-	for _, r := range revs {
-		if r.Revision == rev {
-			return r, nil
+	for _, s := range h.index.forConfigSet(cs.Namespace, cs.Name) {
+		if s.Revision != rev || s.OwnerUID != cs.UID || s.Name == Name(cs.Name, rev) {
+			continue
 		}
+		obj, err := h.store.Get(genericapirequest.WithNamespace(ctx, cs.Namespace), s.Name, &metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		return obj.(*config.ConfigRevision), nil
 	}
 	return nil, nil
 }
 
-// Prune deletes the revisions of cs that are older than its history limit
-// allows; the current revision is always kept.
-func (h *History) Prune(ctx context.Context, cs *config.ConfigSet) error {
-	limit := int64(cs.Spec.RevisionHistoryLimit)
-	if limit < 1 {
-		limit = 1
+// errNotOwned stops the deletion of a revision that another ConfigSet of the
+// same name owns.
+var errNotOwned = errors.New("the revision belongs to another configset")
+
+// Deleted removes the revisions of cs, which is gone from storage. It deletes
+// by name from the current revision down, which finds the newest revisions
+// even before the index holds them, and then whatever the index holds for cs.
+// Every delete is conditional on the revision belonging to cs, so a new
+// ConfigSet of the same name keeps its own.
+func (h *History) Deleted(ctx context.Context, cs *config.ConfigSet) {
+	ctx, cancel := Detach(ctx)
+	defer cancel()
+	ctx = genericapirequest.WithNamespace(ctx, cs.Namespace)
+	owned := func(_ context.Context, obj runtime.Object) error {
+		if rev, ok := obj.(*config.ConfigRevision); !ok || !OwnedBy(rev, cs.UID) {
+			return errNotOwned
+		}
+		return nil
 	}
-	oldestKept := cs.Status.CurrentRevision - limit + 1
-	revs, err := h.List(ctx, cs.Namespace, cs.Name, "")
-	if err != nil {
-		return err
+	var failed error
+	for rev := cs.Status.CurrentRevision; rev >= 1 && rev > cs.Status.CurrentRevision-int64(config.MaxRevisionHistoryLimit); rev-- {
+		_, _, err := h.store.Delete(ctx, Name(cs.Name, rev), owned, &metav1.DeleteOptions{})
+		if apierrors.IsNotFound(err) || errors.Is(err, errNotOwned) {
+			break
+		}
+		if err != nil && !apierrors.IsConflict(err) {
+			failed = err
+			break
+		}
 	}
-	for _, rev := range revs {
-		// Revisions of an earlier ConfigSet with the same name go too.
-		if rev.Revision >= oldestKept && OwnedBy(rev, cs.UID) {
+	for _, s := range h.index.forConfigSet(cs.Namespace, cs.Name) {
+		if s.OwnerUID != cs.UID {
 			continue
 		}
-		if err := h.delete(ctx, rev); err != nil {
-			return err
+		if err := h.Delete(ctx, s.Namespace, s.Name, s.UID); err != nil {
+			failed = err
 		}
 	}
-	return nil
+	if failed != nil {
+		warning.AddWarning(ctx, "", fmt.Sprintf("the revisions of configset %s were not all deleted (%v); the server will remove them", cs.Name, failed))
+	}
 }
 
-// Rewrite writes every revision of cs back unchanged. Storage rewrites a value
-// only when it is stale, that is encrypted with a key that is no longer the
-// write key, so this is how revisions follow an encryption key rotation:
-// users cannot update revisions, but they rewrite ConfigSets.
-func (h *History) Rewrite(ctx context.Context, cs *config.ConfigSet) error {
-	revs, err := h.List(ctx, cs.Namespace, cs.Name, cs.UID)
-	if err != nil {
-		return err
-	}
-	ctx = genericapirequest.WithNamespace(ctx, cs.Namespace)
-	for _, rev := range revs {
-		_, _, err := h.store.Update(ctx, rev.Name, rest.DefaultUpdatedObjectInfo(rev), nil, rest.ValidateAllObjectUpdateFunc, false, &metav1.UpdateOptions{})
-		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-			return fmt.Errorf("rewriting revision %s/%s: %w", rev.Namespace, rev.Name, err)
+// Orphans returns the summaries of revisions named for the ConfigSet
+// namespace/name that do not belong to the ConfigSet with UID live ("" when
+// none exists).
+func (h *History) Orphans(namespace, name string, live types.UID) []*Summary {
+	var out []*Summary
+	for _, s := range h.index.forConfigSet(namespace, name) {
+		if live == "" || s.OwnerUID != live {
+			out = append(out, s)
 		}
 	}
-	return nil
-}
-
-// DeleteAll deletes every revision of the ConfigSet namespace/name; with a
-// UID, only the revisions of that ConfigSet.
-func (h *History) DeleteAll(ctx context.Context, namespace, name string, uid types.UID) error {
-	revs, err := h.List(ctx, namespace, name, uid)
-	if err != nil {
-		return err
-	}
-	for _, rev := range revs {
-		if err := h.delete(ctx, rev); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (h *History) delete(ctx context.Context, rev *config.ConfigRevision) error {
-	return h.Delete(ctx, rev.Namespace, rev.Name, rev.UID)
+	return out
 }
 
 // Delete removes one revision if it still has this UID, tolerating one that
@@ -390,4 +614,9 @@ func copySecretData(in map[string][]byte) map[string][]byte {
 		out[k] = append([]byte(nil), v...)
 	}
 	return out
+}
+
+// Indexed reports whether the index holds the current revision of cs.
+func (h *History) Indexed(cs Subject) bool {
+	return h.indexed(cs.Namespace, cs.Name, cs.UID, cs.CurrentRevision)
 }

@@ -25,8 +25,9 @@ type UpdateAdmitter interface {
 // restores the entries of a kept revision as a new revision.
 type RollbackREST struct {
 	configSets *REST
-	history    *history.History
+	history    history.Recorder
 	admit      UpdateAdmitter
+	access     readAccess
 }
 
 var _ rest.NamedCreater = &RollbackREST{}
@@ -45,6 +46,11 @@ func (r *RollbackREST) Create(ctx context.Context, name string, obj runtime.Obje
 	rb, ok := obj.(*config.ConfigSetRollback)
 	if !ok {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("not a ConfigSetRollback: %T", obj))
+	}
+	// Checked first, so that not even a dry run or a 404 tells anything to a
+	// caller who may not read the ConfigSet.
+	if err := r.access.check(ctx, name, "rollback"); err != nil {
+		return nil, err
 	}
 	if rb.Name != "" && rb.Name != name {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("metadata.name %q does not match the configset %q in the URL", rb.Name, name))
@@ -76,7 +82,7 @@ func (r *RollbackREST) Create(ctx context.Context, name string, obj runtime.Obje
 type rollbackInfo struct {
 	name     string
 	revision int64
-	history  *history.History
+	history  history.Recorder
 }
 
 func (i *rollbackInfo) Preconditions() *metav1.Preconditions { return nil }
@@ -87,7 +93,7 @@ func (i *rollbackInfo) UpdatedObject(ctx context.Context, oldObj runtime.Object)
 		return nil, apierrors.NewConflict(config.Resource("configsets"), i.name,
 			fmt.Errorf("configset is immutable: its entries cannot be rolled back"))
 	}
-	rev, err := i.history.Get(ctx, cs, i.revision)
+	rev, err := i.history.Revision(ctx, cs, i.revision)
 	if err != nil {
 		return nil, err
 	}

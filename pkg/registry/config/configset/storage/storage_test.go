@@ -25,7 +25,7 @@ func newStorage(t *testing.T, cached bool) ConfigSetStorage {
 		t.Fatal(err)
 	}
 	t.Cleanup(revisions.DestroyFunc)
-	s, err := NewStorage(registrytest.Scheme, optsGetter, history.New(revisions), nil)
+	s, err := NewStorage(registrytest.Scheme, optsGetter, registrytest.NewHistory(t, revisions, history.Options{}), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,7 +47,7 @@ func TestTableConvertors(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(revisions.DestroyFunc)
-	configSets, err := NewStorage(registrytest.Scheme, getter, history.New(revisions), nil)
+	configSets, err := NewStorage(registrytest.Scheme, getter, registrytest.NewHistory(t, revisions, history.Options{}), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
