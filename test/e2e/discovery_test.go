@@ -23,7 +23,7 @@ func TestDiscovery(t *testing.T) {
 		}
 		want := [][]string{
 			{"configpolicies", "cfgpol", "config.capstan.dev/v1beta1", "false", "ConfigPolicy", "create,delete,deletecollection,get,list,patch,update,watch", "capstan"},
-			{"configrevisions", "cfgrev", "config.capstan.dev/v1beta1", "true", "ConfigRevision", "delete,deletecollection,get,list,watch", "capstan"},
+			{"configrevisions", "cfgrev", "config.capstan.dev/v1beta1", "true", "ConfigRevision", "delete,deletecollection,get,list,patch,update,watch", "capstan"},
 			{"configsets", "cfgs", "config.capstan.dev/v1beta1", "true", "ConfigSet", "create,delete,deletecollection,get,list,patch,update,watch", "capstan"},
 		}
 		if !slices.EqualFunc(rows, want, slices.Equal[[]string]) {
