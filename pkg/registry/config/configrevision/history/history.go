@@ -115,14 +115,24 @@ const DefaultMaxBytes = 10 << 20
 // which run on a context detached from the client's (see Detach).
 const writeTimeout = 30 * time.Second
 
-// Detach returns the context a ConfigSet write and its history writes run on:
-// it keeps ctx's values (the user, the namespace, the warning recorder) but
+// Detach returns the context the history writes of a stored change run on: it
+// keeps ctx's values (the user, the namespace, the warning recorder) but
 // neither its cancellation nor its deadline, which are the client's, and ends
-// after writeTimeout. A client that goes away, or whose ?timeout= passes, while
-// etcd applies the change would otherwise leave a stored change whose request
-// gave up before writing its revision: the reconciler would restore it later,
-// without its author. The client still gets its timeout; the request finishes.
+// after writeTimeout. Once the ConfigSet is stored, a client that goes away or
+// whose ?timeout= passes must not leave the change without its revision.
 func Detach(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+}
+
+// Uncancelled returns the context a ConfigSet write runs on: without ctx's
+// cancellation, so that a client that disconnects while etcd applies its
+// change does not make the request give up and skip the revision, but with
+// ctx's deadline, so that storage still gives up (and answers 504) before the
+// server's timeout filter fires.
+func Uncancelled(ctx context.Context) (context.Context, context.CancelFunc) {
+	if deadline, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(context.WithoutCancel(ctx), deadline)
+	}
 	return context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 }
 

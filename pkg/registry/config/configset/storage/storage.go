@@ -103,11 +103,11 @@ func (r *REST) ShortNames() []string { return []string{"cfgs"} }
 func (r *REST) Categories() []string { return []string{"capstan"} }
 
 // Create stores a new ConfigSet and records its first revision. Like every
-// ConfigSet write, it runs detached from the client's cancellation and
-// deadline (history.Detach), so that a change etcd applies always gets its
-// revision from its own request.
+// ConfigSet write, it runs without the client's cancellation
+// (history.Uncancelled), so that a change etcd applies gets its revision from
+// its own request even when the client went away.
 func (r *REST) Create(ctx context.Context, obj runtime.Object, createValidation rest.ValidateObjectFunc, options *metav1.CreateOptions) (runtime.Object, error) {
-	ctx, cancel := history.Detach(ctx)
+	ctx, cancel := history.Uncancelled(ctx)
 	defer cancel()
 	out, err := r.Store.Create(ctx, obj, createValidation, options)
 	if err != nil || dryrun.IsDryRun(options.DryRun) {
@@ -126,7 +126,7 @@ func (r *REST) Update(ctx context.Context, name string, objInfo rest.UpdatedObje
 // update is Update with the revision a rollback restores; forceAllowCreate
 // lets server-side apply create a ConfigSet that does not exist yet.
 func (r *REST) update(ctx context.Context, name string, objInfo rest.UpdatedObjectInfo, createValidation rest.ValidateObjectFunc, updateValidation rest.ValidateObjectUpdateFunc, forceAllowCreate bool, options *metav1.UpdateOptions, rollbackOf int64) (runtime.Object, bool, error) {
-	ctx, cancel := history.Detach(ctx)
+	ctx, cancel := history.Uncancelled(ctx)
 	defer cancel()
 	info := &oldCapturingInfo{UpdatedObjectInfo: objInfo}
 	out, created, err := r.Store.Update(ctx, name, info, createValidation, updateValidation, forceAllowCreate, options)
@@ -173,7 +173,7 @@ func (r *REST) Delete(ctx context.Context, name string, deleteValidation rest.Va
 		}
 		return deleteValidation(ctx, obj)
 	}
-	ctx, cancel := history.Detach(ctx)
+	ctx, cancel := history.Uncancelled(ctx)
 	defer cancel()
 	out, deleted, err := r.Store.Delete(ctx, name, capture, options)
 	if err != nil || !deleted || deleting == nil || !deletesHistory(options) {
