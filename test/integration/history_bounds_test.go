@@ -9,12 +9,9 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 
-	apptesting "capstan.dev/capstan/cmd/apiserver/app/testing"
 	"capstan.dev/capstan/pkg/apis/config/v1beta1"
-	"capstan.dev/capstan/pkg/generated/clientset/versioned"
 	"capstan.dev/capstan/pkg/registry/config/configrevision/history"
 )
 
@@ -23,25 +20,20 @@ import (
 // tenant that raises the limit and writes large values keeps a short history,
 // the current revision always stays, and the writes that prune say so.
 func TestHistoryByteBudget(t *testing.T) {
-	ts := apptesting.StartTestServer(t, "--history-max-bytes=4096")
-	cfg := rest.CopyConfig(ts.ClientConfig)
-	warnings := &hiWarnings{}
-	cfg.WarningHandler = warnings
-	cs := versioned.NewForConfigOrDie(cfg)
-	e := &hiEnv{ts: ts, cs: cs, ctx: t.Context(), warnings: warnings}
+	e := hiStart(t, "--history-max-bytes=4096")
 	const ns, name = "bytes", "big"
-	client := cs.ConfigV1beta1().ConfigSets(ns)
+	client := e.cs.ConfigV1beta1().ConfigSets(ns)
 
 	set := hiConfigSet(name, map[string]string{"blob": strings.Repeat("a", 1496)}, nil)
 	set.Spec.RevisionHistoryLimit = ptr.To[int32](1000)
 	e.hiMustCreate(t, ns, set)
 	pruned := 0
 	for i := 0; i < 20; i++ {
-		warnings.take()
+		e.warnings.take()
 		e.hiMustUpdate(t, ns, name, func(cs *v1beta1.ConfigSet) {
 			cs.Spec.Data["blob"] = strings.Repeat(string(rune('b'+i%20)), 1496)
 		})
-		for _, w := range warnings.take() {
+		for _, w := range e.warnings.take() {
 			if strings.Contains(w, "pruned to keep its history within 4096 bytes") {
 				pruned++
 			}
@@ -120,9 +112,8 @@ func TestRevisionsAreOnlyRewrittenUnchanged(t *testing.T) {
 func TestAuthorWhenTheClientTimesOut(t *testing.T) {
 	// A long grace period: a revision the request failed to write would be
 	// restored by the reconciler only after the test looked.
-	ts := apptesting.StartTestServer(t, "--history-repair-grace-period=5m")
-	cs := versioned.NewForConfigOrDie(ts.ClientConfig)
-	ctx := t.Context()
+	e := hiStart(t, "--history-repair-grace-period=5m")
+	cs, ctx := e.cs, e.ctx
 	const ns, name = "timeouts", "app"
 	client := cs.ConfigV1beta1().ConfigSets(ns)
 	if _, err := client.Create(ctx, hiConfigSet(name, map[string]string{"n": "0"}, nil), metav1.CreateOptions{}); err != nil {
@@ -151,18 +142,11 @@ func TestAuthorWhenTheClientTimesOut(t *testing.T) {
 			storedButTimedOut++
 		}
 		var got *v1beta1.ConfigRevision
-		deadline := time.Now().Add(10 * time.Second)
-		for got == nil && time.Now().Before(deadline) {
+		e.hiPoll(t, 10*time.Second, fmt.Sprintf("attempt %d (client error %v): revision %d to be written", attempt, err, rev), func() (bool, error) {
 			r, err := cs.ConfigV1beta1().ConfigRevisions(ns).Get(ctx, history.Name(name, rev), metav1.GetOptions{})
-			if err == nil {
-				got = r
-			} else {
-				time.Sleep(20 * time.Millisecond)
-			}
-		}
-		if got == nil {
-			t.Fatalf("attempt %d (client error %v): revision %d was never written", attempt, err, rev)
-		}
+			got = r
+			return err == nil, err
+		})
 		if got.Author != hiAuthor || got.Data["n"] != fmt.Sprint(attempt) {
 			t.Fatalf("attempt %d (client error %v): revision %d by %q with n=%s, want by %q with n=%d", attempt, err, rev, got.Author, got.Data["n"], hiAuthor, attempt)
 		}

@@ -76,10 +76,10 @@ func (w *hiWarnings) take() []string {
 	return out
 }
 
-// hiStart starts a server for one test function.
-func hiStart(t *testing.T) *hiEnv {
+// hiStart starts a server for one test function, with extra flags.
+func hiStart(t *testing.T, flags ...string) *hiEnv {
 	t.Helper()
-	ts := apptesting.StartTestServer(t)
+	ts := apptesting.StartTestServer(t, flags...)
 	cfg := rest.CopyConfig(ts.ClientConfig)
 	warnings := &hiWarnings{}
 	cfg.WarningHandler = warnings

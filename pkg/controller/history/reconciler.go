@@ -9,7 +9,6 @@ package history
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"time"
 
@@ -232,22 +231,22 @@ func (r *Reconciler) sync(ctx context.Context, key item) (time.Duration, error) 
 	if cs.Spec.RevisionHistoryLimit != nil {
 		subject.Limit = *cs.Spec.RevisionHistoryLimit
 	}
-	if !r.history.NeedsRepair(subject) {
+	hasCurrent, prunable := r.history.Check(subject)
+	if hasCurrent && !prunable {
 		r.forget(key)
 		return 0, nil
 	}
-	if wait := r.waitForWriter(key, subject); wait > 0 {
-		return wait, nil
+	if !hasCurrent {
+		if wait := r.waitForWriter(key); wait > 0 {
+			return wait, nil
+		}
 	}
 	return 0, r.repair(ctx, key)
 }
 
-// waitForWriter returns how long to wait before repairing, giving the request
-// that made the current change time to write its revision. Pruning needs no wait.
-func (r *Reconciler) waitForWriter(key item, cs history.Subject) time.Duration {
-	if r.history.Indexed(cs) {
-		return 0
-	}
+// waitForWriter returns how long to wait before writing a missing current
+// revision, giving the request that made the change time to write it.
+func (r *Reconciler) waitForWriter(key item) time.Duration {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	since, ok := r.missingFrom[key]
@@ -295,7 +294,8 @@ func (r *Reconciler) repair(ctx context.Context, key item) error {
 // conditional on the revision's UID, so a revision written meanwhile for a new
 // ConfigSet of the same name is never touched.
 func (r *Reconciler) removeOrphans(ctx context.Context, namespace, name string) error {
-	if len(r.history.Orphans(namespace, name, "")) == 0 {
+	sums := r.history.Summaries(namespace, name)
+	if len(sums) == 0 {
 		return nil
 	}
 	var live types.UID
@@ -306,19 +306,14 @@ func (r *Reconciler) removeOrphans(ctx context.Context, namespace, name string) 
 	case !apierrors.IsNotFound(err):
 		return err
 	}
-	for _, s := range r.history.Orphans(namespace, name, live) {
+	for _, s := range sums {
+		if live != "" && s.OwnerUID == live {
+			continue
+		}
 		klog.FromContext(ctx).V(2).Info("Deleting a revision whose configset is gone", "revision", namespace+"/"+s.Name)
 		if err := r.history.Delete(ctx, namespace, s.Name, s.UID); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// String names the work item in logs.
-func (k item) String() string {
-	if k.restore > 0 {
-		return fmt.Sprintf("%s/%s@%d", k.namespace, k.name, k.restore)
-	}
-	return k.namespace + "/" + k.name
 }

@@ -81,10 +81,7 @@ func WaitReady(t *testing.T, store *genericregistry.Store) {
 // its index of summaries running and synced, as the server runs it.
 func NewHistory(t *testing.T, revisions *genericregistry.Store, opts history.Options) *history.History {
 	t.Helper()
-	h, err := history.New(revisions, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := history.New(revisions, opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	go h.Run(ctx)

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -18,7 +17,6 @@ import (
 	"k8s.io/apiserver/pkg/admission"
 	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/warning"
-	kubeinformers "k8s.io/client-go/informers"
 	kubefake "k8s.io/client-go/kubernetes/fake"
 	"k8s.io/utils/ptr"
 
@@ -327,30 +325,11 @@ func TestValidateNamespaceSelector(t *testing.T) {
 	})
 
 	t.Run("with namespaces", func(t *testing.T) {
-		client := fake.NewClientset(policy, everyNamespace)
-		factory := informers.NewSharedInformerFactory(client, 0)
-		kube := kubefake.NewClientset(
-			&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: testNamespace, Labels: map[string]string{"env": "prod"}}},
-			&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-b", Labels: map[string]string{"env": "dev"}}},
-		)
-		kubeFactory := kubeinformers.NewSharedInformerFactory(kube, 0)
-		p := New()
-		p.SetConfigInformerFactory(factory)
-		p.SetExternalKubeInformerFactory(kubeFactory)
-		p.SetExternalKubeClientSet(kube)
-		if err := p.ValidateInitialization(); err != nil {
-			t.Fatalf("ValidateInitialization: %v", err)
+		namespaces := []runtime.Object{
+			namespace(testNamespace, map[string]string{"env": "prod"}),
+			namespace("team-b", map[string]string{"env": "dev"}),
 		}
-		stop := make(chan struct{})
-		defer func() {
-			close(stop)
-			factory.Shutdown()
-			kubeFactory.Shutdown()
-		}()
-		factory.Start(stop)
-		kubeFactory.Start(stop)
-		factory.WaitForCacheSync(stop)
-		kubeFactory.WaitForCacheSync(stop)
+		p, _ := namespacePlugin(t, []runtime.Object{policy, everyNamespace}, namespaces, kubefake.NewClientset(namespaces...))
 
 		_, err := validate(p, createAttributes(cs))
 		want := forbiddenMessage("app", `denied by configpolicy "every-namespace": forbiddenKeys: not allowed: "password"; `+

@@ -16,6 +16,7 @@ import (
 
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -209,6 +210,27 @@ func ValidateConfigSetRollback(r *config.ConfigSetRollback) field.ErrorList {
 func ValidateConfigRevisionUpdate(newRev, oldRev *config.ConfigRevision) field.ErrorList {
 	allErrs := apimachineryvalidation.ValidateObjectMetaUpdate(&newRev.ObjectMeta, &oldRev.ObjectMeta, field.NewPath("metadata"))
 	return append(allErrs, ValidateConfigRevision(newRev)...)
+}
+
+// ValidateConfigRevisionRewrite refuses any difference between a revision a
+// user sends back and the stored one, but for the resourceVersion the update
+// is conditional on: users may rewrite a revision, never change it.
+func ValidateConfigRevisionRewrite(newRev, oldRev *config.ConfigRevision) field.ErrorList {
+	const immutable = "configrevisions are written by the server and never change; an update may only send a revision back unchanged, which re-encrypts it after a key rotation"
+	var errs field.ErrorList
+	// Shallow copies: only the compared-away fields are cleared.
+	newMeta, oldMeta := newRev.ObjectMeta, oldRev.ObjectMeta
+	newMeta.ResourceVersion, oldMeta.ResourceVersion = "", ""
+	if !apiequality.Semantic.DeepEqual(newMeta, oldMeta) {
+		errs = append(errs, field.Forbidden(field.NewPath("metadata"), immutable))
+	}
+	newBody, oldBody := *newRev, *oldRev
+	newBody.ObjectMeta, oldBody.ObjectMeta = metav1.ObjectMeta{}, metav1.ObjectMeta{}
+	newBody.TypeMeta, oldBody.TypeMeta = metav1.TypeMeta{}, metav1.TypeMeta{}
+	if !apiequality.Semantic.DeepEqual(newBody, oldBody) {
+		errs = append(errs, field.Forbidden(field.NewPath(""), immutable))
+	}
+	return errs
 }
 
 // ValidateConfigRevision validates a ConfigRevision. The server writes them,

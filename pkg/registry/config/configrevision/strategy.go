@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"strconv"
 
-	apiequality "k8s.io/apimachinery/pkg/api/equality"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -103,26 +101,6 @@ func (Strategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field
 // WarningsOnUpdate returns no warnings.
 func (Strategy) WarningsOnUpdate(context.Context, runtime.Object, runtime.Object) []string {
 	return nil
-}
-
-// ValidateUnchanged refuses any difference between a revision a user sends
-// back and the stored one, but for the resourceVersion the update is
-// conditional on: users may rewrite a revision, never change it.
-func ValidateUnchanged(newRev, oldRev *config.ConfigRevision) field.ErrorList {
-	const immutable = "configrevisions are written by the server and never change; an update may only send a revision back unchanged, which re-encrypts it after a key rotation"
-	var errs field.ErrorList
-	newMeta, oldMeta := newRev.ObjectMeta.DeepCopy(), oldRev.ObjectMeta.DeepCopy()
-	newMeta.ResourceVersion, oldMeta.ResourceVersion = "", ""
-	if !apiequality.Semantic.DeepEqual(newMeta, oldMeta) {
-		errs = append(errs, field.Forbidden(field.NewPath("metadata"), immutable))
-	}
-	newBody, oldBody := newRev.DeepCopy(), oldRev.DeepCopy()
-	newBody.ObjectMeta, oldBody.ObjectMeta = metav1.ObjectMeta{}, metav1.ObjectMeta{}
-	newBody.TypeMeta, oldBody.TypeMeta = metav1.TypeMeta{}, metav1.TypeMeta{}
-	if !apiequality.Semantic.DeepEqual(newBody, oldBody) {
-		errs = append(errs, field.Forbidden(field.NewPath(""), immutable))
-	}
-	return errs
 }
 
 // GetAttrs returns the labels and selectable fields of a ConfigRevision.

@@ -64,10 +64,7 @@ func (p StorageProvider) NewAPIGroupInfo(optsGetter generic.RESTOptionsGetter) (
 	if err != nil {
 		return nil, nil, fmt.Errorf("building configrevisions storage: %w", err)
 	}
-	hist, err := history.New(revisions, p.History)
-	if err != nil {
-		return nil, nil, err
-	}
+	hist := history.New(revisions, p.History)
 	var recorder history.Recorder = hist
 	if p.WithoutHistory {
 		recorder = history.Disabled{}

@@ -137,19 +137,15 @@ func Uncancelled(ctx context.Context) (context.Context, context.CancelFunc) {
 }
 
 // New returns a History over the full ConfigRevision store. Run starts its index.
-func New(store *genericregistry.Store, opts Options) (*History, error) {
-	idx, err := newIndex(store)
-	if err != nil {
-		return nil, err
-	}
-	h := &History{store: store, index: idx, maxBytes: opts.MaxBytes, repairGrace: opts.RepairGrace, repairer: unrepaired{}}
+func New(store *genericregistry.Store, opts Options) *History {
+	h := &History{store: store, index: newIndex(store), maxBytes: opts.MaxBytes, repairGrace: opts.RepairGrace, repairer: unrepaired{}}
 	if h.maxBytes <= 0 {
 		h.maxBytes = DefaultMaxBytes
 	}
 	if h.repairGrace <= 0 {
 		h.repairGrace = DefaultRepairGrace
 	}
-	return h, nil
+	return h
 }
 
 // Run fills and follows the index of revisions until ctx ends.
@@ -170,9 +166,6 @@ func (h *History) SetRepairer(r Repairer) { h.repairer = r }
 
 // RepairGrace is how long a missing revision is left to the request that made the change.
 func (h *History) RepairGrace() time.Duration { return h.repairGrace }
-
-// MaxBytes is the byte budget of one ConfigSet's history.
-func (h *History) MaxBytes() int64 { return h.maxBytes }
 
 // unrepaired is the Repairer until the reconciler registers: it can only say
 // that a revision may stay missing.
@@ -262,12 +255,13 @@ func (h *History) Changed(ctx context.Context, old, cur *config.ConfigSet, chang
 	if old != nil && old.UID == cur.UID && old.Status.CurrentRevision == cur.Status.CurrentRevision {
 		// The entries did not change: no revision. A lowered limit prunes now.
 		if cur.Spec.RevisionHistoryLimit < old.Spec.RevisionHistoryLimit {
-			h.pruneAndWarn(ctx, cur, nil)
+			h.pruneAndWarn(ctx, cur, nil, h.index.forConfigSet(cur.Namespace, cur.Name))
 		}
 		return
 	}
+	sums := h.index.forConfigSet(cur.Namespace, cur.Name)
 	if old != nil && old.UID == cur.UID {
-		h.ensureRecorded(old)
+		h.ensureRecorded(old, sums)
 	}
 	written, err := h.create(ctx, cur, Snapshot(cur, change))
 	if err != nil {
@@ -275,25 +269,25 @@ func (h *History) Changed(ctx context.Context, old, cur *config.ConfigSet, chang
 			cur.Status.CurrentRevision, cur.Name, err))
 		return
 	}
-	h.pruneAndWarn(ctx, cur, written)
+	h.pruneAndWarn(ctx, cur, written, sums)
 }
 
 // ensureRecorded hands the change prev to the repairer when its revision is
-// not in the index: the request that made it normally wrote it before
-// answering, but if that request ended first (its server died, or etcd applied
-// the change after the request gave up), this request is the last to know what
-// the ConfigSet held at that revision.
-func (h *History) ensureRecorded(prev *config.ConfigSet) {
+// not among sums, the index's summaries of its ConfigSet: the request that
+// made it normally wrote it before answering, but if that request ended first
+// (its server died, or etcd applied the change after the request gave up),
+// this request is the last to know what the ConfigSet held at that revision.
+func (h *History) ensureRecorded(prev *config.ConfigSet, sums []*Summary) {
 	rev := prev.Status.CurrentRevision
-	if rev < 1 || h.indexed(prev.Namespace, prev.Name, prev.UID, rev) {
+	if rev < 1 || holds(sums, prev.UID, rev) {
 		return
 	}
 	h.repairer.RestoreLater(prev.DeepCopy())
 }
 
-// indexed reports whether the index holds revision rev of the ConfigSet with this UID.
-func (h *History) indexed(namespace, name string, uid types.UID, rev int64) bool {
-	for _, s := range h.index.forConfigSet(namespace, name) {
+// holds reports whether sums include revision rev of the ConfigSet with this UID.
+func holds(sums []*Summary, uid types.UID, rev int64) bool {
+	for _, s := range sums {
 		if s.Revision == rev && s.OwnerUID == uid {
 			return true
 		}
@@ -301,8 +295,8 @@ func (h *History) indexed(namespace, name string, uid types.UID, rev int64) bool
 	return false
 }
 
-func (h *History) pruneAndWarn(ctx context.Context, cs *config.ConfigSet, written *config.ConfigRevision) {
-	byBytes, err := h.prune(ctx, cs, written)
+func (h *History) pruneAndWarn(ctx context.Context, cs *config.ConfigSet, written *config.ConfigRevision, sums []*Summary) {
+	byBytes, err := h.prune(ctx, cs, written, sums)
 	if err != nil {
 		warning.AddWarning(ctx, "", fmt.Sprintf("history of configset %s was not pruned (%v); the server will prune it", cs.Name, err))
 	}
@@ -327,21 +321,17 @@ func (h *History) Restore(ctx context.Context, prev *config.ConfigSet) error {
 func (h *History) Repair(ctx context.Context, cs *config.ConfigSet) (bool, error) {
 	ctx = genericapirequest.WithNamespace(ctx, cs.Namespace)
 	_, err := h.Revision(ctx, cs, cs.Status.CurrentRevision)
-	restored := false
-	switch {
-	case apierrors.IsNotFound(err):
-		written, err := h.create(ctx, cs, Snapshot(cs, Change{Author: ReconcilerUser}))
-		if err != nil {
-			return false, fmt.Errorf("restoring revision %d of configset %s/%s: %w", cs.Status.CurrentRevision, cs.Namespace, cs.Name, err)
-		}
-		restored = true
-		_, err = h.prune(ctx, cs, written)
-		return restored, err
-	case err != nil:
+	if err != nil && !apierrors.IsNotFound(err) {
 		return false, err
 	}
-	_, err = h.prune(ctx, cs, nil)
-	return restored, err
+	var written *config.ConfigRevision
+	if err != nil {
+		if written, err = h.create(ctx, cs, Snapshot(cs, Change{Author: ReconcilerUser})); err != nil {
+			return false, fmt.Errorf("restoring revision %d of configset %s/%s: %w", cs.Status.CurrentRevision, cs.Namespace, cs.Name, err)
+		}
+	}
+	_, err = h.prune(ctx, cs, written, h.index.forConfigSet(cs.Namespace, cs.Name))
+	return written != nil, err
 }
 
 // Subject is what deciding about a ConfigSet's history needs to know of it.
@@ -357,18 +347,12 @@ func SubjectOf(cs *config.ConfigSet) Subject {
 	return Subject{Namespace: cs.Namespace, Name: cs.Name, UID: cs.UID, CurrentRevision: cs.Status.CurrentRevision, Limit: cs.Spec.RevisionHistoryLimit}
 }
 
-// NeedsRepair reports, from the index alone, whether the history of cs lacks
-// its current revision or holds revisions to prune.
-func (h *History) NeedsRepair(cs Subject) bool {
+// Check reports, from the index alone, whether the history of cs holds its
+// current revision and whether it holds revisions to prune.
+func (h *History) Check(cs Subject) (hasCurrent, prunable bool) {
 	sums := h.index.forConfigSet(cs.Namespace, cs.Name)
-	hasCurrent := false
-	for _, s := range sums {
-		if s.Revision == cs.CurrentRevision && s.OwnerUID == cs.UID {
-			hasCurrent = true
-		}
-	}
 	drop, _ := h.plan(cs, sums)
-	return !hasCurrent || len(drop) > 0
+	return holds(sums, cs.UID, cs.CurrentRevision), len(drop) > 0
 }
 
 // plan returns the revisions to delete among sums (newest first), and how many
@@ -401,10 +385,10 @@ func (h *History) plan(cs Subject, sums []*Summary) (drop []*Summary, byBytes in
 	return drop, byBytes
 }
 
-// prune deletes what plan says for cs. written is the revision just written,
-// which the index may not hold yet.
-func (h *History) prune(ctx context.Context, cs *config.ConfigSet, written *config.ConfigRevision) (int, error) {
-	sums := h.index.forConfigSet(cs.Namespace, cs.Name)
+// prune deletes what plan says for cs, given sums, the index's summaries of
+// its ConfigSet. written is the revision just written, which the index may not
+// hold yet.
+func (h *History) prune(ctx context.Context, cs *config.ConfigSet, written *config.ConfigRevision, sums []*Summary) (int, error) {
 	if written != nil {
 		found := false
 		for _, s := range sums {
@@ -427,7 +411,7 @@ func (h *History) prune(ctx context.Context, cs *config.ConfigSet, written *conf
 // Prune deletes the revisions of cs, read from storage, beyond its count limit
 // or the byte budget, and those of an earlier ConfigSet of its name.
 func (h *History) Prune(ctx context.Context, cs *config.ConfigSet) error {
-	_, err := h.prune(genericapirequest.WithNamespace(ctx, cs.Namespace), cs, nil)
+	_, err := h.prune(genericapirequest.WithNamespace(ctx, cs.Namespace), cs, nil, h.index.forConfigSet(cs.Namespace, cs.Name))
 	return err
 }
 
@@ -547,8 +531,10 @@ func (h *History) Deleted(ctx context.Context, cs *config.ConfigSet) {
 		return nil
 	}
 	var failed error
+	walked := map[string]bool{}
 	for rev := cs.Status.CurrentRevision; rev >= 1 && rev > cs.Status.CurrentRevision-int64(config.MaxRevisionHistoryLimit); rev-- {
-		_, _, err := h.store.Delete(ctx, Name(cs.Name, rev), owned, &metav1.DeleteOptions{})
+		name := Name(cs.Name, rev)
+		_, _, err := h.store.Delete(ctx, name, owned, &metav1.DeleteOptions{})
 		if apierrors.IsNotFound(err) || errors.Is(err, errNotOwned) {
 			break
 		}
@@ -556,9 +542,10 @@ func (h *History) Deleted(ctx context.Context, cs *config.ConfigSet) {
 			failed = err
 			break
 		}
+		walked[name] = true
 	}
 	for _, s := range h.index.forConfigSet(cs.Namespace, cs.Name) {
-		if s.OwnerUID != cs.UID {
+		if s.OwnerUID != cs.UID || walked[s.Name] {
 			continue
 		}
 		if err := h.Delete(ctx, s.Namespace, s.Name, s.UID); err != nil {
@@ -570,17 +557,11 @@ func (h *History) Deleted(ctx context.Context, cs *config.ConfigSet) {
 	}
 }
 
-// Orphans returns the summaries of revisions named for the ConfigSet
-// namespace/name that do not belong to the ConfigSet with UID live ("" when
-// none exists).
-func (h *History) Orphans(namespace, name string, live types.UID) []*Summary {
-	var out []*Summary
-	for _, s := range h.index.forConfigSet(namespace, name) {
-		if live == "" || s.OwnerUID != live {
-			out = append(out, s)
-		}
-	}
-	return out
+// Summaries returns the index's summaries of the revisions named for the
+// ConfigSet namespace/name, whichever ConfigSet of that name they belong to,
+// newest first.
+func (h *History) Summaries(namespace, name string) []*Summary {
+	return h.index.forConfigSet(namespace, name)
 }
 
 // Delete removes one revision if it still has this UID, tolerating one that
@@ -628,5 +609,5 @@ func copySecretData(in map[string][]byte) map[string][]byte {
 
 // Indexed reports whether the index holds the current revision of cs.
 func (h *History) Indexed(cs Subject) bool {
-	return h.indexed(cs.Namespace, cs.Name, cs.UID, cs.CurrentRevision)
+	return holds(h.index.forConfigSet(cs.Namespace, cs.Name), cs.UID, cs.CurrentRevision)
 }

@@ -94,7 +94,7 @@ type index struct {
 	informer cache.SharedIndexInformer
 }
 
-func newIndex(store *genericregistry.Store) (*index, error) {
+func newIndex(store *genericregistry.Store) *index {
 	informer := cache.NewSharedIndexInformerWithOptions(summaryListWatch{store: store}, &Summary{},
 		cache.SharedIndexInformerOptions{Indexers: cache.Indexers{byConfigSet: func(obj interface{}) ([]string, error) {
 			s, ok := obj.(*Summary)
@@ -103,7 +103,7 @@ func newIndex(store *genericregistry.Store) (*index, error) {
 			}
 			return []string{s.Namespace + "/" + s.ConfigSetName}, nil
 		}}})
-	return &index{informer: informer}, nil
+	return &index{informer: informer}
 }
 
 // forConfigSet returns the summaries of the revisions named for the ConfigSet

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apiserver/pkg/registry/rest"
 
 	"capstan.dev/capstan/pkg/apis/config"
+	"capstan.dev/capstan/pkg/apis/config/validation"
 	"capstan.dev/capstan/pkg/registry/config/configrevision"
 )
 
@@ -106,7 +107,7 @@ func (u unchangedOnly) UpdatedObject(ctx context.Context, oldObj runtime.Object)
 	// The field manager records every writer; an unchanged rewrite keeps the
 	// record as it was, so the stored bytes change only with their key.
 	newRev.ManagedFields = oldRev.ManagedFields
-	if errs := configrevision.ValidateUnchanged(newRev, oldRev); len(errs) > 0 {
+	if errs := validation.ValidateConfigRevisionRewrite(newRev, oldRev); len(errs) > 0 {
 		return nil, apierrors.NewInvalid(config.Kind("ConfigRevision"), oldRev.Name, errs)
 	}
 	return newRev, nil
