@@ -111,24 +111,17 @@ const DefaultRepairGrace = 5 * time.Second
 // ever pruned by bytes.
 const DefaultMaxBytes = 10 << 20
 
-// writeTimeout bounds a ConfigSet write and the history writes that follow it,
-// which run on a context detached from the client's (see Detach).
+// writeTimeout bounds a ConfigSet write and the history writes that follow it
+// when the request has no deadline of its own.
 const writeTimeout = 30 * time.Second
 
-// Detach returns the context the history writes of a stored change run on: it
-// keeps ctx's values (the user, the namespace, the warning recorder) but
-// neither its cancellation nor its deadline, which are the client's, and ends
-// after writeTimeout. Once the ConfigSet is stored, a client that goes away or
-// whose ?timeout= passes must not leave the change without its revision.
-func Detach(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
-}
-
-// Uncancelled returns the context a ConfigSet write runs on: without ctx's
-// cancellation, so that a client that disconnects while etcd applies its
-// change does not make the request give up and skip the revision, but with
-// ctx's deadline, so that storage still gives up (and answers 504) before the
-// server's timeout filter fires.
+// Uncancelled returns the context a ConfigSet write and its history writes run
+// on: it keeps ctx's values (the user, the namespace, the warning recorder) and
+// its deadline, but not its cancellation. A client that disconnects while etcd
+// applies its change does not make the request give up and leave the change
+// without its revision; the deadline stays, so that storage gives up (and the
+// handler answers 504) before the server's timeout filter fires, which would
+// otherwise reset the stream of a handler already answering.
 func Uncancelled(ctx context.Context) (context.Context, context.CancelFunc) {
 	if deadline, ok := ctx.Deadline(); ok {
 		return context.WithDeadline(context.WithoutCancel(ctx), deadline)
@@ -249,7 +242,7 @@ func Snapshot(cs *config.ConfigSet, change Change) *config.ConfigRevision {
 
 // Changed writes the revision of a stored change and prunes; see Recorder.
 func (h *History) Changed(ctx context.Context, old, cur *config.ConfigSet, change Change) {
-	ctx, cancel := Detach(ctx)
+	ctx, cancel := Uncancelled(ctx)
 	defer cancel()
 	ctx = genericapirequest.WithNamespace(ctx, cur.Namespace)
 	if old != nil && old.UID == cur.UID && old.Status.CurrentRevision == cur.Status.CurrentRevision {
@@ -521,7 +514,7 @@ var errNotOwned = errors.New("the revision belongs to another configset")
 // Every delete is conditional on the revision belonging to cs, so a new
 // ConfigSet of the same name keeps its own.
 func (h *History) Deleted(ctx context.Context, cs *config.ConfigSet) {
-	ctx, cancel := Detach(ctx)
+	ctx, cancel := Uncancelled(ctx)
 	defer cancel()
 	ctx = genericapirequest.WithNamespace(ctx, cs.Namespace)
 	owned := func(_ context.Context, obj runtime.Object) error {
