@@ -27,7 +27,8 @@ UNIT_PKGS = $$($(GO) list ./... | grep -v -e '/test/e2e$$' -e '/test/artifacts$$
 test:
 	$(GO) test -count=1 -timeout 30m $(TEST_FLAGS) $(UNIT_PKGS)
 
-# Builds a real kube-apiserver v1.36.3 and etcd into _output/bin (minutes the first time).
+# Builds a real kube-apiserver and kube-controller-manager v1.36.3 and etcd into
+# _output/bin (minutes the first time).
 tools:
 	hack/build-tools.sh
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the real kube-apiserver (v1.36.3) and etcd that cluster tests,
-# hack/local-cluster.sh and benchmarks run, into the git-ignored _output/bin.
+# Builds the real kube-apiserver and kube-controller-manager (v1.36.3) and etcd
+# that cluster tests, hack/local-cluster.sh and benchmarks run, into the
+# git-ignored _output/bin.
 # Already-built binaries are kept; a cold build takes several minutes.
 set -o errexit
 set -o nounset
@@ -15,11 +16,13 @@ if [ ! -x "${OUT}/etcd" ]; then
     echo "building etcd into ${OUT}"
     go build -o "${OUT}/etcd" ./etcd
 fi
-if [ ! -x "${OUT}/kube-apiserver" ]; then
-    echo "building kube-apiserver v1.36.3 into ${OUT} (several minutes the first time)"
-    # The version is set so that kubectl and discovery report v1.36.3.
-    go build -ldflags "-X k8s.io/component-base/version.gitVersion=v1.36.3 \
-        -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=36 \
-        -X k8s.io/component-base/version.gitTreeState=clean" \
-        -o "${OUT}/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
-fi
+# The version is set so that kubectl and discovery report v1.36.3.
+KUBE_LDFLAGS="-X k8s.io/component-base/version.gitVersion=v1.36.3 \
+    -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=36 \
+    -X k8s.io/component-base/version.gitTreeState=clean"
+for cmd in kube-apiserver kube-controller-manager; do
+    if [ ! -x "${OUT}/${cmd}" ]; then
+        echo "building ${cmd} v1.36.3 into ${OUT} (several minutes the first time)"
+        go build -ldflags "${KUBE_LDFLAGS}" -o "${OUT}/${cmd}" "k8s.io/kubernetes/cmd/${cmd}"
+    fi
+done

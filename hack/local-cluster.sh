@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Runs a local control plane for Capstan on 127.0.0.1: etcd and kube-apiserver
-# v1.36.3 with the aggregation layer, Capstan in aggregated mode with its own
-# etcd over TLS, registered through APIServices. No kubelet, kube-proxy or
-# kube-controller-manager (see test/e2e/cluster).
+# Runs a local control plane for Capstan on 127.0.0.1: etcd, kube-apiserver
+# v1.36.3 with the aggregation layer and kube-controller-manager, Capstan in
+# aggregated mode with its own etcd over TLS, registered through APIServices.
+# No kubelet or kube-proxy (see test/e2e/cluster).
 #
 #   hack/local-cluster.sh up      build what is missing, start, wait until Available
 #   hack/local-cluster.sh status  the processes and the APIServices' conditions
@@ -27,7 +27,7 @@ usage() {
 
 case "$1" in
 up)
-    # kube-apiserver and etcd are built once (minutes the first time);
+    # kube-apiserver, kube-controller-manager and etcd are built once (minutes the first time);
     # Capstan is rebuilt so that the cluster runs the checkout's code.
     (
         cd "${ROOT}"

@@ -13,11 +13,13 @@ import (
 	"k8s.io/apiserver/pkg/admission"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/apiserver/pkg/server/healthz"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
 	"capstan.dev/capstan/pkg/apis/config"
 	"capstan.dev/capstan/pkg/controller/configpolicystatus"
 	historycontroller "capstan.dev/capstan/pkg/controller/history"
+	"capstan.dev/capstan/pkg/controller/revisionquota"
 	informers "capstan.dev/capstan/pkg/generated/informers/externalversions"
 	"capstan.dev/capstan/pkg/registry/config/configrevision/history"
 	configrest "capstan.dev/capstan/pkg/registry/config/rest"
@@ -38,6 +40,9 @@ type ExtraConfig struct {
 	// WithoutHistory serves ConfigSets without revisions and runs no history
 	// reconciler; it exists to measure the cost of history in benchmarks.
 	WithoutHistory bool
+	// KubeClient reaches the cluster's core API in aggregated mode, where
+	// Capstan keeps the revision usage of ResourceQuotas; nil in local mode.
+	KubeClient kubernetes.Interface
 }
 
 // Config is the configuration of a Capstan server.
@@ -98,13 +103,23 @@ func (c CompletedConfig) New() (*CapstanServer, error) {
 	return &CapstanServer{GenericAPIServer: genericServer, Storage: storage}, nil
 }
 
-// addControllers registers the history reconciler and the ConfigPolicy status
-// controller on the informers, and starts all of them once the server serves.
+// addControllers registers the history reconciler, the ConfigPolicy status
+// controller and, in aggregated mode, the revision quota controller on the
+// informers, and starts all of them once the server serves.
 func (c CompletedConfig) addControllers(server *genericapiserver.GenericAPIServer, f informers.SharedInformerFactory, storage *configrest.Storage) error {
 	var reconciler *historycontroller.Reconciler
 	if !c.ExtraConfig.WithoutHistory {
 		var err error
 		reconciler, err = historycontroller.NewReconciler(f, storage.History, storeConfigSetGetter{storage.ConfigSets.ConfigSet.Store})
+		if err != nil {
+			return err
+		}
+	}
+	var revisionQuota *revisionquota.Controller
+	if reconciler != nil && c.ExtraConfig.KubeClient != nil && c.GenericConfig.SharedInformerFactory != nil {
+		var err error
+		revisionQuota, err = revisionquota.New(c.GenericConfig.SharedInformerFactory.Core().V1().ResourceQuotas(),
+			c.ExtraConfig.KubeClient.CoreV1(), storage.History)
 		if err != nil {
 			return err
 		}
@@ -137,6 +152,9 @@ func (c CompletedConfig) addControllers(server *genericapiserver.GenericAPIServe
 		if reconciler != nil {
 			go storage.History.Run(ctx)
 			go reconciler.Run(ctx, 2)
+		}
+		if revisionQuota != nil {
+			go revisionQuota.Run(ctx, 1)
 		}
 		go policyStatus.Run(ctx)
 		return nil

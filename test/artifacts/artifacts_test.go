@@ -766,7 +766,7 @@ func TestCapstanRBAC(t *testing.T) {
 
 	rules := typed[rbacv1.ClusterRole](t, one(t, objs, "ClusterRole", "capstan-apiserver")).Rules
 	informers := map[string][]string{
-		"":                             {"namespaces"},
+		"":                             {"namespaces", "resourcequotas"},
 		"admissionregistration.k8s.io": {"validatingwebhookconfigurations", "mutatingwebhookconfigurations", "validatingadmissionpolicies", "validatingadmissionpolicybindings", "mutatingadmissionpolicies", "mutatingadmissionpolicybindings"},
 		"flowcontrol.apiserver.k8s.io": {"prioritylevelconfigurations", "flowschemas"},
 	}
@@ -782,10 +782,17 @@ func TestCapstanRBAC(t *testing.T) {
 	if !allows(rules, "flowcontrol.apiserver.k8s.io", "flowschemas/status", "patch") {
 		t.Error("capstan-apiserver cannot patch flowschemas/status, where priority and fairness applies its Dangling condition")
 	}
+	if !allows(rules, "", "resourcequotas/status", "update") {
+		t.Error("capstan-apiserver cannot update resourcequotas/status, where ResourceQuota admission charges what it admits")
+	}
+	writes := map[string]string{"patch": "flowschemas/status", "update": "resourcequotas/status"}
 	for _, r := range rules {
 		for _, v := range r.Verbs {
-			if v != "patch" && !slices.Contains(readVerbs, v) {
-				t.Errorf("capstan-apiserver may %s %v; it only reads, and patches FlowSchema status", v, r.Resources)
+			if slices.Contains(readVerbs, v) {
+				continue
+			}
+			if res, ok := writes[v]; !ok || !slices.Equal(r.Resources, []string{res}) {
+				t.Errorf("capstan-apiserver may %s %v; it only reads, patches FlowSchema status and updates ResourceQuota status", v, r.Resources)
 			}
 		}
 	}

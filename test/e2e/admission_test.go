@@ -69,8 +69,11 @@ func TestNamespaceLifecycle(t *testing.T) {
 		const ns = "e2e-terminating"
 		createNamespace(t, ns, nil)
 		sets := client.ConfigV1beta1().ConfigSets(ns)
-		before, err := sets.Create(ctx, &configv1beta1.ConfigSet{
-			ObjectMeta: metav1.ObjectMeta{Name: "before"},
+		// A finalizer holds the namespace Terminating while the namespace
+		// controller deletes its content; the test lets go at the end, and
+		// the namespace then goes away with its ConfigSet.
+		_, err := sets.Create(ctx, &configv1beta1.ConfigSet{
+			ObjectMeta: metav1.ObjectMeta{Name: "before", Finalizers: []string{"e2e.capstan.dev/hold"}},
 			Spec:       configv1beta1.ConfigSetSpec{Data: map[string]string{"A": "1"}},
 		}, metav1.CreateOptions{})
 		if err != nil {
@@ -79,7 +82,6 @@ func TestNamespaceLifecycle(t *testing.T) {
 		if err := core.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		// Nothing runs the namespace controller, so it stays Terminating.
 		got, err := core.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 		if err != nil || got.Status.Phase != corev1.NamespaceTerminating {
 			t.Fatalf("namespace after delete: %+v, %v; want phase Terminating", got, err)
@@ -89,10 +91,20 @@ func TestNamespaceLifecycle(t *testing.T) {
 			t.Fatalf("create in a terminating namespace: %v, want 403 … because it is being terminated", err)
 		}
 		// Changing what is already there stays possible, as for built-in kinds.
-		before.Spec.Data["A"] = "2"
-		if _, err := sets.Update(ctx, before, metav1.UpdateOptions{}); err != nil {
+		if _, err := sets.Patch(ctx, "before", types.MergePatchType, []byte(`{"spec":{"data":{"A":"2"}}}`), metav1.PatchOptions{}); err != nil {
 			t.Fatalf("update in a terminating namespace: %v", err)
 		}
+
+		if _, err := sets.Patch(ctx, "before", types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 2*time.Minute, "the namespace deleted", func() error {
+			_, err := core.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+			if apierrors.IsNotFound(err) {
+				return nil
+			}
+			return fmt.Errorf("namespace still there: %v", err)
+		})
 	})
 }
 

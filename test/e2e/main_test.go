@@ -1,13 +1,12 @@
 // Package e2e tests Capstan behind a real kube-apiserver: TestMain starts the
 // control plane of package cluster once (etcd, kube-apiserver v1.36.3 with the
-// aggregation layer, Capstan in aggregated mode with its own TLS etcd) and
-// every test talks to it through kube-apiserver with the real kubectl and the
-// generated clientset, as users do. It builds nothing: `make test-e2e` builds
-// the binaries first.
+// aggregation layer, kube-controller-manager, Capstan in aggregated mode with
+// its own TLS etcd) and every test talks to it through kube-apiserver with the
+// real kubectl and the generated clientset, as users do. It builds nothing:
+// `make test-e2e` builds the binaries first.
 //
-// Each test works in namespaces of its own and leaves them behind: without
-// kube-controller-manager a deleted namespace would stay Terminating anyway,
-// and the whole cluster goes away at the end.
+// Each test works in namespaces of its own and leaves them behind; the whole
+// cluster goes away at the end.
 package e2e
 
 import (

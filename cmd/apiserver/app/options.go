@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/apiserver/pkg/admission/plugin/resourcequota"
 	genericoptions "k8s.io/apiserver/pkg/server/options"
 	serverstorage "k8s.io/apiserver/pkg/server/storage"
 	cliflag "k8s.io/component-base/cli/flag"
@@ -87,7 +88,14 @@ func NewOptions(out io.Writer) *Options {
 	}
 	o.Recommended.SecureServing.BindPort = defaultSecurePort
 	configpolicy.Register(o.Recommended.Admission.Plugins)
-	o.Recommended.Admission.RecommendedPluginOrder = append(o.Recommended.Admission.RecommendedPluginOrder, configpolicy.PluginName)
+	// ResourceQuota comes last, as in kube-apiserver: a write is charged only
+	// once every other plugin has let it through. It is on by default in
+	// aggregated mode, where the cluster's ResourceQuotas apply to Capstan's
+	// resources only if Capstan enforces them: kube-apiserver proxies the
+	// requests without admitting them.
+	resourcequota.Register(o.Recommended.Admission.Plugins)
+	o.Recommended.Admission.RecommendedPluginOrder = append(o.Recommended.Admission.RecommendedPluginOrder,
+		configpolicy.PluginName, resourcequota.PluginName)
 	// Objects are JSON in etcd: the types have no protobuf form.
 	o.Recommended.Etcd.DefaultStorageMediaType = "application/json"
 	// Requests that wait on etcd must give up before clients do.

@@ -24,6 +24,7 @@ import (
 	clientset "capstan.dev/capstan/pkg/generated/clientset/versioned"
 	informers "capstan.dev/capstan/pkg/generated/informers/externalversions"
 	"capstan.dev/capstan/pkg/generated/openapi"
+	"capstan.dev/capstan/pkg/quota"
 	"capstan.dev/capstan/pkg/registry/config/configrevision/history"
 )
 
@@ -109,9 +110,10 @@ func (o *Options) Config(ctx context.Context) (*apiserver.Config, func(), error)
 			return nil, err
 		}
 		configInformers = informers.NewSharedInformerFactoryWithOptions(client, informerResync, informers.WithTransform(trimCached))
-		return []admission.PluginInitializer{capstaninit.New(configInformers)}, nil
+		return []admission.PluginInitializer{capstaninit.New(configInformers, quota.NewConfiguration(o.RecordHistory))}, nil
 	}
 
+	var kubeClient kubernetes.Interface
 	switch o.Mode {
 	case ModeLocal:
 		var err error
@@ -120,7 +122,8 @@ func (o *Options) Config(ctx context.Context) (*apiserver.Config, func(), error)
 			return nil, cleanup, err
 		}
 	default:
-		if err := o.applyAggregated(serverConfig); err != nil {
+		var err error
+		if kubeClient, err = o.applyAggregated(serverConfig); err != nil {
 			return nil, cleanup, err
 		}
 	}
@@ -131,54 +134,59 @@ func (o *Options) Config(ctx context.Context) (*apiserver.Config, func(), error)
 			NamespacesAvailable: o.Mode != ModeLocal,
 			History:             history.Options{MaxBytes: o.HistoryMaxBytes, RepairGrace: o.HistoryRepairGracePeriod},
 			WithoutHistory:      !o.RecordHistory,
+			KubeClient:          kubeClient,
 		},
 	}, cleanup, nil
 }
 
 // applyAggregated configures the server to run behind kube-apiserver: external
-// etcd, delegated authentication and authorization, the cluster's admission chain.
-func (o *Options) applyAggregated(c *genericapiserver.RecommendedConfig) error {
+// etcd, delegated authentication and authorization, the cluster's admission
+// chain. It returns the client of the cluster's core API.
+func (o *Options) applyAggregated(c *genericapiserver.RecommendedConfig) (kubernetes.Interface, error) {
 	r := o.Recommended
 	// Capstan deletes a ConfigSet's revisions itself; the garbage collector's
 	// finalizers would leave ConfigSets terminating where no collector runs,
 	// and it could not strip owner references from read-only revisions.
 	r.Etcd.EnableGarbageCollection = false
 	if err := r.Etcd.ApplyWithStorageFactoryTo(o.newStorageFactory(), &c.Config); err != nil {
-		return err
+		return nil, err
 	}
 	if err := r.EgressSelector.ApplyTo(&c.Config); err != nil {
-		return err
+		return nil, err
 	}
 	if err := r.Traces.ApplyTo(c.Config.EgressSelector, &c.Config); err != nil {
-		return err
+		return nil, err
 	}
 	if err := r.SecureServing.ApplyToConfig(&c.Config); err != nil {
-		return err
+		return nil, err
 	}
 	if err := r.Authentication.ApplyTo(&c.Config.Authentication, c.SecureServing, c.OpenAPIConfig); err != nil {
-		return err
+		return nil, err
 	}
 	if err := r.Authorization.ApplyTo(&c.Config.Authorization); err != nil {
-		return err
+		return nil, err
 	}
 	if err := r.Audit.ApplyTo(&c.Config); err != nil {
-		return err
+		return nil, err
 	}
 	if err := r.CoreAPI.ApplyTo(c); err != nil {
-		return err
+		return nil, err
 	}
 	kubeClient, dynamicClient, err := coreClients(c)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := r.Features.ApplyTo(&c.Config, kubeClient, c.SharedInformerFactory); err != nil {
-		return err
+		return nil, err
 	}
 	initializers, err := r.ExtraAdmissionInitializers(c)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return r.Admission.ApplyTo(&c.Config, c.SharedInformerFactory, kubeClient, dynamicClient, r.FeatureGate, c.EffectiveVersion, initializers...)
+	if err := r.Admission.ApplyTo(&c.Config, c.SharedInformerFactory, kubeClient, dynamicClient, r.FeatureGate, c.EffectiveVersion, initializers...); err != nil {
+		return nil, err
+	}
+	return kubeClient, nil
 }
 
 // coreClients builds clients of the cluster's core API, which CoreAPI options configured.

@@ -4,12 +4,15 @@
 // Capstan, and capstan-apiserver in aggregated mode, registered through
 // APIService objects with a caBundle.
 //
-// There is no kubelet, kube-proxy or kube-controller-manager. The aggregator
-// reaches Capstan through an ExternalName Service pointing at 127.0.0.1 (see
-// TOOLCHAIN.md); namespaces that are deleted stay Terminating; the built-in
-// aggregated ClusterRoles (view, edit, admin) are filled in by Up, which does
-// once what kube-controller-manager's clusterrole-aggregation controller would
-// do continuously.
+// kube-controller-manager runs the controllers that act on API objects alone
+// (namespace deletion, garbage collection, resource quota usage, the
+// aggregated ClusterRoles, service accounts, and the workload controllers that
+// make ReplicaSets and ControllerRevisions); with no kubelet or kube-proxy,
+// Pods are never scheduled or run. The aggregator reaches Capstan through an
+// ExternalName Service pointing at 127.0.0.1, since without kube-proxy a
+// Service's cluster IP leads nowhere. Up also fills in the built-in aggregated
+// ClusterRoles (view, edit, admin) once itself, so that they are complete when
+// it returns, before the controller's first pass.
 //
 // Up starts everything and waits until both APIServices are Available;
 // Down stops exactly the processes Up started, by PID. A state file in the
@@ -26,6 +29,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -59,11 +63,26 @@ const (
 
 // Process names, in start order.
 const (
-	ProcessKubeEtcd      = "etcd-kube"
-	ProcessCapstanEtcd   = "etcd-capstan"
-	ProcessKubeAPIServer = "kube-apiserver"
-	ProcessCapstan       = "capstan"
+	ProcessKubeEtcd              = "etcd-kube"
+	ProcessCapstanEtcd           = "etcd-capstan"
+	ProcessKubeAPIServer         = "kube-apiserver"
+	ProcessKubeControllerManager = "kube-controller-manager"
+	ProcessCapstan               = "capstan"
 )
+
+// KubeControllerManagerUser is kube-controller-manager's user name; its
+// controllers act as their own service accounts in kube-system
+// (--use-service-account-credentials), bound by kube-apiserver's bootstrap RBAC.
+const KubeControllerManagerUser = "system:kube-controller-manager"
+
+// controllers are kube-controller-manager's controllers that do something
+// without nodes: the rest wait for kubelets or a cloud provider.
+var controllers = []string{
+	"namespace-controller", "garbage-collector-controller", "resourcequota-controller",
+	"clusterrole-aggregation-controller", "serviceaccount-controller",
+	"root-ca-certificate-publisher-controller",
+	"deployment-controller", "replicaset-controller", "statefulset-controller", "daemonset-controller",
+}
 
 // Versions are the versions of the group registered as APIServices, the
 // preferred one first.
@@ -74,18 +93,20 @@ const CapstanUser = "system:serviceaccount:" + CapstanNamespace + ":" + CapstanS
 
 // Binaries are the programs the cluster runs.
 type Binaries struct {
-	KubeAPIServer string `json:"kubeAPIServer"`
-	Etcd          string `json:"etcd"`
-	Capstan       string `json:"capstan"`
+	KubeAPIServer         string `json:"kubeAPIServer"`
+	KubeControllerManager string `json:"kubeControllerManager"`
+	Etcd                  string `json:"etcd"`
+	Capstan               string `json:"capstan"`
 }
 
 // RepoBinaries returns where hack/build-tools.sh and `make build` put the
 // binaries in a checkout rooted at root.
 func RepoBinaries(root string) Binaries {
 	return Binaries{
-		KubeAPIServer: filepath.Join(root, "_output", "bin", "kube-apiserver"),
-		Etcd:          filepath.Join(root, "_output", "bin", "etcd"),
-		Capstan:       filepath.Join(root, "bin", "capstan-apiserver"),
+		KubeAPIServer:         filepath.Join(root, "_output", "bin", "kube-apiserver"),
+		KubeControllerManager: filepath.Join(root, "_output", "bin", "kube-controller-manager"),
+		Etcd:                  filepath.Join(root, "_output", "bin", "etcd"),
+		Capstan:               filepath.Join(root, "bin", "capstan-apiserver"),
 	}
 }
 
@@ -109,6 +130,7 @@ func (b Binaries) Check() error {
 	var errs []error
 	for _, bin := range []struct{ path, build string }{
 		{b.KubeAPIServer, "hack/build-tools.sh"},
+		{b.KubeControllerManager, "hack/build-tools.sh"},
 		{b.Etcd, "hack/build-tools.sh"},
 		{b.Capstan, "make build"},
 	} {
@@ -249,11 +271,12 @@ func (c *Cluster) up(ctx context.Context, opts Options) error {
 			fmt.Fprintf(opts.Progress, "[%5.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
 		}
 	}
-	ports, err := freePorts(6)
+	ports, err := freePorts(7)
 	if err != nil {
 		return err
 	}
-	kubeEtcdPort, kubeEtcdPeer, capstanEtcdPort, capstanEtcdPeer, kubePort, capstanPort := ports[0], ports[1], ports[2], ports[3], ports[4], ports[5]
+	kubeEtcdPort, kubeEtcdPeer, capstanEtcdPort, capstanEtcdPeer, kubePort, capstanPort, kcmPort :=
+		ports[0], ports[1], ports[2], ports[3], ports[4], ports[5], ports[6]
 	c.KubeEtcdURL = "http://" + hostPort(kubeEtcdPort)
 	c.CapstanEtcdURL = "https://" + hostPort(capstanEtcdPort)
 	c.KubeAPIServerURL = "https://" + hostPort(kubePort)
@@ -273,6 +296,10 @@ func (c *Cluster) up(ctx context.Context, opts Options) error {
 	}
 	capstanKubeconfig := filepath.Join(c.WorkDir, "kubeconfigs", "capstan.kubeconfig")
 	if err := writeKubeconfig(capstanKubeconfig, c.KubeAPIServerURL, c.ClusterCAFile, p.capstanClientCert, p.capstanClientKey); err != nil {
+		return err
+	}
+	kcmKubeconfig := filepath.Join(c.WorkDir, "kubeconfigs", "kube-controller-manager.kubeconfig")
+	if err := writeKubeconfig(kcmKubeconfig, c.KubeAPIServerURL, c.ClusterCAFile, p.kcmClientCert, p.kcmClientKey); err != nil {
 		return err
 	}
 	progress("certificates and kubeconfigs written to %s", c.WorkDir)
@@ -365,6 +392,34 @@ func (c *Cluster) up(ctx context.Context, opts Options) error {
 	}
 	progress("kube-apiserver ready: %s", c.KubeAPIServerURL)
 
+	// kube-controller-manager starts beside the bootstrap below and is waited
+	// for at the end; it finds Capstan's group through discovery when it is
+	// registered.
+	kcm, err := c.start(ProcessKubeControllerManager, []string{opts.Binaries.KubeControllerManager,
+		"--kubeconfig=" + kcmKubeconfig,
+		"--authentication-kubeconfig=" + kcmKubeconfig,
+		"--authorization-kubeconfig=" + kcmKubeconfig,
+		"--bind-address=127.0.0.1",
+		"--secure-port=" + strconv.Itoa(kcmPort),
+		"--tls-cert-file=" + p.kcmServingCert,
+		"--tls-private-key-file=" + p.kcmServingKey,
+		"--client-ca-file=" + c.ClusterCAFile,
+		"--requestheader-client-ca-file=" + c.FrontProxyCAFile,
+		"--root-ca-file=" + c.ClusterCAFile,
+		"--service-account-private-key-file=" + p.serviceAccountKey,
+		"--use-service-account-credentials=true",
+		"--controllers=" + strings.Join(controllers, ","),
+		"--leader-elect=false",
+		// A quota naming a resource the controller had not yet discovered
+		// (Capstan's, registered after it started) is counted at the next
+		// full resync, every 5 minutes by default.
+		"--resource-quota-sync-period=20s",
+		"--profiling=false",
+	})
+	if err != nil {
+		return err
+	}
+
 	admin, err := c.AdminRESTConfig()
 	if err != nil {
 		return err
@@ -412,6 +467,14 @@ func (c *Cluster) up(ctx context.Context, opts Options) error {
 		return err
 	}
 	progress("APIServices %s Available, the group is in kube-apiserver's OpenAPI", apiServiceNames())
+	clusterCAOnly, err := tlsConfig(c.ClusterCAFile, "", "")
+	if err != nil {
+		return err
+	}
+	if err := kcm.waitReady(ctx, httpOK("https://"+hostPort(kcmPort)+"/healthz", clusterCAOnly)); err != nil {
+		return err
+	}
+	progress("kube-controller-manager ready: https://%s", hostPort(kcmPort))
 	return nil
 }
 

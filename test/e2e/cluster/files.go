@@ -28,6 +28,8 @@ type pkiFiles struct {
 	adminCert, adminKey                     string
 	capstanClientCert, capstanClientKey     string
 	etcdServingCert, etcdServingKey         string
+	kcmServingCert, kcmServingKey           string
+	kcmClientCert, kcmClientKey             string
 	serviceAccountKey, serviceAccountPublic string
 }
 
@@ -90,6 +92,11 @@ func (c *Cluster) writePKI() (*pkiFiles, error) {
 		{clusterCA, "capstan-client", leaf{commonName: CapstanUser,
 			organizations: []string{"system:serviceaccounts", "system:serviceaccounts:" + CapstanNamespace}, clientAuth: true},
 			&p.capstanClientCert, &p.capstanClientKey, "Capstan's client"},
+		{clusterCA, "kube-controller-manager", leaf{commonName: "kube-controller-manager",
+			dnsNames: []string{"localhost"}, ips: loopback, serverAuth: true},
+			&p.kcmServingCert, &p.kcmServingKey, "kube-controller-manager serving"},
+		{clusterCA, "kube-controller-manager-client", leaf{commonName: KubeControllerManagerUser, clientAuth: true},
+			&p.kcmClientCert, &p.kcmClientKey, "kube-controller-manager's client"},
 		{frontProxyCA, "front-proxy-client", leaf{commonName: FrontProxyClientName, clientAuth: true},
 			&c.FrontProxyClientCertFile, &c.FrontProxyClientKeyFile, "front proxy client"},
 		{capstanCA, "capstan-serving", capstanServingLeaf(),

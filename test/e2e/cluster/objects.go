@@ -52,8 +52,8 @@ func apiServiceNames() []string {
 // Options.RBACFiles is empty; artifacts/rbac holds the deployable equivalent.
 // Delegated authentication and authorization, the front-proxy and client CAs
 // from kube-system, and the informers of its admission chain
-// (NamespaceLifecycle, webhooks, admission policies, ConfigPolicy's
-// namespaceSelector) and of API Priority and Fairness: without any of them
+// (NamespaceLifecycle, ResourceQuota, webhooks, admission policies,
+// ConfigPolicy's namespaceSelector) and of API Priority and Fairness: without any of them
 // its readiness check never passes.
 const builtinRBAC = `
 apiVersion: v1
@@ -65,8 +65,11 @@ kind: ClusterRole
 metadata: {name: capstan-apiserver}
 rules:
 - apiGroups: [""]
-  resources: [namespaces]
+  resources: [namespaces, resourcequotas]
   verbs: [get, list, watch]
+- apiGroups: [""]
+  resources: [resourcequotas/status]
+  verbs: [update]
 - apiGroups: [admissionregistration.k8s.io]
   resources: [mutatingwebhookconfigurations, validatingwebhookconfigurations, validatingadmissionpolicies,
     validatingadmissionpolicybindings, mutatingadmissionpolicies, mutatingadmissionpolicybindings]

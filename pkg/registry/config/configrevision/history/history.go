@@ -557,6 +557,10 @@ func (h *History) Summaries(namespace, name string) []*Summary {
 	return h.index.forConfigSet(namespace, name)
 }
 
+// CountIn returns how many revisions the index holds in namespace, for the
+// ResourceQuota usage of count/configrevisions.
+func (h *History) CountIn(namespace string) int { return h.index.inNamespace(namespace) }
+
 // Delete removes one revision if it still has this UID, tolerating one that
 // another writer removed or replaced first.
 func (h *History) Delete(ctx context.Context, namespace, name string, uid types.UID) error {

@@ -96,13 +96,16 @@ type index struct {
 
 func newIndex(store *genericregistry.Store) *index {
 	informer := cache.NewSharedIndexInformerWithOptions(summaryListWatch{store: store}, &Summary{},
-		cache.SharedIndexInformerOptions{Indexers: cache.Indexers{byConfigSet: func(obj interface{}) ([]string, error) {
-			s, ok := obj.(*Summary)
-			if !ok {
-				return nil, nil
-			}
-			return []string{s.Namespace + "/" + s.ConfigSetName}, nil
-		}}})
+		cache.SharedIndexInformerOptions{Indexers: cache.Indexers{
+			byConfigSet: func(obj interface{}) ([]string, error) {
+				s, ok := obj.(*Summary)
+				if !ok {
+					return nil, nil
+				}
+				return []string{s.Namespace + "/" + s.ConfigSetName}, nil
+			},
+			cache.NamespaceIndex: cache.MetaNamespaceIndexFunc,
+		}})
 	return &index{informer: informer}
 }
 
@@ -119,6 +122,15 @@ func (i *index) forConfigSet(namespace, name string) []*Summary {
 	}
 	sort.Slice(out, func(a, b int) bool { return out[a].Revision > out[b].Revision })
 	return out
+}
+
+// inNamespace returns how many revisions namespace holds.
+func (i *index) inNamespace(namespace string) int {
+	keys, err := i.informer.GetIndexer().IndexKeys(cache.NamespaceIndex, namespace)
+	if err != nil {
+		return 0
+	}
+	return len(keys)
 }
 
 // summaryListWatch lists and watches the revision store and hands on summaries.
