@@ -150,6 +150,12 @@ func startEmbedded(opts EtcdOptions, logger *zap.Logger) (*embed.Etcd, error) {
 	}
 }
 
+// The embedded etcd's snapshot settings; see etcdConfig.
+const (
+	embeddedSnapshotCount          = 100
+	embeddedSnapshotCatchUpEntries = 20
+)
+
 func etcdConfig(opts EtcdOptions, logger *zap.Logger) (*embed.Config, error) {
 	clientPort, err := freeLoopbackPort()
 	if err != nil {
@@ -180,6 +186,15 @@ func etcdConfig(opts EtcdOptions, logger *zap.Logger) (*embed.Config, error) {
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(logger)
 	cfg.UnsafeNoFsync = opts.UnsafeNoFsync
 	cfg.QuotaBackendBytes = opts.QuotaBackendBytes
+	// etcd keeps its raft log in memory until a snapshot compacts it: by
+	// default up to 10,000 entries, then 5,000 kept for followers to catch
+	// up. Embedded, that memory is the server's heap, and with ConfigSets
+	// near the 1.5 MiB limit it came to hundreds of MB after a few hundred
+	// writes. A single member has no follower to catch up, and its snapshot
+	// holds the membership only (the data is in the backend), so snapshotting
+	// often is cheap and bounds the log to a few hundred entries.
+	cfg.SnapshotCount = embeddedSnapshotCount
+	cfg.SnapshotCatchUpEntries = embeddedSnapshotCatchUpEntries
 	return cfg, nil
 }
 
