@@ -41,12 +41,7 @@ var (
 // recordsHistory says whether a change of the entries writes a revision
 // (--record-history).
 func NewConfiguration(recordsHistory bool) quota.Configuration {
-	return generic.NewConfiguration([]quota.Evaluator{
-		&configSetEvaluator{recordsHistory: recordsHistory},
-		// Clients never create revisions; the evaluator is here so that the
-		// resource is known to be counted, as any other.
-		generic.NewObjectCountEvaluator(configRevisions, nil, ""),
-	}, nil)
+	return generic.NewConfiguration([]quota.Evaluator{&configSetEvaluator{recordsHistory: recordsHistory}}, nil)
 }
 
 // configSetEvaluator charges a ConfigSet create one ConfigSet and one revision,

@@ -26,6 +26,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	coreinformers "k8s.io/client-go/informers/core/v1"
@@ -67,10 +68,8 @@ func New(quotas coreinformers.ResourceQuotaInformer, client corev1client.Resourc
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "capstan_revision_quota"}),
 	}
 	_, err := quotas.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: func(obj interface{}) { c.quotaChanged(nil, obj) },
-		UpdateFunc: func(old, cur interface{}) {
-			c.quotaChanged(old, cur)
-		},
+		AddFunc:    func(obj interface{}) { c.quotaChanged(nil, obj) },
+		UpdateFunc: c.quotaChanged,
 	})
 	if err != nil {
 		return nil, err
@@ -187,8 +186,5 @@ func (c *Controller) sync(ctx context.Context, namespace string) error {
 			errs = append(errs, fmt.Errorf("quota %s/%s: %w", namespace, q.Name, err))
 		}
 	}
-	if len(errs) > 0 {
-		return errs[0]
-	}
-	return nil
+	return utilerrors.NewAggregate(errs)
 }
