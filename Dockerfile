@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 #
-# capstan-apiserver as a distroless image, for artifacts/ (docs/deploy.md):
+# capstan-apiserver and capstan-controller-manager as one distroless image, for artifacts/ (docs/deploy.md):
 #
 #   docker build -t registry.example.com/capstan/capstan-apiserver:v0.1.0 .
 #   docker buildx build --platform linux/amd64,linux/arm64 -t ... --push .
@@ -27,12 +27,13 @@ ARG TARGETARCH
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH} \
-    go build -trimpath -ldflags="-s -w" -o /out/capstan-apiserver ./cmd/apiserver
+    go build -trimpath -ldflags="-s -w" -o /out/ ./cmd/apiserver ./cmd/controller-manager
 
 # Static binary, no shell, no package manager; runs as nonroot (65532), which
 # is what the Deployment's securityContext expects.
 FROM gcr.io/distroless/static:nonroot
-COPY --from=build /out/capstan-apiserver /usr/local/bin/capstan-apiserver
+COPY --from=build /out/apiserver /usr/local/bin/capstan-apiserver
+COPY --from=build /out/controller-manager /usr/local/bin/capstan-controller-manager
 USER 65532:65532
 EXPOSE 8443
 ENTRYPOINT ["/usr/local/bin/capstan-apiserver"]

@@ -14,6 +14,7 @@ all: build
 
 build:
 	$(GO) build -o $(BIN)/capstan-apiserver ./cmd/apiserver
+	$(GO) build -o $(BIN)/capstan-controller-manager ./cmd/controller-manager
 	$(GO) build -o $(BIN)/kubectl-capstan ./cmd/kubectl-capstan
 
 run: build

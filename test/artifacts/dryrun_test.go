@@ -260,8 +260,8 @@ func TestArtifactsServerSideDryRun(t *testing.T) {
 			meta.Name, meta.Namespace = strings.ToLower(o.GetKind())+"-"+o.GetName(), psaNamespace
 			pods = append(pods, &corev1.Pod{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}, ObjectMeta: meta, Spec: spec})
 		}
-		if len(pods) != 2 {
-			t.Fatalf("want the pod templates of the Deployment and the StatefulSet, got %d", len(pods))
+		if len(pods) != 3 {
+			t.Fatalf("want the pod templates of the two Deployments and the StatefulSet, got %d", len(pods))
 		}
 		setup := []any{&corev1.Namespace{
 			TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"},

@@ -11,8 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
+	"capstan.dev/capstan/pkg/apis/config"
 	"capstan.dev/capstan/pkg/apis/config/v1beta1"
-	"capstan.dev/capstan/pkg/registry/config/configrevision/history"
 )
 
 // TestHistoryByteBudget: beside revisionHistoryLimit, the server bounds the
@@ -143,7 +143,7 @@ func TestAuthorWhenTheClientTimesOut(t *testing.T) {
 		}
 		var got *v1beta1.ConfigRevision
 		e.hiPoll(t, 10*time.Second, fmt.Sprintf("attempt %d (client error %v): revision %d to be written", attempt, err, rev), func() (bool, error) {
-			r, err := cs.ConfigV1beta1().ConfigRevisions(ns).Get(ctx, history.Name(name, rev), metav1.GetOptions{})
+			r, err := cs.ConfigV1beta1().ConfigRevisions(ns).Get(ctx, config.RevisionName(name, rev), metav1.GetOptions{})
 			got = r
 			return err == nil, err
 		})

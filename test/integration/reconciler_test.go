@@ -15,6 +15,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	capstantesting "capstan.dev/capstan/cmd/apiserver/app/testing"
+	"capstan.dev/capstan/pkg/apis/config"
 	"capstan.dev/capstan/pkg/apis/config/v1beta1"
 	"capstan.dev/capstan/pkg/generated/clientset/versioned"
 	"capstan.dev/capstan/pkg/registry/config/configrevision/history"
@@ -108,7 +109,7 @@ func TestReconcilerRepairsHistoryWithTwoReplicas(t *testing.T) {
 
 		// A crash between the ConfigSet write and its revision write leaves
 		// exactly this: the ConfigSet at revision 2, no revision 2 in etcd.
-		if _, err := p.etcd.Delete(ctx, p.prefix+ns+"/"+history.Name("app", 2)); err != nil {
+		if _, err := p.etcd.Delete(ctx, p.prefix+ns+"/"+config.RevisionName("app", 2)); err != nil {
 			t.Fatal(err)
 		}
 		revs := rcEventually(t, p, ns, "app", []int64{1, 2})

@@ -21,9 +21,9 @@ import (
 	restclient "k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 
+	"capstan.dev/capstan/pkg/apis/config"
 	"capstan.dev/capstan/pkg/apis/config/v1beta1"
 	"capstan.dev/capstan/pkg/generated/clientset/versioned"
-	"capstan.dev/capstan/pkg/registry/config/configrevision/history"
 	"capstan.dev/capstan/test/reliability/harness"
 )
 
@@ -509,7 +509,7 @@ func (l *load) Verify(ctx context.Context, t *testing.T, cfg *restclient.Config)
 		gaps = gaps[:0]
 		for _, k := range l.keys {
 			for n := int64(1); n <= final[k].Revision; n++ {
-				if name := history.Name(k, n); revs[name] == nil {
+				if name := config.RevisionName(k, n); revs[name] == nil {
 					gaps = append(gaps, name)
 				}
 			}
@@ -524,7 +524,7 @@ func (l *load) Verify(ctx context.Context, t *testing.T, cfg *restclient.Config)
 	}
 	lost := 0
 	for _, w := range acked {
-		rev := revs[history.Name(w.key, w.revision)]
+		rev := revs[config.RevisionName(w.key, w.revision)]
 		if rev == nil || rev.Data[loadValueKey] != w.value {
 			lost++
 			if lost <= 10 {

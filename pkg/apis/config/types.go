@@ -11,6 +11,23 @@ const (
 	// label selectors find a ConfigSet's history.
 	ConfigSetLabel = "config.capstan.dev/configset"
 
+	// ConfigSetsAnnotation on a Deployment, StatefulSet or DaemonSet names the
+	// ConfigSets of its namespace it consumes, separated by commas: the
+	// controller manager points its pod template at their current revisions.
+	ConfigSetsAnnotation = "config.capstan.dev/configsets"
+	// RevisionsAnnotation on a pod template records the revision of each
+	// ConfigSet it refers to, as NAME=REVISION pairs separated by commas.
+	RevisionsAnnotation = "config.capstan.dev/revisions"
+	// ProjectionLabel marks the ConfigMaps and Secrets projected from a
+	// ConfigSet: ProjectionPerRevision or ProjectionStable.
+	ProjectionLabel = "config.capstan.dev/projection"
+	// RevisionLabel on a projected ConfigMap or Secret is the revision it holds.
+	RevisionLabel = "config.capstan.dev/revision"
+	// ProjectionPerRevision labels the immutable pair of one revision, NAME-rN.
+	ProjectionPerRevision = "per-revision"
+	// ProjectionStable labels the pair named like the ConfigSet, updated in place.
+	ProjectionStable = "stable"
+
 	// DefaultRevisionHistoryLimit is how many revisions a ConfigSet keeps when it does not say.
 	DefaultRevisionHistoryLimit int32 = 10
 	// MinRevisionHistoryLimit is the fewest revisions a ConfigSet may keep: the current one.
@@ -49,6 +66,20 @@ type ConfigSetSpec struct {
 	Immutable bool
 	// RevisionHistoryLimit is how many revisions are kept, the current one included.
 	RevisionHistoryLimit int32
+	// Projection, when set, asks the controller manager to project the entries
+	// into ConfigMaps and Secrets that Pods can use.
+	Projection *ConfigSetProjection
+}
+
+// ConfigSetProjection says which ConfigMaps and Secrets the controller manager
+// writes from a ConfigSet's entries.
+type ConfigSetProjection struct {
+	// PerRevision projects every kept revision N into an immutable ConfigMap
+	// (Data) and an immutable Secret (SecretData) named ProjectedName(NAME, N).
+	PerRevision bool
+	// Stable projects the current revision into a ConfigMap and a Secret named
+	// like the ConfigSet, updated in place.
+	Stable bool
 }
 
 // ConfigSetStatus is what the server and consumers report about a ConfigSet.
@@ -59,6 +90,34 @@ type ConfigSetStatus struct {
 	ObservedGeneration int64
 	// Conditions are reported by consumers and controllers through the status subresource.
 	Conditions []metav1.Condition
+	// Projection is what the controller manager reports about the projection
+	// and the workloads that consume it.
+	Projection *ConfigSetProjectionStatus
+}
+
+// ConfigSetProjectionStatus is what the controller manager reports about a
+// ConfigSet's projection and its consumers.
+type ConfigSetProjectionStatus struct {
+	// Revision is the revision whose ConfigMaps and Secrets were last written.
+	Revision int64
+	// RolloutRevision is the revision the consuming workloads were last pointed at.
+	// A workload rolled back by hand is not pointed forward again until the
+	// ConfigSet's revision changes.
+	RolloutRevision int64
+	// Consumers are the workloads in the namespace that opted in to this ConfigSet.
+	Consumers []ConfigSetConsumer
+}
+
+// ConfigSetConsumer is one workload that consumes a ConfigSet.
+type ConfigSetConsumer struct {
+	// Kind is Deployment, StatefulSet or DaemonSet (group apps).
+	Kind string
+	// Name is the workload's name in the ConfigSet's namespace.
+	Name string
+	// Revision is the ConfigSet revision the workload's pod template refers to.
+	Revision int64
+	// RolledOut is true once every replica runs that pod template.
+	RolledOut bool
 }
 
 // +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object

@@ -46,6 +46,12 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &configv1alpha1.ConfigPolicyStatusApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("ConfigSet"):
 		return &configv1alpha1.ConfigSetApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("ConfigSetConsumer"):
+		return &configv1alpha1.ConfigSetConsumerApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("ConfigSetProjection"):
+		return &configv1alpha1.ConfigSetProjectionApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("ConfigSetProjectionStatus"):
+		return &configv1alpha1.ConfigSetProjectionStatusApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("ConfigSetSpec"):
 		return &configv1alpha1.ConfigSetSpecApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("ConfigSetStatus"):
@@ -62,6 +68,12 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &configv1beta1.ConfigPolicyStatusApplyConfiguration{}
 	case v1beta1.SchemeGroupVersion.WithKind("ConfigSet"):
 		return &configv1beta1.ConfigSetApplyConfiguration{}
+	case v1beta1.SchemeGroupVersion.WithKind("ConfigSetConsumer"):
+		return &configv1beta1.ConfigSetConsumerApplyConfiguration{}
+	case v1beta1.SchemeGroupVersion.WithKind("ConfigSetProjection"):
+		return &configv1beta1.ConfigSetProjectionApplyConfiguration{}
+	case v1beta1.SchemeGroupVersion.WithKind("ConfigSetProjectionStatus"):
+		return &configv1beta1.ConfigSetProjectionStatusApplyConfiguration{}
 	case v1beta1.SchemeGroupVersion.WithKind("ConfigSetSpec"):
 		return &configv1beta1.ConfigSetSpecApplyConfiguration{}
 	case v1beta1.SchemeGroupVersion.WithKind("ConfigSetStatus"):

@@ -34,86 +34,92 @@ import (
 
 func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenAPIDefinition {
 	return map[string]common.OpenAPIDefinition{
-		v1alpha1.ConfigEntry{}.OpenAPIModelName():         schema_pkg_apis_config_v1alpha1_ConfigEntry(ref),
-		v1alpha1.ConfigPolicy{}.OpenAPIModelName():        schema_pkg_apis_config_v1alpha1_ConfigPolicy(ref),
-		v1alpha1.ConfigPolicyList{}.OpenAPIModelName():    schema_pkg_apis_config_v1alpha1_ConfigPolicyList(ref),
-		v1alpha1.ConfigPolicyRule{}.OpenAPIModelName():    schema_pkg_apis_config_v1alpha1_ConfigPolicyRule(ref),
-		v1alpha1.ConfigPolicySpec{}.OpenAPIModelName():    schema_pkg_apis_config_v1alpha1_ConfigPolicySpec(ref),
-		v1alpha1.ConfigPolicyStatus{}.OpenAPIModelName():  schema_pkg_apis_config_v1alpha1_ConfigPolicyStatus(ref),
-		v1alpha1.ConfigRevision{}.OpenAPIModelName():      schema_pkg_apis_config_v1alpha1_ConfigRevision(ref),
-		v1alpha1.ConfigRevisionList{}.OpenAPIModelName():  schema_pkg_apis_config_v1alpha1_ConfigRevisionList(ref),
-		v1alpha1.ConfigSet{}.OpenAPIModelName():           schema_pkg_apis_config_v1alpha1_ConfigSet(ref),
-		v1alpha1.ConfigSetList{}.OpenAPIModelName():       schema_pkg_apis_config_v1alpha1_ConfigSetList(ref),
-		v1alpha1.ConfigSetRollback{}.OpenAPIModelName():   schema_pkg_apis_config_v1alpha1_ConfigSetRollback(ref),
-		v1alpha1.ConfigSetSpec{}.OpenAPIModelName():       schema_pkg_apis_config_v1alpha1_ConfigSetSpec(ref),
-		v1alpha1.ConfigSetStatus{}.OpenAPIModelName():     schema_pkg_apis_config_v1alpha1_ConfigSetStatus(ref),
-		v1beta1.ConfigPolicy{}.OpenAPIModelName():         schema_pkg_apis_config_v1beta1_ConfigPolicy(ref),
-		v1beta1.ConfigPolicyList{}.OpenAPIModelName():     schema_pkg_apis_config_v1beta1_ConfigPolicyList(ref),
-		v1beta1.ConfigPolicyRule{}.OpenAPIModelName():     schema_pkg_apis_config_v1beta1_ConfigPolicyRule(ref),
-		v1beta1.ConfigPolicySpec{}.OpenAPIModelName():     schema_pkg_apis_config_v1beta1_ConfigPolicySpec(ref),
-		v1beta1.ConfigPolicyStatus{}.OpenAPIModelName():   schema_pkg_apis_config_v1beta1_ConfigPolicyStatus(ref),
-		v1beta1.ConfigRevision{}.OpenAPIModelName():       schema_pkg_apis_config_v1beta1_ConfigRevision(ref),
-		v1beta1.ConfigRevisionList{}.OpenAPIModelName():   schema_pkg_apis_config_v1beta1_ConfigRevisionList(ref),
-		v1beta1.ConfigSet{}.OpenAPIModelName():            schema_pkg_apis_config_v1beta1_ConfigSet(ref),
-		v1beta1.ConfigSetList{}.OpenAPIModelName():        schema_pkg_apis_config_v1beta1_ConfigSetList(ref),
-		v1beta1.ConfigSetRollback{}.OpenAPIModelName():    schema_pkg_apis_config_v1beta1_ConfigSetRollback(ref),
-		v1beta1.ConfigSetSpec{}.OpenAPIModelName():        schema_pkg_apis_config_v1beta1_ConfigSetSpec(ref),
-		v1beta1.ConfigSetStatus{}.OpenAPIModelName():      schema_pkg_apis_config_v1beta1_ConfigSetStatus(ref),
-		resource.Quantity{}.OpenAPIModelName():            schema_apimachinery_pkg_api_resource_Quantity(ref),
-		v1.APIGroup{}.OpenAPIModelName():                  schema_pkg_apis_meta_v1_APIGroup(ref),
-		v1.APIGroupList{}.OpenAPIModelName():              schema_pkg_apis_meta_v1_APIGroupList(ref),
-		v1.APIResource{}.OpenAPIModelName():               schema_pkg_apis_meta_v1_APIResource(ref),
-		v1.APIResourceList{}.OpenAPIModelName():           schema_pkg_apis_meta_v1_APIResourceList(ref),
-		v1.APIVersions{}.OpenAPIModelName():               schema_pkg_apis_meta_v1_APIVersions(ref),
-		v1.ApplyOptions{}.OpenAPIModelName():              schema_pkg_apis_meta_v1_ApplyOptions(ref),
-		v1.Condition{}.OpenAPIModelName():                 schema_pkg_apis_meta_v1_Condition(ref),
-		v1.CreateOptions{}.OpenAPIModelName():             schema_pkg_apis_meta_v1_CreateOptions(ref),
-		v1.DeleteOptions{}.OpenAPIModelName():             schema_pkg_apis_meta_v1_DeleteOptions(ref),
-		v1.Duration{}.OpenAPIModelName():                  schema_pkg_apis_meta_v1_Duration(ref),
-		v1.FieldSelectorRequirement{}.OpenAPIModelName():  schema_pkg_apis_meta_v1_FieldSelectorRequirement(ref),
-		v1.FieldsV1{}.OpenAPIModelName():                  schema_pkg_apis_meta_v1_FieldsV1(ref),
-		v1.GetOptions{}.OpenAPIModelName():                schema_pkg_apis_meta_v1_GetOptions(ref),
-		v1.GroupKind{}.OpenAPIModelName():                 schema_pkg_apis_meta_v1_GroupKind(ref),
-		v1.GroupResource{}.OpenAPIModelName():             schema_pkg_apis_meta_v1_GroupResource(ref),
-		v1.GroupVersion{}.OpenAPIModelName():              schema_pkg_apis_meta_v1_GroupVersion(ref),
-		v1.GroupVersionForDiscovery{}.OpenAPIModelName():  schema_pkg_apis_meta_v1_GroupVersionForDiscovery(ref),
-		v1.GroupVersionKind{}.OpenAPIModelName():          schema_pkg_apis_meta_v1_GroupVersionKind(ref),
-		v1.GroupVersionResource{}.OpenAPIModelName():      schema_pkg_apis_meta_v1_GroupVersionResource(ref),
-		v1.InternalEvent{}.OpenAPIModelName():             schema_pkg_apis_meta_v1_InternalEvent(ref),
-		v1.LabelSelector{}.OpenAPIModelName():             schema_pkg_apis_meta_v1_LabelSelector(ref),
-		v1.LabelSelectorRequirement{}.OpenAPIModelName():  schema_pkg_apis_meta_v1_LabelSelectorRequirement(ref),
-		v1.List{}.OpenAPIModelName():                      schema_pkg_apis_meta_v1_List(ref),
-		v1.ListMeta{}.OpenAPIModelName():                  schema_pkg_apis_meta_v1_ListMeta(ref),
-		v1.ListOptions{}.OpenAPIModelName():               schema_pkg_apis_meta_v1_ListOptions(ref),
-		v1.ManagedFieldsEntry{}.OpenAPIModelName():        schema_pkg_apis_meta_v1_ManagedFieldsEntry(ref),
-		v1.MicroTime{}.OpenAPIModelName():                 schema_pkg_apis_meta_v1_MicroTime(ref),
-		v1.ObjectMeta{}.OpenAPIModelName():                schema_pkg_apis_meta_v1_ObjectMeta(ref),
-		v1.OwnerReference{}.OpenAPIModelName():            schema_pkg_apis_meta_v1_OwnerReference(ref),
-		v1.PartialObjectMetadata{}.OpenAPIModelName():     schema_pkg_apis_meta_v1_PartialObjectMetadata(ref),
-		v1.PartialObjectMetadataList{}.OpenAPIModelName(): schema_pkg_apis_meta_v1_PartialObjectMetadataList(ref),
-		v1.Patch{}.OpenAPIModelName():                     schema_pkg_apis_meta_v1_Patch(ref),
-		v1.PatchOptions{}.OpenAPIModelName():              schema_pkg_apis_meta_v1_PatchOptions(ref),
-		v1.Preconditions{}.OpenAPIModelName():             schema_pkg_apis_meta_v1_Preconditions(ref),
-		v1.RootPaths{}.OpenAPIModelName():                 schema_pkg_apis_meta_v1_RootPaths(ref),
-		v1.ServerAddressByClientCIDR{}.OpenAPIModelName(): schema_pkg_apis_meta_v1_ServerAddressByClientCIDR(ref),
-		v1.ShardInfo{}.OpenAPIModelName():                 schema_pkg_apis_meta_v1_ShardInfo(ref),
-		v1.Status{}.OpenAPIModelName():                    schema_pkg_apis_meta_v1_Status(ref),
-		v1.StatusCause{}.OpenAPIModelName():               schema_pkg_apis_meta_v1_StatusCause(ref),
-		v1.StatusDetails{}.OpenAPIModelName():             schema_pkg_apis_meta_v1_StatusDetails(ref),
-		v1.Table{}.OpenAPIModelName():                     schema_pkg_apis_meta_v1_Table(ref),
-		v1.TableColumnDefinition{}.OpenAPIModelName():     schema_pkg_apis_meta_v1_TableColumnDefinition(ref),
-		v1.TableOptions{}.OpenAPIModelName():              schema_pkg_apis_meta_v1_TableOptions(ref),
-		v1.TableRow{}.OpenAPIModelName():                  schema_pkg_apis_meta_v1_TableRow(ref),
-		v1.TableRowCondition{}.OpenAPIModelName():         schema_pkg_apis_meta_v1_TableRowCondition(ref),
-		v1.Time{}.OpenAPIModelName():                      schema_pkg_apis_meta_v1_Time(ref),
-		v1.Timestamp{}.OpenAPIModelName():                 schema_pkg_apis_meta_v1_Timestamp(ref),
-		v1.TypeMeta{}.OpenAPIModelName():                  schema_pkg_apis_meta_v1_TypeMeta(ref),
-		v1.UpdateOptions{}.OpenAPIModelName():             schema_pkg_apis_meta_v1_UpdateOptions(ref),
-		v1.WatchEvent{}.OpenAPIModelName():                schema_pkg_apis_meta_v1_WatchEvent(ref),
-		runtime.RawExtension{}.OpenAPIModelName():         schema_k8sio_apimachinery_pkg_runtime_RawExtension(ref),
-		runtime.TypeMeta{}.OpenAPIModelName():             schema_k8sio_apimachinery_pkg_runtime_TypeMeta(ref),
-		runtime.Unknown{}.OpenAPIModelName():              schema_k8sio_apimachinery_pkg_runtime_Unknown(ref),
-		version.Info{}.OpenAPIModelName():                 schema_k8sio_apimachinery_pkg_version_Info(ref),
+		v1alpha1.ConfigEntry{}.OpenAPIModelName():               schema_pkg_apis_config_v1alpha1_ConfigEntry(ref),
+		v1alpha1.ConfigPolicy{}.OpenAPIModelName():              schema_pkg_apis_config_v1alpha1_ConfigPolicy(ref),
+		v1alpha1.ConfigPolicyList{}.OpenAPIModelName():          schema_pkg_apis_config_v1alpha1_ConfigPolicyList(ref),
+		v1alpha1.ConfigPolicyRule{}.OpenAPIModelName():          schema_pkg_apis_config_v1alpha1_ConfigPolicyRule(ref),
+		v1alpha1.ConfigPolicySpec{}.OpenAPIModelName():          schema_pkg_apis_config_v1alpha1_ConfigPolicySpec(ref),
+		v1alpha1.ConfigPolicyStatus{}.OpenAPIModelName():        schema_pkg_apis_config_v1alpha1_ConfigPolicyStatus(ref),
+		v1alpha1.ConfigRevision{}.OpenAPIModelName():            schema_pkg_apis_config_v1alpha1_ConfigRevision(ref),
+		v1alpha1.ConfigRevisionList{}.OpenAPIModelName():        schema_pkg_apis_config_v1alpha1_ConfigRevisionList(ref),
+		v1alpha1.ConfigSet{}.OpenAPIModelName():                 schema_pkg_apis_config_v1alpha1_ConfigSet(ref),
+		v1alpha1.ConfigSetConsumer{}.OpenAPIModelName():         schema_pkg_apis_config_v1alpha1_ConfigSetConsumer(ref),
+		v1alpha1.ConfigSetList{}.OpenAPIModelName():             schema_pkg_apis_config_v1alpha1_ConfigSetList(ref),
+		v1alpha1.ConfigSetProjection{}.OpenAPIModelName():       schema_pkg_apis_config_v1alpha1_ConfigSetProjection(ref),
+		v1alpha1.ConfigSetProjectionStatus{}.OpenAPIModelName(): schema_pkg_apis_config_v1alpha1_ConfigSetProjectionStatus(ref),
+		v1alpha1.ConfigSetRollback{}.OpenAPIModelName():         schema_pkg_apis_config_v1alpha1_ConfigSetRollback(ref),
+		v1alpha1.ConfigSetSpec{}.OpenAPIModelName():             schema_pkg_apis_config_v1alpha1_ConfigSetSpec(ref),
+		v1alpha1.ConfigSetStatus{}.OpenAPIModelName():           schema_pkg_apis_config_v1alpha1_ConfigSetStatus(ref),
+		v1beta1.ConfigPolicy{}.OpenAPIModelName():               schema_pkg_apis_config_v1beta1_ConfigPolicy(ref),
+		v1beta1.ConfigPolicyList{}.OpenAPIModelName():           schema_pkg_apis_config_v1beta1_ConfigPolicyList(ref),
+		v1beta1.ConfigPolicyRule{}.OpenAPIModelName():           schema_pkg_apis_config_v1beta1_ConfigPolicyRule(ref),
+		v1beta1.ConfigPolicySpec{}.OpenAPIModelName():           schema_pkg_apis_config_v1beta1_ConfigPolicySpec(ref),
+		v1beta1.ConfigPolicyStatus{}.OpenAPIModelName():         schema_pkg_apis_config_v1beta1_ConfigPolicyStatus(ref),
+		v1beta1.ConfigRevision{}.OpenAPIModelName():             schema_pkg_apis_config_v1beta1_ConfigRevision(ref),
+		v1beta1.ConfigRevisionList{}.OpenAPIModelName():         schema_pkg_apis_config_v1beta1_ConfigRevisionList(ref),
+		v1beta1.ConfigSet{}.OpenAPIModelName():                  schema_pkg_apis_config_v1beta1_ConfigSet(ref),
+		v1beta1.ConfigSetConsumer{}.OpenAPIModelName():          schema_pkg_apis_config_v1beta1_ConfigSetConsumer(ref),
+		v1beta1.ConfigSetList{}.OpenAPIModelName():              schema_pkg_apis_config_v1beta1_ConfigSetList(ref),
+		v1beta1.ConfigSetProjection{}.OpenAPIModelName():        schema_pkg_apis_config_v1beta1_ConfigSetProjection(ref),
+		v1beta1.ConfigSetProjectionStatus{}.OpenAPIModelName():  schema_pkg_apis_config_v1beta1_ConfigSetProjectionStatus(ref),
+		v1beta1.ConfigSetRollback{}.OpenAPIModelName():          schema_pkg_apis_config_v1beta1_ConfigSetRollback(ref),
+		v1beta1.ConfigSetSpec{}.OpenAPIModelName():              schema_pkg_apis_config_v1beta1_ConfigSetSpec(ref),
+		v1beta1.ConfigSetStatus{}.OpenAPIModelName():            schema_pkg_apis_config_v1beta1_ConfigSetStatus(ref),
+		resource.Quantity{}.OpenAPIModelName():                  schema_apimachinery_pkg_api_resource_Quantity(ref),
+		v1.APIGroup{}.OpenAPIModelName():                        schema_pkg_apis_meta_v1_APIGroup(ref),
+		v1.APIGroupList{}.OpenAPIModelName():                    schema_pkg_apis_meta_v1_APIGroupList(ref),
+		v1.APIResource{}.OpenAPIModelName():                     schema_pkg_apis_meta_v1_APIResource(ref),
+		v1.APIResourceList{}.OpenAPIModelName():                 schema_pkg_apis_meta_v1_APIResourceList(ref),
+		v1.APIVersions{}.OpenAPIModelName():                     schema_pkg_apis_meta_v1_APIVersions(ref),
+		v1.ApplyOptions{}.OpenAPIModelName():                    schema_pkg_apis_meta_v1_ApplyOptions(ref),
+		v1.Condition{}.OpenAPIModelName():                       schema_pkg_apis_meta_v1_Condition(ref),
+		v1.CreateOptions{}.OpenAPIModelName():                   schema_pkg_apis_meta_v1_CreateOptions(ref),
+		v1.DeleteOptions{}.OpenAPIModelName():                   schema_pkg_apis_meta_v1_DeleteOptions(ref),
+		v1.Duration{}.OpenAPIModelName():                        schema_pkg_apis_meta_v1_Duration(ref),
+		v1.FieldSelectorRequirement{}.OpenAPIModelName():        schema_pkg_apis_meta_v1_FieldSelectorRequirement(ref),
+		v1.FieldsV1{}.OpenAPIModelName():                        schema_pkg_apis_meta_v1_FieldsV1(ref),
+		v1.GetOptions{}.OpenAPIModelName():                      schema_pkg_apis_meta_v1_GetOptions(ref),
+		v1.GroupKind{}.OpenAPIModelName():                       schema_pkg_apis_meta_v1_GroupKind(ref),
+		v1.GroupResource{}.OpenAPIModelName():                   schema_pkg_apis_meta_v1_GroupResource(ref),
+		v1.GroupVersion{}.OpenAPIModelName():                    schema_pkg_apis_meta_v1_GroupVersion(ref),
+		v1.GroupVersionForDiscovery{}.OpenAPIModelName():        schema_pkg_apis_meta_v1_GroupVersionForDiscovery(ref),
+		v1.GroupVersionKind{}.OpenAPIModelName():                schema_pkg_apis_meta_v1_GroupVersionKind(ref),
+		v1.GroupVersionResource{}.OpenAPIModelName():            schema_pkg_apis_meta_v1_GroupVersionResource(ref),
+		v1.InternalEvent{}.OpenAPIModelName():                   schema_pkg_apis_meta_v1_InternalEvent(ref),
+		v1.LabelSelector{}.OpenAPIModelName():                   schema_pkg_apis_meta_v1_LabelSelector(ref),
+		v1.LabelSelectorRequirement{}.OpenAPIModelName():        schema_pkg_apis_meta_v1_LabelSelectorRequirement(ref),
+		v1.List{}.OpenAPIModelName():                            schema_pkg_apis_meta_v1_List(ref),
+		v1.ListMeta{}.OpenAPIModelName():                        schema_pkg_apis_meta_v1_ListMeta(ref),
+		v1.ListOptions{}.OpenAPIModelName():                     schema_pkg_apis_meta_v1_ListOptions(ref),
+		v1.ManagedFieldsEntry{}.OpenAPIModelName():              schema_pkg_apis_meta_v1_ManagedFieldsEntry(ref),
+		v1.MicroTime{}.OpenAPIModelName():                       schema_pkg_apis_meta_v1_MicroTime(ref),
+		v1.ObjectMeta{}.OpenAPIModelName():                      schema_pkg_apis_meta_v1_ObjectMeta(ref),
+		v1.OwnerReference{}.OpenAPIModelName():                  schema_pkg_apis_meta_v1_OwnerReference(ref),
+		v1.PartialObjectMetadata{}.OpenAPIModelName():           schema_pkg_apis_meta_v1_PartialObjectMetadata(ref),
+		v1.PartialObjectMetadataList{}.OpenAPIModelName():       schema_pkg_apis_meta_v1_PartialObjectMetadataList(ref),
+		v1.Patch{}.OpenAPIModelName():                           schema_pkg_apis_meta_v1_Patch(ref),
+		v1.PatchOptions{}.OpenAPIModelName():                    schema_pkg_apis_meta_v1_PatchOptions(ref),
+		v1.Preconditions{}.OpenAPIModelName():                   schema_pkg_apis_meta_v1_Preconditions(ref),
+		v1.RootPaths{}.OpenAPIModelName():                       schema_pkg_apis_meta_v1_RootPaths(ref),
+		v1.ServerAddressByClientCIDR{}.OpenAPIModelName():       schema_pkg_apis_meta_v1_ServerAddressByClientCIDR(ref),
+		v1.ShardInfo{}.OpenAPIModelName():                       schema_pkg_apis_meta_v1_ShardInfo(ref),
+		v1.Status{}.OpenAPIModelName():                          schema_pkg_apis_meta_v1_Status(ref),
+		v1.StatusCause{}.OpenAPIModelName():                     schema_pkg_apis_meta_v1_StatusCause(ref),
+		v1.StatusDetails{}.OpenAPIModelName():                   schema_pkg_apis_meta_v1_StatusDetails(ref),
+		v1.Table{}.OpenAPIModelName():                           schema_pkg_apis_meta_v1_Table(ref),
+		v1.TableColumnDefinition{}.OpenAPIModelName():           schema_pkg_apis_meta_v1_TableColumnDefinition(ref),
+		v1.TableOptions{}.OpenAPIModelName():                    schema_pkg_apis_meta_v1_TableOptions(ref),
+		v1.TableRow{}.OpenAPIModelName():                        schema_pkg_apis_meta_v1_TableRow(ref),
+		v1.TableRowCondition{}.OpenAPIModelName():               schema_pkg_apis_meta_v1_TableRowCondition(ref),
+		v1.Time{}.OpenAPIModelName():                            schema_pkg_apis_meta_v1_Time(ref),
+		v1.Timestamp{}.OpenAPIModelName():                       schema_pkg_apis_meta_v1_Timestamp(ref),
+		v1.TypeMeta{}.OpenAPIModelName():                        schema_pkg_apis_meta_v1_TypeMeta(ref),
+		v1.UpdateOptions{}.OpenAPIModelName():                   schema_pkg_apis_meta_v1_UpdateOptions(ref),
+		v1.WatchEvent{}.OpenAPIModelName():                      schema_pkg_apis_meta_v1_WatchEvent(ref),
+		runtime.RawExtension{}.OpenAPIModelName():               schema_k8sio_apimachinery_pkg_runtime_RawExtension(ref),
+		runtime.TypeMeta{}.OpenAPIModelName():                   schema_k8sio_apimachinery_pkg_runtime_TypeMeta(ref),
+		runtime.Unknown{}.OpenAPIModelName():                    schema_k8sio_apimachinery_pkg_runtime_Unknown(ref),
+		version.Info{}.OpenAPIModelName():                       schema_k8sio_apimachinery_pkg_version_Info(ref),
 	}
 }
 
@@ -639,6 +645,50 @@ func schema_pkg_apis_config_v1alpha1_ConfigSet(ref common.ReferenceCallback) com
 	}
 }
 
+func schema_pkg_apis_config_v1alpha1_ConfigSetConsumer(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "ConfigSetConsumer is one workload that uses a ConfigSet.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "kind is Deployment, StatefulSet or DaemonSet (group apps).",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"name": {
+						SchemaProps: spec.SchemaProps{
+							Description: "name is the workload's name in the ConfigSet's namespace.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"revision": {
+						SchemaProps: spec.SchemaProps{
+							Description: "revision is the ConfigSet revision the workload's pod template refers to.",
+							Type:        []string{"integer"},
+							Format:      "int64",
+						},
+					},
+					"rolledOut": {
+						SchemaProps: spec.SchemaProps{
+							Description: "rolledOut is true once every replica runs that pod template.",
+							Type:        []string{"boolean"},
+							Format:      "",
+						},
+					},
+				},
+				Required: []string{"kind", "name"},
+			},
+		},
+	}
+}
+
 func schema_pkg_apis_config_v1alpha1_ConfigSetList(ref common.ReferenceCallback) common.OpenAPIDefinition {
 	return common.OpenAPIDefinition{
 		Schema: spec.Schema{
@@ -686,6 +736,84 @@ func schema_pkg_apis_config_v1alpha1_ConfigSetList(ref common.ReferenceCallback)
 		},
 		Dependencies: []string{
 			v1alpha1.ConfigSet{}.OpenAPIModelName(), v1.ListMeta{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_config_v1alpha1_ConfigSetProjection(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "ConfigSetProjection says which ConfigMaps and Secrets capstan-controller-manager writes from a ConfigSet's entries. At least one of perRevision and stable is true.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"perRevision": {
+						SchemaProps: spec.SchemaProps{
+							Description: "perRevision projects every kept revision N into an immutable ConfigMap holding data and an immutable Secret (type Opaque) holding secretData, both named NAME-rN, owned by the ConfigSet. Those still referenced by a workload, ReplicaSet, ControllerRevision or Pod outlive the revision.",
+							Type:        []string{"boolean"},
+							Format:      "",
+						},
+					},
+					"stable": {
+						SchemaProps: spec.SchemaProps{
+							Description: "stable projects the current revision into a ConfigMap and a Secret named like the ConfigSet, updated in place, for consumers that reload mounted files.",
+							Type:        []string{"boolean"},
+							Format:      "",
+						},
+					},
+				},
+			},
+		},
+	}
+}
+
+func schema_pkg_apis_config_v1alpha1_ConfigSetProjectionStatus(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "ConfigSetProjectionStatus is what capstan-controller-manager reports about a ConfigSet's projection and its consumers.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"revision": {
+						SchemaProps: spec.SchemaProps{
+							Description: "revision is the revision whose ConfigMaps and Secrets were last written.",
+							Type:        []string{"integer"},
+							Format:      "int64",
+						},
+					},
+					"rolloutRevision": {
+						SchemaProps: spec.SchemaProps{
+							Description: "rolloutRevision is the revision the consuming workloads were last pointed at. A workload rolled back by hand (kubectl rollout undo) is not pointed forward again until the ConfigSet's revision changes.",
+							Type:        []string{"integer"},
+							Format:      "int64",
+						},
+					},
+					"consumers": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-map-keys": []interface{}{
+									"kind",
+									"name",
+								},
+								"x-kubernetes-list-type": "map",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "consumers are the workloads in the namespace that use this ConfigSet.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref(v1alpha1.ConfigSetConsumer{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
+				},
+			},
+		},
+		Dependencies: []string{
+			v1alpha1.ConfigSetConsumer{}.OpenAPIModelName()},
 	}
 }
 
@@ -779,11 +907,17 @@ func schema_pkg_apis_config_v1alpha1_ConfigSetSpec(ref common.ReferenceCallback)
 							Format:      "int32",
 						},
 					},
+					"projection": {
+						SchemaProps: spec.SchemaProps{
+							Description: "projection, when set, asks capstan-controller-manager to project the entries into ConfigMaps and Secrets that Pods can use, and to roll the workloads that opt in (annotation config.capstan.dev/configsets) when the revision changes.",
+							Ref:         ref(v1alpha1.ConfigSetProjection{}.OpenAPIModelName()),
+						},
+					},
 				},
 			},
 		},
 		Dependencies: []string{
-			v1alpha1.ConfigEntry{}.OpenAPIModelName()},
+			v1alpha1.ConfigEntry{}.OpenAPIModelName(), v1alpha1.ConfigSetProjection{}.OpenAPIModelName()},
 	}
 }
 
@@ -831,11 +965,17 @@ func schema_pkg_apis_config_v1alpha1_ConfigSetStatus(ref common.ReferenceCallbac
 							},
 						},
 					},
+					"projection": {
+						SchemaProps: spec.SchemaProps{
+							Description: "projection is what capstan-controller-manager reports about the projection and the workloads that consume it.",
+							Ref:         ref(v1alpha1.ConfigSetProjectionStatus{}.OpenAPIModelName()),
+						},
+					},
 				},
 			},
 		},
 		Dependencies: []string{
-			v1.Condition{}.OpenAPIModelName()},
+			v1alpha1.ConfigSetProjectionStatus{}.OpenAPIModelName(), v1.Condition{}.OpenAPIModelName()},
 	}
 }
 
@@ -1337,6 +1477,50 @@ func schema_pkg_apis_config_v1beta1_ConfigSet(ref common.ReferenceCallback) comm
 	}
 }
 
+func schema_pkg_apis_config_v1beta1_ConfigSetConsumer(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "ConfigSetConsumer is one workload that uses a ConfigSet.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "kind is Deployment, StatefulSet or DaemonSet (group apps).",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"name": {
+						SchemaProps: spec.SchemaProps{
+							Description: "name is the workload's name in the ConfigSet's namespace.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"revision": {
+						SchemaProps: spec.SchemaProps{
+							Description: "revision is the ConfigSet revision the workload's pod template refers to.",
+							Type:        []string{"integer"},
+							Format:      "int64",
+						},
+					},
+					"rolledOut": {
+						SchemaProps: spec.SchemaProps{
+							Description: "rolledOut is true once every replica runs that pod template.",
+							Type:        []string{"boolean"},
+							Format:      "",
+						},
+					},
+				},
+				Required: []string{"kind", "name"},
+			},
+		},
+	}
+}
+
 func schema_pkg_apis_config_v1beta1_ConfigSetList(ref common.ReferenceCallback) common.OpenAPIDefinition {
 	return common.OpenAPIDefinition{
 		Schema: spec.Schema{
@@ -1384,6 +1568,84 @@ func schema_pkg_apis_config_v1beta1_ConfigSetList(ref common.ReferenceCallback) 
 		},
 		Dependencies: []string{
 			v1beta1.ConfigSet{}.OpenAPIModelName(), v1.ListMeta{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_config_v1beta1_ConfigSetProjection(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "ConfigSetProjection says which ConfigMaps and Secrets capstan-controller-manager writes from a ConfigSet's entries. At least one of perRevision and stable is true.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"perRevision": {
+						SchemaProps: spec.SchemaProps{
+							Description: "perRevision projects every kept revision N into an immutable ConfigMap holding data and an immutable Secret (type Opaque) holding secretData, both named NAME-rN, owned by the ConfigSet. Those still referenced by a workload, ReplicaSet, ControllerRevision or Pod outlive the revision.",
+							Type:        []string{"boolean"},
+							Format:      "",
+						},
+					},
+					"stable": {
+						SchemaProps: spec.SchemaProps{
+							Description: "stable projects the current revision into a ConfigMap and a Secret named like the ConfigSet, updated in place, for consumers that reload mounted files.",
+							Type:        []string{"boolean"},
+							Format:      "",
+						},
+					},
+				},
+			},
+		},
+	}
+}
+
+func schema_pkg_apis_config_v1beta1_ConfigSetProjectionStatus(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "ConfigSetProjectionStatus is what capstan-controller-manager reports about a ConfigSet's projection and its consumers.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"revision": {
+						SchemaProps: spec.SchemaProps{
+							Description: "revision is the revision whose ConfigMaps and Secrets were last written.",
+							Type:        []string{"integer"},
+							Format:      "int64",
+						},
+					},
+					"rolloutRevision": {
+						SchemaProps: spec.SchemaProps{
+							Description: "rolloutRevision is the revision the consuming workloads were last pointed at. A workload rolled back by hand (kubectl rollout undo) is not pointed forward again until the ConfigSet's revision changes.",
+							Type:        []string{"integer"},
+							Format:      "int64",
+						},
+					},
+					"consumers": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-map-keys": []interface{}{
+									"kind",
+									"name",
+								},
+								"x-kubernetes-list-type": "map",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "consumers are the workloads in the namespace that use this ConfigSet.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref(v1beta1.ConfigSetConsumer{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
+				},
+			},
+		},
+		Dependencies: []string{
+			v1beta1.ConfigSetConsumer{}.OpenAPIModelName()},
 	}
 }
 
@@ -1484,9 +1746,17 @@ func schema_pkg_apis_config_v1beta1_ConfigSetSpec(ref common.ReferenceCallback) 
 							Format:      "int32",
 						},
 					},
+					"projection": {
+						SchemaProps: spec.SchemaProps{
+							Description: "projection, when set, asks capstan-controller-manager to project the entries into ConfigMaps and Secrets that Pods can use, and to roll the workloads that opt in (annotation config.capstan.dev/configsets) when the revision changes.",
+							Ref:         ref(v1beta1.ConfigSetProjection{}.OpenAPIModelName()),
+						},
+					},
 				},
 			},
 		},
+		Dependencies: []string{
+			v1beta1.ConfigSetProjection{}.OpenAPIModelName()},
 	}
 }
 
@@ -1534,11 +1804,17 @@ func schema_pkg_apis_config_v1beta1_ConfigSetStatus(ref common.ReferenceCallback
 							},
 						},
 					},
+					"projection": {
+						SchemaProps: spec.SchemaProps{
+							Description: "projection is what capstan-controller-manager reports about the projection and the workloads that consume it.",
+							Ref:         ref(v1beta1.ConfigSetProjectionStatus{}.OpenAPIModelName()),
+						},
+					},
 				},
 			},
 		},
 		Dependencies: []string{
-			v1.Condition{}.OpenAPIModelName()},
+			v1beta1.ConfigSetProjectionStatus{}.OpenAPIModelName(), v1.Condition{}.OpenAPIModelName()},
 	}
 }
 

@@ -68,7 +68,12 @@ const (
 	ProcessKubeAPIServer         = "kube-apiserver"
 	ProcessKubeControllerManager = "kube-controller-manager"
 	ProcessCapstan               = "capstan"
+	ProcessControllerManager     = "capstan-controller-manager"
 )
+
+// ControllerManagerUser is capstan-controller-manager's user name: the
+// service account artifacts/controller-manager binds its RBAC to.
+const ControllerManagerUser = "system:serviceaccount:" + CapstanNamespace + ":capstan-controller-manager"
 
 // KubeControllerManagerUser is kube-controller-manager's user name; its
 // controllers act as their own service accounts in kube-system
@@ -97,6 +102,7 @@ type Binaries struct {
 	KubeControllerManager string `json:"kubeControllerManager"`
 	Etcd                  string `json:"etcd"`
 	Capstan               string `json:"capstan"`
+	ControllerManager     string `json:"controllerManager"`
 }
 
 // RepoBinaries returns where hack/build-tools.sh and `make build` put the
@@ -107,6 +113,7 @@ func RepoBinaries(root string) Binaries {
 		KubeControllerManager: filepath.Join(root, "_output", "bin", "kube-controller-manager"),
 		Etcd:                  filepath.Join(root, "_output", "bin", "etcd"),
 		Capstan:               filepath.Join(root, "bin", "capstan-apiserver"),
+		ControllerManager:     filepath.Join(root, "bin", "capstan-controller-manager"),
 	}
 }
 
@@ -116,6 +123,10 @@ func RepoBinaries(root string) Binaries {
 // exercised.
 func RepoOptions(root, workDir string) Options {
 	rbac, _ := filepath.Glob(filepath.Join(root, "artifacts", "rbac", "*.yaml"))
+	if len(rbac) > 0 {
+		rbac = append(rbac, filepath.Join(root, "artifacts", "controller-manager", "serviceaccount.yaml"),
+			filepath.Join(root, "artifacts", "controller-manager", "rbac.yaml"))
+	}
 	userRoles, _ := filepath.Glob(filepath.Join(root, "artifacts", "user-roles", "*.yaml"))
 	return Options{
 		WorkDir:       workDir,
@@ -133,6 +144,7 @@ func (b Binaries) Check() error {
 		{b.KubeControllerManager, "hack/build-tools.sh"},
 		{b.Etcd, "hack/build-tools.sh"},
 		{b.Capstan, "make build"},
+		{b.ControllerManager, "make build"},
 	} {
 		info, err := os.Stat(bin.path)
 		switch {
@@ -160,7 +172,8 @@ type Options struct {
 	// processes are killed when the caller dies.
 	Detach bool
 	// RBACFiles are manifests with Capstan's service account and the RBAC
-	// its identity needs (artifacts/rbac/*.yaml); every object in them is
+	// its identity needs (artifacts/rbac/*.yaml), and the controller
+	// manager's (artifacts/controller-manager); every object in them is
 	// server-side applied before Capstan starts. When empty, Up applies
 	// built-in equivalents.
 	RBACFiles []string
@@ -221,6 +234,17 @@ type Cluster struct {
 	// aggregate into view, edit and admin came from: files, or "built-in".
 	RBAC      string `json:"rbac"`
 	UserRoles string `json:"userRoles"`
+
+	// ControllerManagerKubeconfig authenticates to kube-apiserver as
+	// ControllerManagerUser, with the client certificate below.
+	ControllerManagerKubeconfig string `json:"controllerManagerKubeconfig"`
+	ControllerManagerClientCert string `json:"controllerManagerClientCert"`
+	ControllerManagerClientKey  string `json:"controllerManagerClientKey"`
+	// ControllerManagerBinary runs the controller manager's replicas.
+	ControllerManagerBinary string `json:"controllerManagerBinary"`
+	// ControllerManagerServingCert and Key serve its /healthz and /metrics.
+	ControllerManagerServingCert string `json:"controllerManagerServingCert"`
+	ControllerManagerServingKey  string `json:"controllerManagerServingKey"`
 
 	// Detach is Options.Detach, kept for StartCapstan.
 	Detach bool `json:"detach"`
@@ -302,6 +326,13 @@ func (c *Cluster) up(ctx context.Context, opts Options) error {
 	if err := writeKubeconfig(kcmKubeconfig, c.KubeAPIServerURL, c.ClusterCAFile, p.kcmClientCert, p.kcmClientKey); err != nil {
 		return err
 	}
+	c.ControllerManagerKubeconfig = filepath.Join(c.WorkDir, "kubeconfigs", "capstan-controller-manager.kubeconfig")
+	if err := writeKubeconfig(c.ControllerManagerKubeconfig, c.KubeAPIServerURL, c.ClusterCAFile,
+		c.ControllerManagerClientCert, c.ControllerManagerClientKey); err != nil {
+		return err
+	}
+	c.ControllerManagerBinary = opts.Binaries.ControllerManager
+	c.ControllerManagerServingCert, c.ControllerManagerServingKey = p.ccmServingCert, p.ccmServingKey
 	progress("certificates and kubeconfigs written to %s", c.WorkDir)
 
 	// Both etcds start together; neither depends on the other.
@@ -475,8 +506,49 @@ func (c *Cluster) up(ctx context.Context, opts Options) error {
 		return err
 	}
 	progress("kube-controller-manager ready: https://%s", hostPort(kcmPort))
+
+	if _, err := c.StartControllerManager(ctx, ProcessControllerManager); err != nil {
+		return err
+	}
+	progress("capstan-controller-manager ready")
 	return nil
 }
+
+// StartControllerManager starts a replica of capstan-controller-manager under
+// the given process name, with its leader election on the default Lease and
+// short lease timings so that a handover takes seconds, and waits for its /healthz.
+func (c *Cluster) StartControllerManager(ctx context.Context, name string) (*Process, error) {
+	ports, err := freePorts(1)
+	if err != nil {
+		return nil, err
+	}
+	p, err := c.start(name, []string{c.ControllerManagerBinary,
+		"--kubeconfig=" + c.ControllerManagerKubeconfig,
+		"--authentication-kubeconfig=" + c.ControllerManagerKubeconfig,
+		"--authorization-kubeconfig=" + c.ControllerManagerKubeconfig,
+		"--bind-address=127.0.0.1",
+		"--secure-port=" + strconv.Itoa(ports[0]),
+		"--tls-cert-file=" + c.ControllerManagerServingCert,
+		"--tls-private-key-file=" + c.ControllerManagerServingKey,
+		"--leader-elect=true",
+		"--leader-elect-lease-duration=" + ControllerManagerLeaseDuration.String(),
+		"--leader-elect-renew-deadline=3s",
+		"--leader-elect-retry-period=1s",
+		"--v=2",
+	})
+	if err != nil {
+		return nil, err
+	}
+	clusterCAOnly, err := tlsConfig(c.ClusterCAFile, "", "")
+	if err != nil {
+		return nil, err
+	}
+	return p, p.waitReady(ctx, httpOK("https://"+hostPort(ports[0])+"/healthz", clusterCAOnly))
+}
+
+// ControllerManagerLeaseDuration is the lease of the controller manager's
+// replicas in the local control plane: a killed leader is replaced within it.
+const ControllerManagerLeaseDuration = 5 * time.Second
 
 // AdminRESTConfig returns a client configuration for kube-apiserver as the admin.
 func (c *Cluster) AdminRESTConfig() (*rest.Config, error) {

@@ -30,6 +30,7 @@ type pkiFiles struct {
 	etcdServingCert, etcdServingKey         string
 	kcmServingCert, kcmServingKey           string
 	kcmClientCert, kcmClientKey             string
+	ccmServingCert, ccmServingKey           string
 	serviceAccountKey, serviceAccountPublic string
 }
 
@@ -97,6 +98,12 @@ func (c *Cluster) writePKI() (*pkiFiles, error) {
 			&p.kcmServingCert, &p.kcmServingKey, "kube-controller-manager serving"},
 		{clusterCA, "kube-controller-manager-client", leaf{commonName: KubeControllerManagerUser, clientAuth: true},
 			&p.kcmClientCert, &p.kcmClientKey, "kube-controller-manager's client"},
+		{clusterCA, "capstan-controller-manager", leaf{commonName: "capstan-controller-manager",
+			dnsNames: []string{"localhost"}, ips: loopback, serverAuth: true},
+			&p.ccmServingCert, &p.ccmServingKey, "capstan-controller-manager serving"},
+		{clusterCA, "capstan-controller-manager-client", leaf{commonName: ControllerManagerUser,
+			organizations: []string{"system:serviceaccounts", "system:serviceaccounts:" + CapstanNamespace}, clientAuth: true},
+			&c.ControllerManagerClientCert, &c.ControllerManagerClientKey, "capstan-controller-manager's client"},
 		{frontProxyCA, "front-proxy-client", leaf{commonName: FrontProxyClientName, clientAuth: true},
 			&c.FrontProxyClientCertFile, &c.FrontProxyClientKeyFile, "front proxy client"},
 		{capstanCA, "capstan-serving", capstanServingLeaf(),

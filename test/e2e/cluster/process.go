@@ -118,6 +118,21 @@ func (p *Process) stop(grace time.Duration) error {
 	return nil
 }
 
+// Kill sends SIGKILL, as a crash would, and waits for the process to exit.
+// It signals the recorded PID only while it still is this process.
+func (p *Process) Kill() error {
+	if !p.Running() {
+		return nil
+	}
+	if err := syscall.Kill(p.PID, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("killing %s (pid %d): %w", p.Name, p.PID, err)
+	}
+	if !p.waitExit(10 * time.Second) {
+		return fmt.Errorf("%s (pid %d) still runs after SIGKILL", p.Name, p.PID)
+	}
+	return nil
+}
+
 // waitExit reports whether the process exited within timeout.
 func (p *Process) waitExit(timeout time.Duration) bool {
 	if p.done != nil {

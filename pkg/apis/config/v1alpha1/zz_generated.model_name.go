@@ -67,8 +67,23 @@ func (in ConfigSet) OpenAPIModelName() string {
 }
 
 // OpenAPIModelName returns the OpenAPI model name for this type.
+func (in ConfigSetConsumer) OpenAPIModelName() string {
+	return "dev.capstan.capstan.pkg.apis.config.v1alpha1.ConfigSetConsumer"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
 func (in ConfigSetList) OpenAPIModelName() string {
 	return "dev.capstan.capstan.pkg.apis.config.v1alpha1.ConfigSetList"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in ConfigSetProjection) OpenAPIModelName() string {
+	return "dev.capstan.capstan.pkg.apis.config.v1alpha1.ConfigSetProjection"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in ConfigSetProjectionStatus) OpenAPIModelName() string {
+	return "dev.capstan.capstan.pkg.apis.config.v1alpha1.ConfigSetProjectionStatus"
 }
 
 // OpenAPIModelName returns the OpenAPI model name for this type.

@@ -46,6 +46,12 @@ type ConfigSetSpec struct {
 	// +optional
 	// +default=10
 	RevisionHistoryLimit *int32 `json:"revisionHistoryLimit,omitempty"`
+	// projection, when set, asks capstan-controller-manager to project the
+	// entries into ConfigMaps and Secrets that Pods can use, and to roll the
+	// workloads that opt in (annotation config.capstan.dev/configsets) when the
+	// revision changes.
+	// +optional
+	Projection *ConfigSetProjection `json:"projection,omitempty"`
 }
 
 // ConfigSetStatus is what the server and consumers report about a ConfigSet.
@@ -64,6 +70,58 @@ type ConfigSetStatus struct {
 	// +patchStrategy=merge
 	// +patchMergeKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty" patchStrategy:"merge" patchMergeKey:"type"`
+	// projection is what capstan-controller-manager reports about the
+	// projection and the workloads that consume it.
+	// +optional
+	Projection *ConfigSetProjectionStatus `json:"projection,omitempty"`
+}
+
+// ConfigSetProjection says which ConfigMaps and Secrets capstan-controller-manager
+// writes from a ConfigSet's entries. At least one of perRevision and stable is true.
+type ConfigSetProjection struct {
+	// perRevision projects every kept revision N into an immutable ConfigMap
+	// holding data and an immutable Secret (type Opaque) holding secretData,
+	// both named NAME-rN, owned by the ConfigSet. Those still referenced by a
+	// workload, ReplicaSet, ControllerRevision or Pod outlive the revision.
+	// +optional
+	PerRevision bool `json:"perRevision,omitempty"`
+	// stable projects the current revision into a ConfigMap and a Secret named
+	// like the ConfigSet, updated in place, for consumers that reload mounted files.
+	// +optional
+	Stable bool `json:"stable,omitempty"`
+}
+
+// ConfigSetProjectionStatus is what capstan-controller-manager reports about a
+// ConfigSet's projection and its consumers.
+type ConfigSetProjectionStatus struct {
+	// revision is the revision whose ConfigMaps and Secrets were last written.
+	// +optional
+	Revision int64 `json:"revision,omitempty"`
+	// rolloutRevision is the revision the consuming workloads were last pointed
+	// at. A workload rolled back by hand (kubectl rollout undo) is not pointed
+	// forward again until the ConfigSet's revision changes.
+	// +optional
+	RolloutRevision int64 `json:"rolloutRevision,omitempty"`
+	// consumers are the workloads in the namespace that use this ConfigSet.
+	// +optional
+	// +listType=map
+	// +listMapKey=kind
+	// +listMapKey=name
+	Consumers []ConfigSetConsumer `json:"consumers,omitempty"`
+}
+
+// ConfigSetConsumer is one workload that uses a ConfigSet.
+type ConfigSetConsumer struct {
+	// kind is Deployment, StatefulSet or DaemonSet (group apps).
+	Kind string `json:"kind"`
+	// name is the workload's name in the ConfigSet's namespace.
+	Name string `json:"name"`
+	// revision is the ConfigSet revision the workload's pod template refers to.
+	// +optional
+	Revision int64 `json:"revision,omitempty"`
+	// rolledOut is true once every replica runs that pod template.
+	// +optional
+	RolledOut bool `json:"rolledOut,omitempty"`
 }
 
 // +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object

@@ -105,7 +105,27 @@ func jsonStringSize(s string) int64 {
 func ValidateConfigSet(cs *config.ConfigSet) field.ErrorList {
 	allErrs := apimachineryvalidation.ValidateObjectMeta(&cs.ObjectMeta, true, apimachineryvalidation.NameIsDNSSubdomain, field.NewPath("metadata"))
 	allErrs = append(allErrs, validateConfigSetSpec(&cs.Spec, field.NewPath("spec"))...)
+	allErrs = append(allErrs, validateProjection(cs.Name, cs.Spec.Projection, field.NewPath("spec", "projection"))...)
 	allErrs = append(allErrs, validateConfigSetStatus(&cs.Status, field.NewPath("status"))...)
+	return allErrs
+}
+
+// MaxProjectedConfigSetNameLength bounds the name of a ConfigSet projected per
+// revision, so that NAME-rN is a valid object name for any revision N.
+const MaxProjectedConfigSetNameLength = validation.DNS1123SubdomainMaxLength - len("-r9223372036854775807")
+
+func validateProjection(name string, p *config.ConfigSetProjection, fldPath *field.Path) field.ErrorList {
+	if p == nil {
+		return nil
+	}
+	var allErrs field.ErrorList
+	if !p.PerRevision && !p.Stable {
+		allErrs = append(allErrs, field.Required(fldPath, "must set perRevision, stable or both to true; remove projection to project nothing"))
+	}
+	if p.PerRevision && len(name) > MaxProjectedConfigSetNameLength {
+		allErrs = append(allErrs, field.Invalid(fldPath.Child("perRevision"), p.PerRevision,
+			fmt.Sprintf("the ConfigSet's name may not be longer than %d characters, so that NAME-rN is a valid ConfigMap and Secret name", MaxProjectedConfigSetNameLength)))
+	}
 	return allErrs
 }
 
@@ -135,8 +155,32 @@ func validateConfigSetStatus(status *config.ConfigSetStatus, fldPath *field.Path
 	allErrs := apimachineryvalidation.ValidateNonnegativeField(status.CurrentRevision, fldPath.Child("currentRevision"))
 	allErrs = append(allErrs, apimachineryvalidation.ValidateNonnegativeField(status.ObservedGeneration, fldPath.Child("observedGeneration"))...)
 	allErrs = append(allErrs, metav1validation.ValidateConditions(status.Conditions, fldPath.Child("conditions"))...)
+	if p := status.Projection; p != nil {
+		pPath := fldPath.Child("projection")
+		allErrs = append(allErrs, apimachineryvalidation.ValidateNonnegativeField(p.Revision, pPath.Child("revision"))...)
+		allErrs = append(allErrs, apimachineryvalidation.ValidateNonnegativeField(p.RolloutRevision, pPath.Child("rolloutRevision"))...)
+		seen := map[[2]string]bool{}
+		for i, c := range p.Consumers {
+			cPath := pPath.Child("consumers").Index(i)
+			if !consumerKinds.Has(c.Kind) {
+				allErrs = append(allErrs, field.NotSupported(cPath.Child("kind"), c.Kind, sets.List(consumerKinds)))
+			}
+			for _, msg := range validation.IsDNS1123Subdomain(c.Name) {
+				allErrs = append(allErrs, field.Invalid(cPath.Child("name"), c.Name, msg))
+			}
+			allErrs = append(allErrs, apimachineryvalidation.ValidateNonnegativeField(c.Revision, cPath.Child("revision"))...)
+			key := [2]string{c.Kind, c.Name}
+			if seen[key] {
+				allErrs = append(allErrs, field.Duplicate(cPath, c.Kind+"/"+c.Name))
+			}
+			seen[key] = true
+		}
+	}
 	return allErrs
 }
+
+// consumerKinds are the workload kinds (group apps) that may consume a ConfigSet.
+var consumerKinds = sets.New("Deployment", "StatefulSet", "DaemonSet")
 
 // validateEntries checks every key of data and secretData, and that no key is
 // in both: the v1alpha1 shape lists them together, where a key must be unique.

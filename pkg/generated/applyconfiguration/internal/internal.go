@@ -161,6 +161,50 @@ var schemaYAML = typed.YAMLObject(`types:
       type:
         namedType: dev.capstan.capstan.pkg.apis.config.v1alpha1.ConfigSetStatus
       default: {}
+- name: dev.capstan.capstan.pkg.apis.config.v1alpha1.ConfigSetConsumer
+  map:
+    fields:
+    - name: kind
+      type:
+        scalar: string
+      default: ""
+    - name: name
+      type:
+        scalar: string
+      default: ""
+    - name: revision
+      type:
+        scalar: numeric
+    - name: rolledOut
+      type:
+        scalar: boolean
+- name: dev.capstan.capstan.pkg.apis.config.v1alpha1.ConfigSetProjection
+  map:
+    fields:
+    - name: perRevision
+      type:
+        scalar: boolean
+    - name: stable
+      type:
+        scalar: boolean
+- name: dev.capstan.capstan.pkg.apis.config.v1alpha1.ConfigSetProjectionStatus
+  map:
+    fields:
+    - name: consumers
+      type:
+        list:
+          elementType:
+            namedType: dev.capstan.capstan.pkg.apis.config.v1alpha1.ConfigSetConsumer
+          elementRelationship: associative
+          keys:
+          - kind
+          - name
+    - name: revision
+      type:
+        scalar: numeric
+    - name: rolloutRevision
+      type:
+        scalar: numeric
 - name: dev.capstan.capstan.pkg.apis.config.v1alpha1.ConfigSetSpec
   map:
     fields:
@@ -175,6 +219,9 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: immutable
       type:
         scalar: boolean
+    - name: projection
+      type:
+        namedType: dev.capstan.capstan.pkg.apis.config.v1alpha1.ConfigSetProjection
     - name: revisionHistoryLimit
       type:
         scalar: numeric
@@ -196,6 +243,9 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: observedGeneration
       type:
         scalar: numeric
+    - name: projection
+      type:
+        namedType: dev.capstan.capstan.pkg.apis.config.v1alpha1.ConfigSetProjectionStatus
 - name: dev.capstan.capstan.pkg.apis.config.v1beta1.ConfigPolicy
   map:
     fields:
@@ -305,6 +355,50 @@ var schemaYAML = typed.YAMLObject(`types:
       type:
         namedType: dev.capstan.capstan.pkg.apis.config.v1beta1.ConfigSetStatus
       default: {}
+- name: dev.capstan.capstan.pkg.apis.config.v1beta1.ConfigSetConsumer
+  map:
+    fields:
+    - name: kind
+      type:
+        scalar: string
+      default: ""
+    - name: name
+      type:
+        scalar: string
+      default: ""
+    - name: revision
+      type:
+        scalar: numeric
+    - name: rolledOut
+      type:
+        scalar: boolean
+- name: dev.capstan.capstan.pkg.apis.config.v1beta1.ConfigSetProjection
+  map:
+    fields:
+    - name: perRevision
+      type:
+        scalar: boolean
+    - name: stable
+      type:
+        scalar: boolean
+- name: dev.capstan.capstan.pkg.apis.config.v1beta1.ConfigSetProjectionStatus
+  map:
+    fields:
+    - name: consumers
+      type:
+        list:
+          elementType:
+            namedType: dev.capstan.capstan.pkg.apis.config.v1beta1.ConfigSetConsumer
+          elementRelationship: associative
+          keys:
+          - kind
+          - name
+    - name: revision
+      type:
+        scalar: numeric
+    - name: rolloutRevision
+      type:
+        scalar: numeric
 - name: dev.capstan.capstan.pkg.apis.config.v1beta1.ConfigSetSpec
   map:
     fields:
@@ -316,6 +410,9 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: immutable
       type:
         scalar: boolean
+    - name: projection
+      type:
+        namedType: dev.capstan.capstan.pkg.apis.config.v1beta1.ConfigSetProjection
     - name: revisionHistoryLimit
       type:
         scalar: numeric
@@ -342,6 +439,9 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: observedGeneration
       type:
         scalar: numeric
+    - name: projection
+      type:
+        namedType: dev.capstan.capstan.pkg.apis.config.v1beta1.ConfigSetProjectionStatus
 - name: io.k8s.apimachinery.pkg.apis.meta.v1.Condition
   map:
     fields:

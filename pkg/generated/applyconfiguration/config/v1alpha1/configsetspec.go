@@ -35,6 +35,11 @@ type ConfigSetSpecApplyConfiguration struct {
 	// are pruned whatever this limit says, and the write that caused it gets a
 	// warning. The current revision is always kept.
 	RevisionHistoryLimit *int32 `json:"revisionHistoryLimit,omitempty"`
+	// projection, when set, asks capstan-controller-manager to project the
+	// entries into ConfigMaps and Secrets that Pods can use, and to roll the
+	// workloads that opt in (annotation config.capstan.dev/configsets) when the
+	// revision changes.
+	Projection *ConfigSetProjectionApplyConfiguration `json:"projection,omitempty"`
 }
 
 // ConfigSetSpecApplyConfiguration constructs a declarative configuration of the ConfigSetSpec type for use with
@@ -69,5 +74,13 @@ func (b *ConfigSetSpecApplyConfiguration) WithImmutable(value bool) *ConfigSetSp
 // If called multiple times, the RevisionHistoryLimit field is set to the value of the last call.
 func (b *ConfigSetSpecApplyConfiguration) WithRevisionHistoryLimit(value int32) *ConfigSetSpecApplyConfiguration {
 	b.RevisionHistoryLimit = &value
+	return b
+}
+
+// WithProjection sets the Projection field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Projection field is set to the value of the last call.
+func (b *ConfigSetSpecApplyConfiguration) WithProjection(value *ConfigSetProjectionApplyConfiguration) *ConfigSetSpecApplyConfiguration {
+	b.Projection = value
 	return b
 }

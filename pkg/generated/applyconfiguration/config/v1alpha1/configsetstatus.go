@@ -34,6 +34,9 @@ type ConfigSetStatusApplyConfiguration struct {
 	// conditions are reported by consumers and controllers, for example that they
 	// applied a revision.
 	Conditions []v1.ConditionApplyConfiguration `json:"conditions,omitempty"`
+	// projection is what capstan-controller-manager reports about the
+	// projection and the workloads that consume it.
+	Projection *ConfigSetProjectionStatusApplyConfiguration `json:"projection,omitempty"`
 }
 
 // ConfigSetStatusApplyConfiguration constructs a declarative configuration of the ConfigSetStatus type for use with
@@ -68,5 +71,13 @@ func (b *ConfigSetStatusApplyConfiguration) WithConditions(values ...*v1.Conditi
 		}
 		b.Conditions = append(b.Conditions, *values[i])
 	}
+	return b
+}
+
+// WithProjection sets the Projection field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Projection field is set to the value of the last call.
+func (b *ConfigSetStatusApplyConfiguration) WithProjection(value *ConfigSetProjectionStatusApplyConfiguration) *ConfigSetStatusApplyConfiguration {
+	b.Projection = value
 	return b
 }

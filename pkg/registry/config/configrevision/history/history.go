@@ -7,19 +7,15 @@ package history
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
-	"strconv"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apiserver/pkg/authentication/user"
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 	genericregistry "k8s.io/apiserver/pkg/registry/generic/registry"
@@ -177,50 +173,13 @@ type Change struct {
 	RollbackOf int64
 }
 
-// Name returns the name of revision rev of the ConfigSet named configSet.
-// It is deterministic so that writers in several replicas, and the reconciler,
-// agree on it and a second write of the same revision is an AlreadyExists.
-func Name(configSet string, rev int64) string {
-	suffix := "-" + strconv.FormatInt(rev, 10)
-	if len(configSet)+len(suffix) <= validation.DNS1123SubdomainMaxLength {
-		return configSet + suffix
-	}
-	// Keep the name unique for long ConfigSet names: truncate and add a hash of the full name.
-	sum := sha256.Sum256([]byte(configSet))
-	hash := "-" + hex.EncodeToString(sum[:])[:10]
-	keep := validation.DNS1123SubdomainMaxLength - len(suffix) - len(hash)
-	return configSet[:keep] + hash + suffix
-}
-
-// LabelValue returns the value of the config.capstan.dev/configset label for a
-// ConfigSet name: the name itself when it is a valid label value, otherwise a
-// truncated name with a hash, since label values are limited to 63 characters.
-func LabelValue(configSet string) string {
-	if len(validation.IsValidLabelValue(configSet)) == 0 {
-		return configSet
-	}
-	sum := sha256.Sum256([]byte(configSet))
-	hash := hex.EncodeToString(sum[:])[:10]
-	keep := validation.LabelValueMaxLength - len(hash) - 1
-	prefix := configSet[:keep]
-	// A label value must end with an alphanumeric character.
-	for len(prefix) > 0 && !isAlphanumeric(prefix[len(prefix)-1]) {
-		prefix = prefix[:len(prefix)-1]
-	}
-	return prefix + "-" + hash
-}
-
-func isAlphanumeric(b byte) bool {
-	return (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') || (b >= '0' && b <= '9')
-}
-
 // Snapshot returns the revision that records cs as it is now.
 func Snapshot(cs *config.ConfigSet, change Change) *config.ConfigRevision {
 	return &config.ConfigRevision{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:      Name(cs.Name, cs.Status.CurrentRevision),
+			Name:      config.RevisionName(cs.Name, cs.Status.CurrentRevision),
 			Namespace: cs.Namespace,
-			Labels:    map[string]string{config.ConfigSetLabel: LabelValue(cs.Name)},
+			Labels:    map[string]string{config.ConfigSetLabel: config.ConfigSetLabelValue(cs.Name)},
 			OwnerReferences: []metav1.OwnerReference{{
 				APIVersion:         "config.capstan.dev/v1beta1",
 				Kind:               "ConfigSet",
@@ -465,7 +424,7 @@ func OwnedBy(rev *config.ConfigRevision, uid types.UID) bool {
 // Revision returns revision number rev of cs from etcd, or NotFound when it is not kept.
 func (h *History) Revision(ctx context.Context, cs *config.ConfigSet, rev int64) (*config.ConfigRevision, error) {
 	ctx = genericapirequest.WithNamespace(ctx, cs.Namespace)
-	obj, err := h.store.Get(ctx, Name(cs.Name, rev), &metav1.GetOptions{})
+	obj, err := h.store.Get(ctx, config.RevisionName(cs.Name, rev), &metav1.GetOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return nil, err
 	}
@@ -489,7 +448,7 @@ func (h *History) Revision(ctx context.Context, cs *config.ConfigSet, rev int64)
 // find looks revision rev of cs up in the index, under any name, and reads it.
 func (h *History) find(ctx context.Context, cs *config.ConfigSet, rev int64) (*config.ConfigRevision, error) {
 	for _, s := range h.index.forConfigSet(cs.Namespace, cs.Name) {
-		if s.Revision != rev || s.OwnerUID != cs.UID || s.Name == Name(cs.Name, rev) {
+		if s.Revision != rev || s.OwnerUID != cs.UID || s.Name == config.RevisionName(cs.Name, rev) {
 			continue
 		}
 		obj, err := h.store.Get(genericapirequest.WithNamespace(ctx, cs.Namespace), s.Name, &metav1.GetOptions{})
@@ -526,7 +485,7 @@ func (h *History) Deleted(ctx context.Context, cs *config.ConfigSet) {
 	var failed error
 	walked := map[string]bool{}
 	for rev := cs.Status.CurrentRevision; rev >= 1 && rev > cs.Status.CurrentRevision-int64(config.MaxRevisionHistoryLimit); rev-- {
-		name := Name(cs.Name, rev)
+		name := config.RevisionName(cs.Name, rev)
 		_, _, err := h.store.Delete(ctx, name, owned, &metav1.DeleteOptions{})
 		if apierrors.IsNotFound(err) || errors.Is(err, errNotOwned) {
 			break

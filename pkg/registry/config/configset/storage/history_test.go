@@ -165,7 +165,7 @@ func TestNextChangeHandsAnUnrecordedRevisionToTheRepairer(t *testing.T) {
 	}
 	cs := obj.(*config.ConfigSet)
 	// Revision 1 lost, as if the create's request had ended before writing it.
-	if _, _, err := revisions.Delete(ctx, history.Name("foo", 1), rest.ValidateAllObjectFunc, &metav1.DeleteOptions{}); err != nil {
+	if _, _, err := revisions.Delete(ctx, config.RevisionName("foo", 1), rest.ValidateAllObjectFunc, &metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the index to drop revision 1", func() bool { return !hist.Indexed(history.SubjectOf(cs)) })
@@ -178,7 +178,7 @@ func TestNextChangeHandsAnUnrecordedRevisionToTheRepairer(t *testing.T) {
 	if len(held) != 1 || held[0].Status.CurrentRevision != 1 || held[0].Spec.Data["LOG_LEVEL"] != "info" || held[0].UID != cs.UID {
 		t.Fatalf("handed to the repairer: %+v, want the ConfigSet at revision 1 with LOG_LEVEL=info", held)
 	}
-	rev2, err := revisions.Get(ctx, history.Name("foo", 2), &metav1.GetOptions{})
+	rev2, err := revisions.Get(ctx, config.RevisionName("foo", 2), &metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +189,7 @@ func TestNextChangeHandsAnUnrecordedRevisionToTheRepairer(t *testing.T) {
 	if err := hist.Restore(ctx, held[0]); err != nil {
 		t.Fatal(err)
 	}
-	restored, err := revisions.Get(ctx, history.Name("foo", 1), &metav1.GetOptions{})
+	restored, err := revisions.Get(ctx, config.RevisionName("foo", 1), &metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,7 +290,7 @@ func TestRevisionIsWrittenWhenTheRequestEnds(t *testing.T) {
 	if ctx.Err() == nil {
 		t.Fatal("the request's context did not end after the ConfigSet was stored")
 	}
-	rev, err := revisions.Get(base, history.Name("foo", 1), &metav1.GetOptions{})
+	rev, err := revisions.Get(base, config.RevisionName("foo", 1), &metav1.GetOptions{})
 	if err != nil {
 		t.Fatalf("revision 1 was not written after the request ended: %v", err)
 	}
