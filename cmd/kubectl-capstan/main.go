@@ -1,6 +1,8 @@
 // Command kubectl-capstan is the kubectl plugin for Capstan: with it on PATH,
 // `kubectl capstan history|diff|rollback` show, compare and roll back the
-// revisions of ConfigSets.
+// revisions of ConfigSets, `kubectl capstan export` prints a revision's
+// entries for consumers outside Kubernetes, and `kubectl capstan rollout
+// status` shows which revision each consuming workload runs.
 package main
 
 import (

@@ -1,6 +1,7 @@
 // Package app implements kubectl-capstan, the kubectl plugin that shows the
-// history of Capstan ConfigSets, compares their revisions and rolls them back:
-// `kubectl capstan history|diff|rollback`.
+// history of Capstan ConfigSets, compares their revisions, rolls them back,
+// exports their entries and follows their rollout to the workloads that
+// consume them: `kubectl capstan history|diff|rollback|export|rollout status`.
 package app
 
 import (
@@ -41,11 +42,15 @@ func NewCommand(streams genericiooptions.IOStreams) *cobra.Command {
 func newCommand(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "kubectl-capstan",
-		Short: "Show, compare and roll back the revisions of Capstan ConfigSets",
-		Long: `Show, compare and roll back the revisions of Capstan ConfigSets.
+		Short: "Show, compare, roll back and export the revisions of Capstan ConfigSets, and follow their rollout",
+		Long: `Show, compare, roll back and export the revisions of Capstan ConfigSets, and follow
+their rollout to the workloads that consume them.
 
 Every change of a ConfigSet's entries makes a ConfigRevision on the server; these
-commands read those revisions and call the ConfigSet's rollback subresource.`,
+commands read those revisions and call the ConfigSet's rollback subresource. export
+prints the entries of a revision for CI jobs and machines outside the cluster, and
+rollout status reports which revision the consuming workloads run, as
+capstan-controller-manager records it in the ConfigSet's status.`,
 		Annotations: map[string]string{
 			cobra.CommandDisplayNameAnnotation: "kubectl capstan",
 		},
@@ -60,7 +65,7 @@ commands read those revisions and call the ConfigSet's rollback subresource.`,
 	cmd.SetIn(e.streams.In)
 	cmd.SetOut(e.streams.Out)
 	cmd.SetErr(e.streams.ErrOut)
-	cmd.AddCommand(newHistoryCommand(e), newDiffCommand(e), newRollbackCommand(e))
+	cmd.AddCommand(newHistoryCommand(e), newDiffCommand(e), newRollbackCommand(e), newExportCommand(e), newRolloutCommand(e))
 	return cmd
 }
 
