@@ -27,18 +27,26 @@ type sizes struct {
 	BigObjects     int   `json:"bigObjects"`
 	EncObjects     int   `json:"encryptionObjects"`
 	ProfileSeconds int   `json:"profileSeconds"`
+	// The propagation workload: ConfigSets, Deployments consuming each, and
+	// changes at a steady rate.
+	PropagationConfigSets  int `json:"propagationConfigSets"`
+	PropagationDeployments int `json:"propagationDeploymentsPerConfigSet"`
+	PropagationRate        int `json:"propagationChangesPerSecond"`
+	PropagationChanges     int `json:"propagationChanges"`
 }
 
 var fullSizes = sizes{
 	Objects: 10000, Namespaces: 10, CreateConc: []int{1, 8, 32}, MutateOps: 2000, MutateConc: 8,
 	ListRepeats: 10, Watchers: 100, WatchRate: 100, WatchSeconds: 10, Informers: 10,
 	BigObjects: 2000, EncObjects: 2000, ProfileSeconds: 5,
+	PropagationConfigSets: 100, PropagationDeployments: 10, PropagationRate: 10, PropagationChanges: 300,
 }
 
 var quickSizes = sizes{
 	Objects: 300, Namespaces: 10, CreateConc: []int{8}, MutateOps: 300, MutateConc: 8,
 	ListRepeats: 3, Watchers: 10, WatchRate: 50, WatchSeconds: 2, Informers: 3,
 	BigObjects: 100, EncObjects: 150, ProfileSeconds: 2,
+	PropagationConfigSets: 5, PropagationDeployments: 4, PropagationRate: 5, PropagationChanges: 20,
 }
 
 // Measurement is one workload on one system.

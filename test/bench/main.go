@@ -30,7 +30,7 @@ func main() {
 	quick := flag.Bool("quick", false, "a small run (300 objects, concurrency 8, 10 watchers) for a smoke test")
 	out := flag.String("out", "bench/results/latest.json", "JSON results file; the profiles' `go tool pprof -top` summaries (*.top.txt) go to a pprof folder beside it")
 	md := flag.String("md", "docs/benchmarks.md", "markdown file whose generated section is replaced (empty: none)")
-	systemsFlag := flag.String("systems", "E,O,enc,hist,O-agg,C", "systems to run: E, O, enc (O with each encryption provider), hist (O with and without revisions), O-agg, C")
+	systemsFlag := flag.String("systems", "E,O,enc,hist,O-agg,C,wl", "systems to run: E, O, enc (O with each encryption provider), hist (O with and without revisions), O-agg, C, wl (ConfigSet changes propagated to Deployments by capstan-controller-manager)")
 	workDir := flag.String("work-dir", "", "folder for etcd data, certificates and logs (default: a new temporary folder, removed at the end)")
 	root := flag.String("root", ".", "the repository root, where bin/ and _output/bin/ are")
 	pprofDir := flag.String("pprof-dir", "", "folder for the binary CPU profiles (*.pb.gz) (default: _output/bench/pprof under -root, which git ignores)")
@@ -163,7 +163,7 @@ func run(ctx context.Context, quick bool, out, md, systemsFlag, workDir, root, p
 		r.log("O with and without revisions (the cost of history)")
 		r.runHistoryCost(ctx, bins, workDir)
 	}
-	if (want["O-agg"] || want["C"]) && ctx.Err() == nil {
+	if (want["O-agg"] || want["C"] || want["wl"]) && ctx.Err() == nil {
 		r.log("cluster: etcd, kube-apiserver, Capstan aggregated (test/e2e/cluster)")
 		progress := &logWriter{log: r.log}
 		b, err := startCluster(ctx, bins, workDir, progress)
@@ -185,6 +185,10 @@ func run(ctx context.Context, quick bool, out, md, systemsFlag, workDir, root, p
 				if err == nil {
 					note(r.runAll(ctx, c))
 				}
+			}
+			if want["wl"] && ctx.Err() == nil {
+				r.log("wl: ConfigSet changes to Deployments' pod templates, by capstan-controller-manager")
+				note(r.runPropagation(ctx, b))
 			}
 			b.down()
 			onCluster(nil)

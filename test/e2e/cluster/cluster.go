@@ -532,7 +532,7 @@ func (c *Cluster) StartControllerManager(ctx context.Context, name string) (*Pro
 		"--tls-private-key-file=" + c.ControllerManagerServingKey,
 		"--leader-elect=true",
 		"--leader-elect-lease-duration=" + ControllerManagerLeaseDuration.String(),
-		"--leader-elect-renew-deadline=3s",
+		"--leader-elect-renew-deadline=6s",
 		"--leader-elect-retry-period=1s",
 		"--v=2",
 	})
@@ -548,7 +548,7 @@ func (c *Cluster) StartControllerManager(ctx context.Context, name string) (*Pro
 
 // ControllerManagerLeaseDuration is the lease of the controller manager's
 // replicas in the local control plane: a killed leader is replaced within it.
-const ControllerManagerLeaseDuration = 5 * time.Second
+const ControllerManagerLeaseDuration = 8 * time.Second
 
 // AdminRESTConfig returns a client configuration for kube-apiserver as the admin.
 func (c *Cluster) AdminRESTConfig() (*rest.Config, error) {
