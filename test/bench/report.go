@@ -140,7 +140,7 @@ func buildRatios(ms []Measurement) []Ratio {
 	var order []string
 	for _, m := range ms {
 		// Encryption and history workloads have tables of their own.
-		if m.Skipped != "" || strings.HasPrefix(m.Workload, "enc ") || strings.HasPrefix(m.Workload, "hist ") {
+		if m.Skipped != "" || strings.HasPrefix(m.Workload, "enc ") || strings.HasPrefix(m.Workload, "hist ") || m.Workload == propagationWorkload {
 			continue
 		}
 		if by[m.Workload] == nil {
@@ -305,6 +305,19 @@ func markdownTables(res Results) string {
 				fmtNum(a.PerSecond), fmtNum(z.PerSecond), fmtNum(a.ServerCPUPerOpMs), fmtNum(z.ServerCPUPerOpMs),
 				fmtRatio(ratio(a.ServerCPUPerOpMs, z.ServerCPUPerOpMs)), fmtNum(a.EtcdPutsPerOp), fmtNum(z.EtcdPutsPerOp))
 		}
+	}
+
+	for _, m := range res.Results {
+		if m.Workload != propagationWorkload || m.Skipped != "" {
+			continue
+		}
+		fmt.Fprintf(&b, "\nWorkloads (through kube-apiserver, with kube-controller-manager's deployment controller and capstan-controller-manager): "+
+			"%.0f ConfigSets projected per revision, each consumed by %.0f Deployments; %d changes at %d/s, round-robin; time from the change's "+
+			"acknowledgement until every consuming Deployment's pod template points at the new revision:\n\n",
+			m.Extra["configSets"], m.Extra["deploymentsPerConfigSet"], res.Sizes.PropagationChanges, res.Sizes.PropagationRate)
+		b.WriteString("| changes measured | p50 ms | p99 ms | controller manager CPU ms per change | controller manager RSS MiB |\n|--:|--:|--:|--:|--:|\n")
+		fmt.Fprintf(&b, "| %d | %s | %s | %s | %s |\n", m.Ops, fmtNum(m.P50ms), fmtNum(m.P99ms),
+			fmtNum(m.Extra["controllerManagerCPUmsPerChange"]), fmtNum(m.Extra["controllerManagerRSSMiB"]))
 	}
 
 	var bad []string
