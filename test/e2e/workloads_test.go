@@ -3,6 +3,8 @@ package e2e
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -336,6 +338,130 @@ func TestRollout(t *testing.T) {
 	// kubectl capstan rollout status shows the same as a table.
 	out := k.run(t, "capstan", "rollout", "status", "web", "-n", ns, "--watch=false")
 	requireContains(t, out, "Deployment", "StatefulSet", "db")
+
+	// The controller manager counted what it did, on its /metrics behind
+	// delegated authorization (the admin is allowed).
+	metrics := controllerManagerMetrics(t)
+	for _, series := range []string{
+		`capstan_projection_syncs_total{result="projected"}`,
+		`capstan_projection_object_writes_total{kind="Secret",operation="create"}`,
+		`capstan_projection_workload_updates_total{kind="Deployment",result="success"}`,
+		`capstan_projection_workload_updates_total{kind="StatefulSet",result="success"}`,
+		`workqueue_adds_total{name="capstan_projection"}`,
+	} {
+		if v, ok := metrics[series]; !ok || v < 1 {
+			t.Errorf("%s = %v (present %v), want at least 1", series, v, ok)
+		}
+	}
+}
+
+// controllerManagerMetrics scrapes the leading controller manager's
+// /metrics as the admin and returns each series' value by its name and labels.
+func controllerManagerMetrics(t *testing.T) map[string]float64 {
+	t.Helper()
+	var url string
+	for _, name := range []string{cluster.ProcessControllerManager, cluster.ProcessControllerManager + "-2"} {
+		if p := testCluster.Process(name); p != nil && p.Running() && url == "" {
+			url = p.URL
+		}
+	}
+	if url == "" {
+		t.Fatal("no controller manager runs")
+	}
+	cfg := restConfig(t, testCluster.AdminKubeconfig)
+	client := httpClient(t, cfg)
+	resp, err := client.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s/metrics: %s\n%s", url, resp.Status, body)
+	}
+	out := map[string]float64{}
+	for _, line := range strings.Split(string(body), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		var v float64
+		if _, err := fmt.Sscan(line[i+1:], &v); err == nil {
+			out[line[:i]] = v
+		}
+	}
+	return out
+}
+
+// TestRolloutStablePair: a DaemonSet that consumes a ConfigSet projected only
+// under its stable name keeps referring to that name; the revision in its
+// template annotation rolls it on every change.
+func TestRolloutStablePair(t *testing.T) {
+	ns := "e2e-rollout-stable"
+	createNamespace(t, ns, nil)
+	capstan, core := adminClients(t)
+	cs := projectedConfigSet(ns, "agent", map[string]string{"level": "info"}, map[string][]byte{"token": []byte("t")})
+	cs.Spec.Projection.PerRevision = false
+	if _, err := capstan.ConfigV1beta1().ConfigSets(ns).Create(t.Context(), cs, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	labels := map[string]string{"app": "agent"}
+	ds := &appsv1.DaemonSet{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "agent", Annotations: map[string]string{config.ConfigSetsAnnotation: "agent"}},
+		Spec: appsv1.DaemonSetSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: consumingPodSpec("agent")},
+		},
+	}
+	if _, err := core.AppsV1().DaemonSets(ns).Create(t.Context(), ds, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitDaemonSetAt := func(rev int64) {
+		t.Helper()
+		eventually(t, projectionTimeout, fmt.Sprintf("DaemonSet agent at revision %d with its ControllerRevision", rev), func() error {
+			d, err := core.AppsV1().DaemonSets(ns).Get(t.Context(), "agent", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			want := fmt.Sprintf("agent=%d", rev)
+			if got := d.Spec.Template.Annotations[config.RevisionsAnnotation]; got != want {
+				return fmt.Errorf("template annotation %q, want %q", got, want)
+			}
+			if got := templateNames(&d.Spec.Template.Spec); !slices.Equal(got, wantNames("agent")) {
+				return fmt.Errorf("template uses %v, want the stable name", got)
+			}
+			crs, err := core.AppsV1().ControllerRevisions(ns).List(t.Context(), metav1.ListOptions{})
+			if err != nil {
+				return err
+			}
+			for _, cr := range crs.Items {
+				if metav1.IsControlledBy(&cr, d) && bytes.Contains(cr.Data.Raw, []byte(want)) {
+					return nil
+				}
+			}
+			return fmt.Errorf("no ControllerRevision of the DaemonSet holds %s (%d revisions)", want, len(crs.Items))
+		})
+	}
+	waitDaemonSetAt(1)
+	if _, err := capstan.ConfigV1beta1().ConfigSets(ns).Patch(t.Context(), "agent", types.MergePatchType,
+		[]byte(`{"spec":{"data":{"level":"debug"}}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitDaemonSetAt(2)
+	cm, err := core.CoreV1().ConfigMaps(ns).Get(t.Context(), "agent", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cm.Data["level"] != "debug" || cm.Labels[config.RevisionLabel] != "2" {
+		t.Errorf("stable ConfigMap: data %v, labels %v; want revision 2's entries", cm.Data, cm.Labels)
+	}
+	if _, err := core.CoreV1().ConfigMaps(ns).Get(t.Context(), "agent-r2", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("a ConfigSet projected only under its stable name got a per-revision ConfigMap: %v", err)
+	}
+	waitConsumers(t, capstan, ns, "agent", map[string]int64{"DaemonSet/agent": 2})
 }
 
 // waitConsumers waits until status.projection.consumers reports each

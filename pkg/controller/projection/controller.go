@@ -80,6 +80,7 @@ type Controller struct {
 // ProjectedListOptions) so that the controller caches no other Secret.
 func New(kube kubernetes.Interface, capstan versioned.Interface, capstanInformers informers.SharedInformerFactory,
 	kubeInformers, projected kubeinformers.SharedInformerFactory) (*Controller, error) {
+	registerMetrics()
 	csInf := capstanInformers.Config().V1beta1().ConfigSets()
 	apps := kubeInformers.Apps().V1()
 	core := projected.Core().V1()
@@ -331,7 +332,23 @@ func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
 		// Reported in the condition; the owner's change of mind comes as an event.
 		projectErr = nil
 	}
-	return errors.Join(projectErr, pruneErr, rollErr)
+	err = errors.Join(projectErr, pruneErr, rollErr)
+	syncsTotal.WithLabelValues(syncResult(cs, conflict != nil, err)).Inc()
+	return err
+}
+
+// syncResult is the result label of capstan_projection_syncs_total.
+func syncResult(cs *configv1beta1.ConfigSet, conflict bool, err error) string {
+	switch {
+	case err != nil:
+		return "error"
+	case cs.Spec.Projection == nil:
+		return "not_requested"
+	case conflict:
+		return "name_conflict"
+	default:
+		return "projected"
+	}
 }
 
 // projectedCondition is the Projected condition for the outcome of a sync.
@@ -437,6 +454,7 @@ func (c *Controller) ensurePair(ctx context.Context, cs *configv1beta1.ConfigSet
 		if err != nil {
 			return err
 		}
+		objectWritesTotal.WithLabelValues("ConfigMap", "create").Inc()
 	case err != nil:
 		return err
 	case !metav1.IsControlledBy(cm, cs):
@@ -449,6 +467,7 @@ func (c *Controller) ensurePair(ctx context.Context, cs *configv1beta1.ConfigSet
 		if _, err := c.kube.CoreV1().ConfigMaps(cs.Namespace).Update(ctx, cm, metav1.UpdateOptions{FieldManager: fieldManager}); err != nil {
 			return err
 		}
+		objectWritesTotal.WithLabelValues("ConfigMap", "update").Inc()
 	}
 
 	s, err := c.secrets.Secrets(cs.Namespace).Get(name)
@@ -457,6 +476,9 @@ func (c *Controller) ensurePair(ctx context.Context, cs *configv1beta1.ConfigSet
 		_, err := c.kube.CoreV1().Secrets(cs.Namespace).Create(ctx, wantSecret, metav1.CreateOptions{FieldManager: fieldManager})
 		if apierrors.IsAlreadyExists(err) {
 			return c.checkOwner(ctx, cs, "Secret", name)
+		}
+		if err == nil {
+			objectWritesTotal.WithLabelValues("Secret", "create").Inc()
 		}
 		return err
 	case err != nil:
@@ -469,6 +491,9 @@ func (c *Controller) ensurePair(ctx context.Context, cs *configv1beta1.ConfigSet
 		s.Data = secretData
 		s.StringData = nil
 		_, err := c.kube.CoreV1().Secrets(cs.Namespace).Update(ctx, s, metav1.UpdateOptions{FieldManager: fieldManager})
+		if err == nil {
+			objectWritesTotal.WithLabelValues("Secret", "update").Inc()
+		}
 		return err
 	}
 	return nil
@@ -559,7 +584,14 @@ func (c *Controller) prune(ctx context.Context, cs *configv1beta1.ConfigSet, kee
 		} else {
 			err = c.kube.CoreV1().ConfigMaps(cs.Namespace).Delete(ctx, m.GetName(), opts)
 		}
-		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		kind := "ConfigMap"
+		if secret {
+			kind = "Secret"
+		}
+		switch {
+		case err == nil:
+			objectWritesTotal.WithLabelValues(kind, "delete").Inc()
+		case !apierrors.IsNotFound(err) && !apierrors.IsConflict(err):
 			errs = append(errs, err)
 		}
 	}
@@ -636,8 +668,10 @@ func (c *Controller) rollout(ctx context.Context, cs *configv1beta1.ConfigSet, p
 				return true
 			})
 			if err != nil {
+				workloadUpdatesTotal.WithLabelValues(w.kind, "error").Inc()
 				errs = append(errs, fmt.Errorf("pointing %s %s at revision %d: %w", w.kind, w.name, current, err))
 			} else {
+				workloadUpdatesTotal.WithLabelValues(w.kind, "success").Inc()
 				rev, rolledOut = current, false
 				klog.FromContext(ctx).V(2).Info("Pointed a workload at a ConfigSet revision", "configset", klog.KObj(cs),
 					"kind", w.kind, "name", w.name, "revision", current)

@@ -539,11 +539,18 @@ func (c *Cluster) StartControllerManager(ctx context.Context, name string) (*Pro
 	if err != nil {
 		return nil, err
 	}
+	c.mu.Lock()
+	p.URL = "https://" + hostPort(ports[0])
+	err = c.saveLocked()
+	c.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
 	clusterCAOnly, err := tlsConfig(c.ClusterCAFile, "", "")
 	if err != nil {
 		return nil, err
 	}
-	return p, p.waitReady(ctx, httpOK("https://"+hostPort(ports[0])+"/healthz", clusterCAOnly))
+	return p, p.waitReady(ctx, httpOK(p.URL+"/healthz", clusterCAOnly))
 }
 
 // ControllerManagerLeaseDuration is the lease of the controller manager's

@@ -34,6 +34,9 @@ type Process struct {
 	Args []string `json:"args"`
 	// LogFile receives the process's stdout and stderr.
 	LogFile string `json:"logFile"`
+	// URL is where it serves, when the cluster needs to say so
+	// (capstan-controller-manager's /healthz and /metrics).
+	URL string `json:"url,omitempty"`
 
 	// cmd and done are set only in the process that started it, which can
 	// wait for it; a process loaded from the state file is polled instead.
