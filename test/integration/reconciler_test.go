@@ -32,13 +32,16 @@ type rcPair struct {
 func rcStartPair(t *testing.T) *rcPair {
 	t.Helper()
 	a := capstantesting.StartTestServer(t, "--history-repair-grace-period=1s")
-	b := capstantesting.StartTestServer(t,
+	b := capstantesting.StartTestServer(t, append(a.EtcdFlags(),
 		"--history-repair-grace-period=1s",
-		"--etcd-servers="+a.EtcdEndpoints[0],
 		// The second replica must decrypt what the first wrote.
 		"--encryption-provider-config="+filepath.Join(a.DataDir, "encryption-config.yaml"),
-	)
-	etcd, err := clientv3.New(clientv3.Config{Endpoints: a.EtcdEndpoints, DialTimeout: 10 * time.Second})
+	)...)
+	cfg, err := a.EtcdClientConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	etcd, err := clientv3.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

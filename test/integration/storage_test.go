@@ -7,10 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
@@ -284,11 +282,11 @@ func stClientset(t *testing.T, ts *capstantesting.TestServer) *versioned.Clients
 // stEtcdClient connects straight to the test server's embedded etcd.
 func stEtcdClient(t *testing.T, ts *capstantesting.TestServer) *clientv3.Client {
 	t.Helper()
-	client, err := clientv3.New(clientv3.Config{
-		Endpoints:   ts.EtcdEndpoints,
-		DialTimeout: 10 * time.Second,
-		Logger:      zap.NewNop(),
-	})
+	cfg, err := ts.EtcdClientConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := clientv3.New(cfg)
 	if err != nil {
 		t.Fatalf("connecting to etcd at %v: %v", ts.EtcdEndpoints, err)
 	}

@@ -28,8 +28,11 @@ import (
 
 // Files local mode keeps below --data-dir.
 const (
-	localEtcdDir          = "etcd"
-	localPKIDir           = "pki"
+	localEtcdDir = "etcd"
+	localPKIDir  = "pki"
+	// localEtcdPKIDir holds the embedded etcd's own CA and certificates, as
+	// kubeadm keeps them in pki/etcd.
+	localEtcdPKIDir       = "pki/etcd"
 	localEncryptionConfig = "encryption-config.yaml"
 	// LocalKubeconfig is the admin kubeconfig local mode writes into --data-dir.
 	LocalKubeconfig = "kubeconfig"
@@ -67,12 +70,16 @@ func (o *Options) applyLocal(ctx context.Context, c *genericapiserver.Recommende
 		etcd, err := local.StartEtcd(ctx, local.EtcdOptions{
 			DataDir:       filepath.Join(o.DataDir, localEtcdDir),
 			UnsafeNoFsync: o.EtcdUnsafeNoFsync,
+			PKIDir:        filepath.Join(o.DataDir, localEtcdPKIDir),
 		})
 		if err != nil {
 			return noop, err
 		}
 		cleanup = etcd.Close
 		r.Etcd.StorageConfig.Transport.ServerList = etcd.Endpoints()
+		r.Etcd.StorageConfig.Transport.TrustedCAFile = etcd.PKI().CACertFile
+		r.Etcd.StorageConfig.Transport.CertFile = etcd.PKI().ClientCertFile
+		r.Etcd.StorageConfig.Transport.KeyFile = etcd.PKI().ClientKeyFile
 		etcdLocation = "embedded etcd, data in " + filepath.Join(o.DataDir, localEtcdDir)
 	}
 

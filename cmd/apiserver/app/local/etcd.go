@@ -16,6 +16,7 @@ import (
 
 	"go.etcd.io/etcd/client/pkg/v3/fileutil"
 	"go.etcd.io/etcd/client/pkg/v3/logutil"
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -62,6 +63,8 @@ type EtcdOptions struct {
 	UnsafeNoFsync bool
 	// QuotaBackendBytes caps the database size; 0 keeps etcd's default.
 	QuotaBackendBytes int64
+	// PKIDir holds etcd's own CA and certificates (EnsureEtcdPKI); required.
+	PKIDir string
 }
 
 // Etcd is a single-member etcd embedded in the local-mode server, so that
@@ -70,15 +73,17 @@ type EtcdOptions struct {
 type Etcd struct {
 	server    *embed.Etcd
 	lock      *fileutil.LockedFile
+	pki       *EtcdPKI
 	endpoints []string
 	closing   *atomic.Bool
 	closeOnce sync.Once
 }
 
-// StartEtcd starts etcd on loopback-only, plain-HTTP client and peer URLs
-// with OS-chosen free ports, and returns once it serves requests. Plain HTTP
-// is acceptable because nothing outside this host can connect, and avoids a
-// second PKI just for storage.
+// StartEtcd starts etcd on loopback-only client and peer URLs with
+// OS-chosen free ports, and returns once it serves requests. Both speak TLS
+// and require a client certificate from etcd's own CA (EnsureEtcdPKI in
+// opts.PKIDir), as kubeadm's etcd does on loopback: other users of the host
+// must not read or rewrite objects behind the API server's authorizer.
 //
 // ctx bounds only the start-up; use Close to stop the server. Start-up fails
 // after 60 seconds, or immediately if another Etcd, in this process or
@@ -90,6 +95,9 @@ type Etcd struct {
 func StartEtcd(ctx context.Context, opts EtcdOptions) (*Etcd, error) {
 	if opts.DataDir == "" {
 		return nil, errors.New("etcd data directory must not be empty")
+	}
+	if opts.PKIDir == "" {
+		return nil, errors.New("etcd PKI directory must not be empty")
 	}
 	if opts.QuotaBackendBytes < 0 {
 		return nil, fmt.Errorf("etcd backend quota must not be negative, got %d", opts.QuotaBackendBytes)
@@ -109,13 +117,18 @@ func StartEtcd(ctx context.Context, opts EtcdOptions) (*Etcd, error) {
 		return nil, fmt.Errorf("locking etcd data directory: %w", err)
 	}
 
+	pki, err := EnsureEtcdPKI(opts.PKIDir)
+	if err != nil {
+		_ = lock.Close()
+		return nil, err
+	}
 	closing := new(atomic.Bool)
 	logger, err := etcdLogger(closing)
 	if err != nil {
 		_ = lock.Close()
 		return nil, err
 	}
-	server, err := startEmbedded(opts, logger)
+	server, err := startEmbedded(opts, pki, logger)
 	if err != nil {
 		_ = lock.Close()
 		return nil, err
@@ -129,14 +142,14 @@ func StartEtcd(ctx context.Context, opts EtcdOptions) (*Etcd, error) {
 
 	endpoints := make([]string, 0, len(server.Clients))
 	for _, l := range server.Clients {
-		endpoints = append(endpoints, (&url.URL{Scheme: "http", Host: l.Addr().String()}).String())
+		endpoints = append(endpoints, (&url.URL{Scheme: "https", Host: l.Addr().String()}).String())
 	}
-	return &Etcd{server: server, lock: lock, endpoints: endpoints, closing: closing}, nil
+	return &Etcd{server: server, lock: lock, pki: pki, endpoints: endpoints, closing: closing}, nil
 }
 
-func startEmbedded(opts EtcdOptions, logger *zap.Logger) (*embed.Etcd, error) {
+func startEmbedded(opts EtcdOptions, pki *EtcdPKI, logger *zap.Logger) (*embed.Etcd, error) {
 	for attempt := 1; ; attempt++ {
-		cfg, err := etcdConfig(opts, logger)
+		cfg, err := etcdConfig(opts, pki, logger)
 		if err != nil {
 			return nil, err
 		}
@@ -156,7 +169,7 @@ const (
 	embeddedSnapshotCatchUpEntries = 20
 )
 
-func etcdConfig(opts EtcdOptions, logger *zap.Logger) (*embed.Config, error) {
+func etcdConfig(opts EtcdOptions, pki *EtcdPKI, logger *zap.Logger) (*embed.Config, error) {
 	clientPort, err := freeLoopbackPort()
 	if err != nil {
 		return nil, fmt.Errorf("finding a free port for etcd clients: %w", err)
@@ -165,8 +178,8 @@ func etcdConfig(opts EtcdOptions, logger *zap.Logger) (*embed.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("finding a free port for etcd peers: %w", err)
 	}
-	clientURL := url.URL{Scheme: "http", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(clientPort))}
-	peerURL := url.URL{Scheme: "http", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(peerPort))}
+	clientURL := url.URL{Scheme: "https", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(clientPort))}
+	peerURL := url.URL{Scheme: "https", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(peerPort))}
 
 	cfg := embed.NewConfig()
 	cfg.Name = etcdMemberName
@@ -179,6 +192,14 @@ func etcdConfig(opts EtcdOptions, logger *zap.Logger) (*embed.Config, error) {
 	// membership from its WAL, so a different peer port is harmless.
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
 	cfg.InitialClusterToken = etcdMemberName
+	tlsInfo := transport.TLSInfo{
+		CertFile:       pki.ServerCertFile,
+		KeyFile:        pki.ServerKeyFile,
+		TrustedCAFile:  pki.CACertFile,
+		ClientCertAuth: true,
+	}
+	cfg.ClientTLSInfo = tlsInfo
+	cfg.PeerTLSInfo = tlsInfo
 	// The API server speaks gRPC; the JSON gateway would only widen the
 	// surface reachable on loopback.
 	cfg.EnableGRPCGateway = false
@@ -249,6 +270,11 @@ func waitReady(ctx context.Context, server *embed.Etcd, dataDir string) error {
 // with; the ports differ on every start.
 func (e *Etcd) Endpoints() []string {
 	return append([]string(nil), e.endpoints...)
+}
+
+// PKI returns etcd's CA and the client certificate the API server connects with.
+func (e *Etcd) PKI() *EtcdPKI {
+	return e.pki
 }
 
 // Err reports errors from etcd's client and peer listeners after start-up,

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
@@ -27,8 +28,17 @@ func startTestEtcd(t *testing.T, opts EtcdOptions) *Etcd {
 
 func etcdClient(t *testing.T, e *Etcd) *clientv3.Client {
 	t.Helper()
+	tlsConfig, err := transport.TLSInfo{
+		CertFile:      e.PKI().ClientCertFile,
+		KeyFile:       e.PKI().ClientKeyFile,
+		TrustedCAFile: e.PKI().CACertFile,
+	}.ClientConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
 	c, err := clientv3.New(clientv3.Config{
 		Endpoints:   e.Endpoints(),
+		TLS:         tlsConfig,
 		DialTimeout: 10 * time.Second,
 		Logger:      zap.NewNop(),
 	})
@@ -50,14 +60,14 @@ func checkLoopbackEndpoints(t *testing.T, e *Etcd) {
 		t.Fatal(err)
 	}
 	port, _ := strconv.Atoi(u.Port())
-	if u.Scheme != "http" || u.Hostname() != "127.0.0.1" || port == 0 {
-		t.Errorf("endpoint %q, want http://127.0.0.1:<port>", eps[0])
+	if u.Scheme != "https" || u.Hostname() != "127.0.0.1" || port == 0 {
+		t.Errorf("endpoint %q, want https://127.0.0.1:<port>", eps[0])
 	}
 }
 
 func TestEtcdPersistsAcrossRestart(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "etcd")
-	opts := EtcdOptions{DataDir: dir}
+	opts := EtcdOptions{DataDir: dir, PKIDir: filepath.Join(filepath.Dir(dir), "pki")}
 
 	e := startTestEtcd(t, opts)
 	checkLoopbackEndpoints(t, e)
@@ -100,10 +110,10 @@ func TestEtcdPersistsAcrossRestart(t *testing.T) {
 
 func TestEtcdRejectsDataDirInUse(t *testing.T) {
 	dir := t.TempDir()
-	startTestEtcd(t, EtcdOptions{DataDir: dir, UnsafeNoFsync: true})
+	startTestEtcd(t, EtcdOptions{DataDir: dir, UnsafeNoFsync: true, PKIDir: t.TempDir()})
 
 	start := time.Now()
-	second, err := StartEtcd(t.Context(), EtcdOptions{DataDir: dir, UnsafeNoFsync: true})
+	second, err := StartEtcd(t.Context(), EtcdOptions{DataDir: dir, UnsafeNoFsync: true, PKIDir: t.TempDir()})
 	if err == nil {
 		second.Close()
 		t.Fatal("second etcd on the same data dir started")
@@ -137,7 +147,7 @@ func TestEtcdRetriesWhenPortIsTaken(t *testing.T) {
 		return orig()
 	}
 
-	e := startTestEtcd(t, EtcdOptions{DataDir: t.TempDir(), UnsafeNoFsync: true})
+	e := startTestEtcd(t, EtcdOptions{DataDir: t.TempDir(), UnsafeNoFsync: true, PKIDir: t.TempDir()})
 	if calls < 4 {
 		t.Errorf("port picker called %d times, want a retry after the bind failure", calls)
 	}
@@ -156,12 +166,62 @@ func TestStartEtcdRejectsBadInput(t *testing.T) {
 	if _, err := StartEtcd(t.Context(), EtcdOptions{}); err == nil {
 		t.Error("StartEtcd accepted an empty data dir")
 	}
-	if _, err := StartEtcd(t.Context(), EtcdOptions{DataDir: t.TempDir(), QuotaBackendBytes: -1}); err == nil {
+	if _, err := StartEtcd(t.Context(), EtcdOptions{DataDir: t.TempDir(), PKIDir: t.TempDir(), QuotaBackendBytes: -1}); err == nil {
 		t.Error("StartEtcd accepted a negative quota")
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if _, err := StartEtcd(ctx, EtcdOptions{DataDir: t.TempDir()}); err == nil {
+	if _, err := StartEtcd(ctx, EtcdOptions{DataDir: t.TempDir(), PKIDir: t.TempDir()}); err == nil {
 		t.Error("StartEtcd ignored a cancelled context")
+	}
+}
+
+// TestEtcdRequiresAClientCertificate: the embedded etcd answers only clients
+// with a certificate from its own CA; a plain connection, TLS without a
+// certificate and a certificate from another CA (the API server's, whose
+// admin certificate a local user holds) are all refused.
+func TestEtcdRequiresAClientCertificate(t *testing.T) {
+	e := startTestEtcd(t, EtcdOptions{DataDir: t.TempDir(), UnsafeNoFsync: true, PKIDir: t.TempDir()})
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if _, err := etcdClient(t, e).Put(ctx, "/capstan/probe", "v"); err != nil {
+		t.Fatalf("the API server's client certificate was refused: %v", err)
+	}
+
+	otherPKI, err := EnsurePKI(t.TempDir(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := strings.Replace(e.Endpoints()[0], "https://", "http://", 1)
+	for _, tc := range []struct {
+		name     string
+		endpoint string
+		tls      *transport.TLSInfo
+	}{
+		{"plain HTTP", plain, nil},
+		{"TLS without a client certificate", e.Endpoints()[0], &transport.TLSInfo{TrustedCAFile: e.PKI().CACertFile}},
+		{"the admin certificate of the API server's CA", e.Endpoints()[0], &transport.TLSInfo{
+			CertFile: otherPKI.AdminCertFile, KeyFile: otherPKI.AdminKeyFile, TrustedCAFile: e.PKI().CACertFile}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := clientv3.Config{Endpoints: []string{tc.endpoint}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()}
+			if tc.tls != nil {
+				tlsConfig, err := tc.tls.ClientConfig()
+				if err != nil {
+					t.Fatal(err)
+				}
+				cfg.TLS = tlsConfig
+			}
+			c, err := clientv3.New(cfg)
+			if err != nil {
+				return // refused while connecting
+			}
+			defer c.Close()
+			rctx, rcancel := context.WithTimeout(ctx, 3*time.Second)
+			defer rcancel()
+			if _, err := c.Get(rctx, "/capstan/probe"); err == nil {
+				t.Errorf("etcd answered a read over %s", tc.name)
+			}
+		})
 	}
 }

@@ -106,7 +106,7 @@ func EnsurePKI(dir string, servingHosts []string, servingIPs []net.IP) (*PKI, er
 	p := newPKI(dir)
 	now := time.Now()
 
-	caCert, caKey, err := ensureCA(p, now)
+	caCert, caKey, err := ensureCA(caFiles{cert: p.CACertFile, key: p.CAKeyFile, commonName: caCommonName}, now)
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +115,7 @@ func EnsurePKI(dir string, servingHosts []string, servingIPs []net.IP) (*PKI, er
 	serving := leafSpec{
 		certFile: p.ServingCertFile,
 		keyFile:  p.ServingKeyFile,
-		usage:    x509.ExtKeyUsageServerAuth,
+		usages:   []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		template: func() *x509.Certificate {
 			return &x509.Certificate{
 				Subject:     pkix.Name{CommonName: "capstan-local-serving"},
@@ -130,7 +130,7 @@ func EnsurePKI(dir string, servingHosts []string, servingIPs []net.IP) (*PKI, er
 	admin := leafSpec{
 		certFile: p.AdminCertFile,
 		keyFile:  p.AdminKeyFile,
-		usage:    x509.ExtKeyUsageClientAuth,
+		usages:   []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 		template: func() *x509.Certificate {
 			return &x509.Certificate{
 				Subject: pkix.Name{CommonName: AdminUser, Organization: []string{AdminGroup}},
@@ -149,43 +149,48 @@ func EnsurePKI(dir string, servingHosts []string, servingIPs []net.IP) (*PKI, er
 	return p, nil
 }
 
+// caFiles names a CA's certificate and key and the name it is created with.
+type caFiles struct {
+	cert, key, commonName string
+}
+
 // ensureCA loads the CA or creates one when none exists. The certificate is
 // the commit point: it is written after the key, so a key without a
 // certificate can only be a leftover from an interrupted first run and is
 // safely overwritten.
-func ensureCA(p *PKI, now time.Time) (*x509.Certificate, crypto.Signer, error) {
-	certPEM, err := os.ReadFile(p.CACertFile)
+func ensureCA(p caFiles, now time.Time) (*x509.Certificate, crypto.Signer, error) {
+	certPEM, err := os.ReadFile(p.cert)
 	if errors.Is(err, fs.ErrNotExist) {
 		return createCA(p, now)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading CA certificate: %w", err)
 	}
-	keyPEM, err := os.ReadFile(p.CAKeyFile)
+	keyPEM, err := os.ReadFile(p.key)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, fmt.Errorf("CA certificate %s exists but its key %s does not; restore the key or remove both to create a new CA", p.CACertFile, p.CAKeyFile)
+		return nil, nil, fmt.Errorf("CA certificate %s exists but its key %s does not; restore the key or remove both to create a new CA", p.cert, p.key)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading CA key: %w", err)
 	}
 	cert, key, err := parsePair(certPEM, keyPEM)
 	if err != nil {
-		return nil, nil, fmt.Errorf("loading CA from %s: %w", p.Dir, err)
+		return nil, nil, fmt.Errorf("loading CA from %s: %w", filepath.Dir(p.cert), err)
 	}
 	if !cert.IsCA || !cert.BasicConstraintsValid {
-		return nil, nil, fmt.Errorf("%s is not a CA certificate", p.CACertFile)
+		return nil, nil, fmt.Errorf("%s is not a CA certificate", p.cert)
 	}
 	if cert.KeyUsage != 0 && cert.KeyUsage&x509.KeyUsageCertSign == 0 {
-		return nil, nil, fmt.Errorf("CA certificate %s is not allowed to sign certificates", p.CACertFile)
+		return nil, nil, fmt.Errorf("CA certificate %s is not allowed to sign certificates", p.cert)
 	}
 	if now.Before(cert.NotBefore) || !now.Add(renewBefore).Before(cert.NotAfter) {
 		return nil, nil, fmt.Errorf("CA certificate %s is valid from %s to %s, which does not cover the next %s; remove %s and %s to create a new CA (clients that trust the old one must be updated)",
-			p.CACertFile, cert.NotBefore.Format(time.RFC3339), cert.NotAfter.Format(time.RFC3339), renewBefore, p.CACertFile, p.CAKeyFile)
+			p.cert, cert.NotBefore.Format(time.RFC3339), cert.NotAfter.Format(time.RFC3339), renewBefore, p.cert, p.key)
 	}
 	return cert, key, nil
 }
 
-func createCA(p *PKI, now time.Time) (*x509.Certificate, crypto.Signer, error) {
+func createCA(p caFiles, now time.Time) (*x509.Certificate, crypto.Signer, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, fmt.Errorf("generating CA key: %w", err)
@@ -196,7 +201,7 @@ func createCA(p *PKI, now time.Time) (*x509.Certificate, crypto.Signer, error) {
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: caCommonName},
+		Subject:               pkix.Name{CommonName: p.commonName},
 		NotBefore:             now.Add(-backdate),
 		NotAfter:              now.Add(caValidity),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
@@ -211,7 +216,7 @@ func createCA(p *PKI, now time.Time) (*x509.Certificate, crypto.Signer, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("parsing new CA certificate: %w", err)
 	}
-	if err := writePair(p.CACertFile, p.CAKeyFile, der, key); err != nil {
+	if err := writePair(p.cert, p.key, der, key); err != nil {
 		return nil, nil, err
 	}
 	return cert, key, nil
@@ -221,7 +226,7 @@ func createCA(p *PKI, now time.Time) (*x509.Certificate, crypto.Signer, error) {
 // existing one still acceptable.
 type leafSpec struct {
 	certFile, keyFile string
-	usage             x509.ExtKeyUsage
+	usages            []x509.ExtKeyUsage
 	// template returns the identity part of the certificate; validity,
 	// serial and usages are filled in by issueLeaf.
 	template func() *x509.Certificate
@@ -269,7 +274,7 @@ func leafUsable(spec leafSpec, caCert *x509.Certificate, now time.Time) (bool, e
 	if _, err := cert.Verify(x509.VerifyOptions{
 		Roots:       roots,
 		CurrentTime: now,
-		KeyUsages:   []x509.ExtKeyUsage{spec.usage},
+		KeyUsages:   spec.usages,
 	}); err != nil {
 		return false, nil
 	}
@@ -295,7 +300,7 @@ func issueLeaf(spec leafSpec, caCert *x509.Certificate, caKey crypto.Signer, now
 		tmpl.NotAfter = caCert.NotAfter
 	}
 	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
-	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{spec.usage}
+	tmpl.ExtKeyUsage = spec.usages
 	tmpl.BasicConstraintsValid = true
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, key.Public(), caKey)
 	if err != nil {
@@ -398,4 +403,79 @@ func coversNames(c *x509.Certificate, dnsNames []string, ips []net.IP) bool {
 		}
 	}
 	return true
+}
+
+// EtcdPKI is the embedded etcd's own certificate authority and the
+// certificates it issued: etcd's serving certificate (also its peer
+// certificate) and the API server's client certificate. It is separate from
+// the API server's CA, so that no client certificate of the API server opens
+// etcd, which holds every object behind the authorizer's back.
+type EtcdPKI struct {
+	CACertFile     string
+	CAKeyFile      string
+	ServerCertFile string
+	ServerKeyFile  string
+	ClientCertFile string
+	ClientKeyFile  string
+}
+
+// The names in the embedded etcd's certificates.
+const (
+	etcdCACommonName     = "capstan-local-etcd-ca"
+	etcdClientCommonName = "capstan-apiserver-etcd-client"
+)
+
+// EnsureEtcdPKI makes dir hold the embedded etcd's CA, its serving
+// certificate for 127.0.0.1 and localhost, and the API server's client
+// certificate, reusing what is still valid as EnsurePKI does.
+func EnsureEtcdPKI(dir string) (*EtcdPKI, error) {
+	if dir == "" {
+		return nil, errors.New("etcd PKI directory must not be empty")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating etcd PKI directory: %w", err)
+	}
+	p := &EtcdPKI{
+		CACertFile:     filepath.Join(dir, "ca.crt"),
+		CAKeyFile:      filepath.Join(dir, "ca.key"),
+		ServerCertFile: filepath.Join(dir, "server.crt"),
+		ServerKeyFile:  filepath.Join(dir, "server.key"),
+		ClientCertFile: filepath.Join(dir, "apiserver-etcd-client.crt"),
+		ClientKeyFile:  filepath.Join(dir, "apiserver-etcd-client.key"),
+	}
+	now := time.Now()
+	caCert, caKey, err := ensureCA(caFiles{cert: p.CACertFile, key: p.CAKeyFile, commonName: etcdCACommonName}, now)
+	if err != nil {
+		return nil, err
+	}
+	loopback := []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
+	server := leafSpec{
+		certFile: p.ServerCertFile,
+		keyFile:  p.ServerKeyFile,
+		// Serving clients, and the member's peer listener both ways.
+		usages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		template: func() *x509.Certificate {
+			return &x509.Certificate{
+				Subject:     pkix.Name{CommonName: "capstan-local-etcd"},
+				DNSNames:    []string{"localhost"},
+				IPAddresses: loopback,
+			}
+		},
+		fits: func(c *x509.Certificate) bool { return coversNames(c, []string{"localhost"}, loopback) },
+	}
+	client := leafSpec{
+		certFile: p.ClientCertFile,
+		keyFile:  p.ClientKeyFile,
+		usages:   []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		template: func() *x509.Certificate {
+			return &x509.Certificate{Subject: pkix.Name{CommonName: etcdClientCommonName}}
+		},
+		fits: func(c *x509.Certificate) bool { return c.Subject.CommonName == etcdClientCommonName },
+	}
+	for _, spec := range []leafSpec{server, client} {
+		if err := ensureLeaf(spec, caCert, caKey, now); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
 }

@@ -302,14 +302,14 @@ func TestEnsurePKIReissuesUnfitLeaves(t *testing.T) {
 	})
 
 	t.Run("expires soon", func(t *testing.T) {
-		caCert, caKey, err := ensureCA(p, time.Now())
+		caCert, caKey, err := ensureCA(caFiles{cert: p.CACertFile, key: p.CAKeyFile, commonName: caCommonName}, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
 		// Issued 340 days ago, so 25 days are left: inside the 30-day
 		// renewal window.
 		spec := leafSpec{
-			certFile: p.AdminCertFile, keyFile: p.AdminKeyFile, usage: x509.ExtKeyUsageClientAuth,
+			certFile: p.AdminCertFile, keyFile: p.AdminKeyFile, usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 			template: func() *x509.Certificate {
 				c := &x509.Certificate{}
 				c.Subject.CommonName = AdminUser
@@ -334,12 +334,12 @@ func TestEnsurePKIReissuesUnfitLeaves(t *testing.T) {
 	})
 
 	t.Run("wrong identity", func(t *testing.T) {
-		caCert, caKey, err := ensureCA(p, time.Now())
+		caCert, caKey, err := ensureCA(caFiles{cert: p.CACertFile, key: p.CAKeyFile, commonName: caCommonName}, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
 		spec := leafSpec{
-			certFile: p.AdminCertFile, keyFile: p.AdminKeyFile, usage: x509.ExtKeyUsageClientAuth,
+			certFile: p.AdminCertFile, keyFile: p.AdminKeyFile, usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 			template: func() *x509.Certificate {
 				c := &x509.Certificate{}
 				c.Subject.CommonName = "someone-else"

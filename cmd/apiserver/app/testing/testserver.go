@@ -9,11 +9,15 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/spf13/pflag"
+	"go.etcd.io/etcd/client/pkg/v3/transport"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	restclient "k8s.io/client-go/rest"
@@ -31,8 +35,10 @@ type TestServer struct {
 	DataDir string
 	// Kubeconfig is the admin kubeconfig file, for kubectl.
 	Kubeconfig string
-	// EtcdEndpoints reach the embedded etcd directly, to inspect stored bytes.
+	// EtcdEndpoints reach the embedded etcd directly, to inspect stored
+	// bytes, with EtcdTLS's client certificate.
 	EtcdEndpoints []string
+	EtcdTLS       transport.TLSInfo
 	// Server gives in-process access to the stores.
 	Server *apiserver.CapstanServer
 	// TearDown stops the server and its etcd and waits for both.
@@ -120,8 +126,13 @@ func start(dataDir string, flags []string) (*TestServer, error) {
 		DataDir:       dataDir,
 		Kubeconfig:    kubeconfig,
 		EtcdEndpoints: o.Recommended.Etcd.StorageConfig.Transport.ServerList,
-		Server:        server,
-		TearDown:      tearDown,
+		EtcdTLS: transport.TLSInfo{
+			CertFile:      o.Recommended.Etcd.StorageConfig.Transport.CertFile,
+			KeyFile:       o.Recommended.Etcd.StorageConfig.Transport.KeyFile,
+			TrustedCAFile: o.Recommended.Etcd.StorageConfig.Transport.TrustedCAFile,
+		},
+		Server:   server,
+		TearDown: tearDown,
 	}, nil
 }
 
@@ -147,4 +158,24 @@ func waitReady(cfg *restclient.Config, stopped <-chan error) error {
 		return errors.Join(err, lastErr)
 	}
 	return err
+}
+
+// EtcdClientConfig is a client configuration for the embedded etcd, with
+// the API server's client certificate.
+func (ts *TestServer) EtcdClientConfig() (clientv3.Config, error) {
+	tlsConfig, err := ts.EtcdTLS.ClientConfig()
+	if err != nil {
+		return clientv3.Config{}, err
+	}
+	return clientv3.Config{Endpoints: ts.EtcdEndpoints, TLS: tlsConfig, DialTimeout: 10 * time.Second, Logger: zap.NewNop()}, nil
+}
+
+// EtcdFlags are the flags that point another API server at the embedded etcd.
+func (ts *TestServer) EtcdFlags() []string {
+	return []string{
+		"--etcd-servers=" + strings.Join(ts.EtcdEndpoints, ","),
+		"--etcd-cafile=" + ts.EtcdTLS.TrustedCAFile,
+		"--etcd-certfile=" + ts.EtcdTLS.CertFile,
+		"--etcd-keyfile=" + ts.EtcdTLS.KeyFile,
+	}
 }
