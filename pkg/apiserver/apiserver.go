@@ -43,6 +43,9 @@ type ExtraConfig struct {
 	// KubeClient reaches the cluster's core API in aggregated mode, where
 	// Capstan keeps the revision usage of ResourceQuotas; nil in local mode.
 	KubeClient kubernetes.Interface
+	// ServeCoreDiscovery serves an empty core group (/api, /api/v1) in local
+	// mode, where no kube-apiserver does, so that kubectl maps kind List.
+	ServeCoreDiscovery bool
 }
 
 // Config is the configuration of a Capstan server.
@@ -94,6 +97,9 @@ func (c CompletedConfig) New() (*CapstanServer, error) {
 	}
 	if err := genericServer.InstallAPIGroup(apiGroupInfo); err != nil {
 		return nil, fmt.Errorf("installing config.capstan.dev: %w", err)
+	}
+	if c.ExtraConfig.ServeCoreDiscovery {
+		installEmptyCoreGroup(genericServer)
 	}
 	if f := c.ExtraConfig.ConfigInformers; f != nil {
 		if err := c.addControllers(genericServer, f, storage); err != nil {

@@ -203,6 +203,29 @@ func TestKubectl(t *testing.T) {
 			t.Errorf("after deleting checkout, rows are %q, want only search", rows)
 		}
 	})
+
+	// The simplest backup and restore: `get -o yaml` of several objects
+	// writes a v1 List, which kubectl maps only when the server's discovery
+	// has the core group.
+	t.Run("apply -f of a List written by get -o yaml restores it", func(t *testing.T) {
+		backup := filepath.Join(t.TempDir(), "all.yaml")
+		if err := os.WriteFile(backup, []byte(k.run(t, "get", "configsets", "-A", "-o", "yaml")), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		manifest, err := os.ReadFile(backup)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stRequireContains(t, string(manifest), "kind: List")
+		k.run(t, "delete", "configset", "search", "-n", "default")
+		out := k.run(t, "apply", "-f", backup)
+		stRequireContains(t, out, "configset.config.capstan.dev/search created")
+		if _, err := client.ConfigV1beta1().ConfigSets("default").Get(ctx, "search", metav1.GetOptions{}); err != nil {
+			t.Errorf("search after apply of the backup: %v", err)
+		}
+		// Discovery stays whole: the empty core group is no discovery failure.
+		stRequireContains(t, k.run(t, "api-resources"), "configsets")
+	})
 }
 
 // stKubectl runs the real kubectl against one test server, with its own

@@ -132,6 +132,7 @@ func (o *Options) Config(ctx context.Context) (*apiserver.Config, func(), error)
 		ExtraConfig: apiserver.ExtraConfig{
 			ConfigInformers:     configInformers,
 			NamespacesAvailable: o.Mode != ModeLocal,
+			ServeCoreDiscovery:  o.Mode == ModeLocal,
 			History:             history.Options{MaxBytes: o.HistoryMaxBytes, RepairGrace: o.HistoryRepairGracePeriod},
 			WithoutHistory:      !o.RecordHistory,
 			KubeClient:          kubeClient,
