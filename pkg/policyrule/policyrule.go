@@ -197,9 +197,25 @@ func compile(expression string) (*Rule, error) {
 // string ip() could not parse, the missing key), secret ones included: it is
 // for errors.Is and errors.As, never for a message a client or a log sees.
 func (r *Rule) Eval(ctx context.Context, data map[string]string, secretData map[string][]byte) (bool, error) {
+	ok, _, err := r.EvalCost(ctx, data, secretData)
+	return ok, err
+}
+
+// EvalCost is Eval that also returns the evaluation's actual CEL cost, for
+// metrics; the cost is 0 when the evaluation did not finish.
+func (r *Rule) EvalCost(ctx context.Context, data map[string]string, secretData map[string][]byte) (bool, uint64, error) {
+	ok, details, err := r.eval(ctx, data, secretData)
+	var cost uint64
+	if details != nil && details.ActualCost() != nil {
+		cost = *details.ActualCost()
+	}
+	return ok, cost, err
+}
+
+func (r *Rule) eval(ctx context.Context, data map[string]string, secretData map[string][]byte) (bool, *cel.EvalDetails, error) {
 	evalCtx, cancel := context.WithTimeoutCause(ctx, evalTimeout, errEvalTimeout)
 	defer cancel()
-	out, _, err := r.program.ContextEval(evalCtx, map[string]any{
+	out, details, err := r.program.ContextEval(evalCtx, map[string]any{
 		DataVariable:       data,
 		SecretDataVariable: secretData,
 	})
@@ -207,21 +223,21 @@ func (r *Rule) Eval(ctx context.Context, data map[string]string, secretData map[
 		var cancelled interpreter.EvalCancelledError
 		switch {
 		case errors.As(err, &cancelled) && cancelled.Cause == interpreter.CostLimitExceeded:
-			return false, fmt.Errorf("%w: the cost limit is %d", ErrCostLimitExceeded, runtimeCostLimit)
+			return false, details, fmt.Errorf("%w: the cost limit is %d", ErrCostLimitExceeded, runtimeCostLimit)
 		case ctx.Err() != nil:
-			return false, fmt.Errorf("CEL rule evaluation interrupted: %w", context.Cause(ctx))
+			return false, details, fmt.Errorf("CEL rule evaluation interrupted: %w", context.Cause(ctx))
 		case errors.Is(err, errEvalTimeout):
-			return false, fmt.Errorf("%w: it ran for more than %v", ErrCostLimitExceeded, evalTimeout)
+			return false, details, fmt.Errorf("%w: it ran for more than %v", ErrCostLimitExceeded, evalTimeout)
 		}
-		return false, fmt.Errorf("CEL rule evaluation failed: %w", err)
+		return false, details, fmt.Errorf("CEL rule evaluation failed: %w", err)
 	}
 	result, ok := out.Value().(bool)
 	if !ok {
 		// Compile only accepts rules of type bool; this guards against a value
 		// that was dyn until it ran.
-		return false, fmt.Errorf("CEL rule evaluated to %v, not a bool", out.Type())
+		return false, details, fmt.Errorf("CEL rule evaluated to %v, not a bool", out.Type())
 	}
-	return result, nil
+	return result, details, nil
 }
 
 // ruleEnv is built once: extending the base environment is expensive, and its

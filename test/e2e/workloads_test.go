@@ -25,6 +25,7 @@ import (
 	"capstan.dev/capstan/pkg/controller/projection"
 	clientset "capstan.dev/capstan/pkg/generated/clientset/versioned"
 	"capstan.dev/capstan/test/e2e/cluster"
+	"capstan.dev/capstan/test/utils"
 )
 
 // projectionTimeout bounds how long the controller manager may take to act
@@ -344,9 +345,9 @@ func TestRollout(t *testing.T) {
 	metrics := controllerManagerMetrics(t)
 	for _, series := range []string{
 		`capstan_projection_syncs_total{result="projected"}`,
-		`capstan_projection_object_writes_total{kind="Secret",operation="create"}`,
-		`capstan_projection_workload_updates_total{kind="Deployment",result="success"}`,
-		`capstan_projection_workload_updates_total{kind="StatefulSet",result="success"}`,
+		`capstan_projection_object_writes_total{kind="Secret", operation="create"}`,
+		`capstan_projection_workload_updates_total{kind="Deployment", result="success"}`,
+		`capstan_projection_workload_updates_total{kind="StatefulSet", result="success"}`,
 		`workqueue_adds_total{name="capstan_projection"}`,
 	} {
 		if v, ok := metrics[series]; !ok || v < 1 {
@@ -382,18 +383,11 @@ func controllerManagerMetrics(t *testing.T) map[string]float64 {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET %s/metrics: %s\n%s", url, resp.Status, body)
 	}
-	out := map[string]float64{}
-	for _, line := range strings.Split(string(body), "\n") {
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		var v float64
-		if _, err := fmt.Sscan(line[i+1:], &v); err == nil {
-			out[line[:i]] = v
-		}
+	series, err := utils.MetricSeries(body)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return out
+	return series
 }
 
 // TestRolloutStablePair: a DaemonSet that consumes a ConfigSet projected only

@@ -63,6 +63,7 @@ var _ history.Repairer = &Reconciler{}
 // NewReconciler registers its event handlers on f's ConfigSet informer and on
 // hist's revision index, and registers itself as hist's repairer.
 func NewReconciler(f informers.SharedInformerFactory, hist *history.History, configSets ConfigSetGetter) (*Reconciler, error) {
+	registerMetrics()
 	csInformer := f.Config().V1beta1().ConfigSets()
 	r := &Reconciler{
 		history:     hist,
@@ -210,6 +211,7 @@ func (r *Reconciler) restore(ctx context.Context, key item) error {
 		return err
 	}
 	done()
+	repairs.WithLabelValues(repairRestoredEarlier).Inc()
 	klog.FromContext(ctx).Info("Restored the revision of an earlier change its request did not write", "configset", prev.Namespace+"/"+prev.Name, "revision", key.restore)
 	// A restored revision may put history over its byte budget.
 	return r.history.Prune(ctx, cur)
@@ -280,6 +282,7 @@ func (r *Reconciler) repair(ctx context.Context, key item) error {
 	}
 	restored, err := r.history.Repair(ctx, cs)
 	if restored {
+		repairs.WithLabelValues(repairRestoredCurrent).Inc()
 		klog.FromContext(ctx).Info("Restored a missing revision", "configset", key.namespace+"/"+key.name, "revision", cs.Status.CurrentRevision)
 	}
 	if err != nil {
@@ -311,8 +314,12 @@ func (r *Reconciler) removeOrphans(ctx context.Context, namespace, name string) 
 			continue
 		}
 		klog.FromContext(ctx).V(2).Info("Deleting a revision whose configset is gone", "revision", namespace+"/"+s.Name)
-		if err := r.history.Delete(ctx, namespace, s.Name, s.UID); err != nil {
+		deleted, err := r.history.Delete(ctx, namespace, s.Name, s.UID)
+		if err != nil {
 			return err
+		}
+		if deleted {
+			repairs.WithLabelValues(repairOrphanDeleted).Inc()
 		}
 	}
 	return nil

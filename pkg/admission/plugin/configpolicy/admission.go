@@ -58,6 +58,7 @@ var (
 
 // New returns the plugin; it needs the config informer factory before use.
 func New() *Plugin {
+	registerMetrics()
 	p := &Plugin{
 		Handler:   admission.NewHandler(admission.Create, admission.Update),
 		evaluator: NewEvaluator(),
@@ -142,14 +143,22 @@ func (p *Plugin) Validate(ctx context.Context, a admission.Attributes, _ admissi
 			continue
 		}
 		violations := p.evaluator.Evaluate(ctx, &policy.Spec, cs)
+		record := func(result string) {
+			if !a.IsDryRun() {
+				decisions.WithLabelValues(policy.Name, string(policy.Spec.Enforcement), result).Inc()
+			}
+		}
 		if len(violations) == 0 {
+			record("allowed")
 			continue
 		}
 		msg := fmt.Sprintf("configpolicy %q: %s", policy.Name, strings.Join(violations, "; "))
 		if policy.Spec.Enforcement == configv1beta1.EnforcementWarn {
+			record("warned")
 			warning.AddWarning(ctx, "", msg)
 			continue
 		}
+		record("denied")
 		denied = append(denied, msg)
 	}
 	if len(denied) > 0 {

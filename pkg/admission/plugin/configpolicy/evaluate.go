@@ -112,7 +112,8 @@ func evalRule(ctx context.Context, i int, rule configv1beta1.ConfigPolicyRule, c
 	if what == "" {
 		what = strconv.Quote(rule.Expression)
 	}
-	ok, err := compiled.Eval(ctx, cs.Spec.Data, cs.Spec.SecretData)
+	ok, cost, err := compiled.EvalCost(ctx, cs.Spec.Data, cs.Spec.SecretData)
+	recordEvaluation(ok, cost, err)
 	switch {
 	case errors.Is(err, policyrule.ErrCostLimitExceeded):
 		// policyrule writes this error itself, from its limits alone.
@@ -189,4 +190,21 @@ func quoteList(keys []string) string {
 		s += fmt.Sprintf(" and %d more", len(keys)-maxListedKeys)
 	}
 	return s
+}
+
+// recordEvaluation counts a rule evaluation and, when it finished, its cost.
+func recordEvaluation(ok bool, cost uint64, err error) {
+	switch {
+	case errors.Is(err, policyrule.ErrCostLimitExceeded):
+		ruleEvaluations.WithLabelValues("limit").Inc()
+		return
+	case err != nil:
+		ruleEvaluations.WithLabelValues("error").Inc()
+		return
+	case ok:
+		ruleEvaluations.WithLabelValues("true").Inc()
+	default:
+		ruleEvaluations.WithLabelValues("false").Inc()
+	}
+	ruleCost.Observe(float64(cost))
 }

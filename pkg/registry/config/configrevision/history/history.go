@@ -127,6 +127,7 @@ func Uncancelled(ctx context.Context) (context.Context, context.CancelFunc) {
 
 // New returns a History over the full ConfigRevision store. Run starts its index.
 func New(store *genericregistry.Store, opts Options) *History {
+	registerMetrics()
 	h := &History{store: store, index: newIndex(store), maxBytes: opts.MaxBytes, repairGrace: opts.RepairGrace, repairer: unrepaired{}}
 	if h.maxBytes <= 0 {
 		h.maxBytes = DefaultMaxBytes
@@ -216,6 +217,7 @@ func (h *History) Changed(ctx context.Context, old, cur *config.ConfigSet, chang
 		h.ensureRecorded(old, sums)
 	}
 	written, err := h.create(ctx, cur, Snapshot(cur, change))
+	recordWrite(writerRequest, err)
 	if err != nil {
 		warning.AddWarning(ctx, "", fmt.Sprintf("revision %d of configset %s was stored but its history was not written (%v); the server will restore it",
 			cur.Status.CurrentRevision, cur.Name, err))
@@ -262,7 +264,9 @@ func (h *History) pruneAndWarn(ctx context.Context, cs *config.ConfigSet, writte
 // did not write it, with the reconciler as author and without pruning.
 func (h *History) Restore(ctx context.Context, prev *config.ConfigSet) error {
 	ctx = genericapirequest.WithNamespace(ctx, prev.Namespace)
-	if _, err := h.create(ctx, prev, Snapshot(prev, Change{Author: ReconcilerUser})); err != nil {
+	_, err := h.create(ctx, prev, Snapshot(prev, Change{Author: ReconcilerUser}))
+	recordWrite(writerReconciler, err)
+	if err != nil {
 		return fmt.Errorf("restoring revision %d of configset %s/%s: %w", prev.Status.CurrentRevision, prev.Namespace, prev.Name, err)
 	}
 	return nil
@@ -278,7 +282,9 @@ func (h *History) Repair(ctx context.Context, cs *config.ConfigSet) (bool, error
 	}
 	var written *config.ConfigRevision
 	if err != nil {
-		if written, err = h.create(ctx, cs, Snapshot(cs, Change{Author: ReconcilerUser})); err != nil {
+		written, err = h.create(ctx, cs, Snapshot(cs, Change{Author: ReconcilerUser}))
+		recordWrite(writerReconciler, err)
+		if err != nil {
 			return false, fmt.Errorf("restoring revision %d of configset %s/%s: %w", cs.Status.CurrentRevision, cs.Namespace, cs.Name, err)
 		}
 	}
@@ -307,12 +313,12 @@ func (h *History) Check(cs Subject) (hasCurrent, prunable bool) {
 	return holds(sums, cs.UID, cs.CurrentRevision), len(drop) > 0
 }
 
-// plan returns the revisions to delete among sums (newest first), and how many
-// of them go because of the byte budget: revisions of another ConfigSet of this
-// name, those older than the count limit allows, and the oldest beyond the
-// byte budget. The current revision always stays, and so does any revision
+// plan returns the revisions to delete among sums (newest first), each with
+// its reason (pruneOrphaned, pruneCount or pruneBytes): revisions of another
+// ConfigSet of this name, those older than the count limit allows, and the
+// oldest beyond the byte budget. The current revision always stays, and so does any revision
 // newer than the caller knows of.
-func (h *History) plan(cs Subject, sums []*Summary) (drop []*Summary, byBytes int) {
+func (h *History) plan(cs Subject, sums []*Summary) (drop []*Summary, reasons []string) {
 	limit := int64(max(cs.Limit, 1))
 	oldestKept := cs.CurrentRevision - limit + 1
 	var kept int64
@@ -320,26 +326,25 @@ func (h *History) plan(cs Subject, sums []*Summary) (drop []*Summary, byBytes in
 	for _, s := range sums {
 		switch {
 		case s.OwnerUID != cs.UID:
-			drop = append(drop, s)
+			drop, reasons = append(drop, s), append(reasons, pruneOrphaned)
 		case s.Revision > cs.CurrentRevision:
 		case s.Revision == cs.CurrentRevision:
 			kept += s.Bytes
 		case s.Revision < oldestKept:
-			drop = append(drop, s)
+			drop, reasons = append(drop, s), append(reasons, pruneCount)
 		case over || kept+s.Bytes > h.maxBytes:
 			over = true
-			drop = append(drop, s)
-			byBytes++
+			drop, reasons = append(drop, s), append(reasons, pruneBytes)
 		default:
 			kept += s.Bytes
 		}
 	}
-	return drop, byBytes
+	return drop, reasons
 }
 
 // prune deletes what plan says for cs, given sums, the index's summaries of
 // its ConfigSet. written is the revision just written, which the index may not
-// hold yet.
+// hold yet. It returns how many revisions went for the byte budget.
 func (h *History) prune(ctx context.Context, cs *config.ConfigSet, written *config.ConfigRevision, sums []*Summary) (int, error) {
 	if written != nil {
 		found := false
@@ -351,10 +356,20 @@ func (h *History) prune(ctx context.Context, cs *config.ConfigSet, written *conf
 			sort.SliceStable(sums, func(a, b int) bool { return sums[a].Revision > sums[b].Revision })
 		}
 	}
-	drop, byBytes := h.plan(SubjectOf(cs), sums)
-	for _, s := range drop {
-		if err := h.Delete(ctx, s.Namespace, s.Name, s.UID); err != nil {
+	drop, reasons := h.plan(SubjectOf(cs), sums)
+	byBytes := 0
+	for i, s := range drop {
+		deleted, err := h.Delete(ctx, s.Namespace, s.Name, s.UID)
+		if err != nil {
 			return byBytes, err
+		}
+		// Another writer (a replica, the reconciler) may have pruned it
+		// first: only the deletion that happened counts.
+		if deleted {
+			revisionsPruned.WithLabelValues(reasons[i]).Inc()
+			if reasons[i] == pruneBytes {
+				byBytes++
+			}
 		}
 	}
 	return byBytes, nil
@@ -395,8 +410,12 @@ func (h *History) create(ctx context.Context, cs *config.ConfigSet, rev *config.
 			return existing, nil
 		case existing.ConfigSetName == cs.Name && !OwnedBy(existing, cs.UID):
 			// Left by an earlier ConfigSet of this name, whose history is void.
-			if err := h.Delete(ctx, existing.Namespace, existing.Name, existing.UID); err != nil {
+			deleted, err := h.Delete(ctx, existing.Namespace, existing.Name, existing.UID)
+			if err != nil {
 				return nil, err
+			}
+			if deleted {
+				revisionsPruned.WithLabelValues(pruneOrphaned).Inc()
 			}
 		default:
 			found, err := h.find(ctx, cs, rev.Revision)
@@ -500,7 +519,7 @@ func (h *History) Deleted(ctx context.Context, cs *config.ConfigSet) {
 		if s.OwnerUID != cs.UID || walked[s.Name] {
 			continue
 		}
-		if err := h.Delete(ctx, s.Namespace, s.Name, s.UID); err != nil {
+		if _, err := h.Delete(ctx, s.Namespace, s.Name, s.UID); err != nil {
 			failed = err
 		}
 	}
@@ -522,15 +541,19 @@ func (h *History) CountIn(namespace string) int { return h.index.inNamespace(nam
 
 // Delete removes one revision if it still has this UID, tolerating one that
 // another writer removed or replaced first.
-func (h *History) Delete(ctx context.Context, namespace, name string, uid types.UID) error {
+func (h *History) Delete(ctx context.Context, namespace, name string, uid types.UID) (deleted bool, err error) {
 	ctx = genericapirequest.WithNamespace(ctx, namespace)
-	_, _, err := h.store.Delete(ctx, name, rest.ValidateAllObjectFunc, &metav1.DeleteOptions{
+	_, _, err = h.store.Delete(ctx, name, rest.ValidateAllObjectFunc, &metav1.DeleteOptions{
 		Preconditions: &metav1.Preconditions{UID: &uid},
 	})
-	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-		return fmt.Errorf("deleting revision %s/%s: %w", namespace, name, err)
+	switch {
+	case err == nil:
+		return true, nil
+	case apierrors.IsNotFound(err) || apierrors.IsConflict(err):
+		return false, nil
+	default:
+		return false, fmt.Errorf("deleting revision %s/%s: %w", namespace, name, err)
 	}
-	return nil
 }
 
 // AuthorFrom returns the user name of the request in ctx.

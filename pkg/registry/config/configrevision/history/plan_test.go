@@ -43,7 +43,13 @@ func TestPlan(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := &History{maxBytes: tc.maxBytes}
-			drop, byBytes := h.plan(tc.cs, tc.sums)
+			drop, reasons := h.plan(tc.cs, tc.sums)
+			byBytes := 0
+			for _, r := range reasons {
+				if r == pruneBytes {
+					byBytes++
+				}
+			}
 			var got []int64
 			for _, s := range drop {
 				got = append(got, s.Revision)

@@ -32,6 +32,11 @@ type RollbackREST struct {
 
 var _ rest.NamedCreater = &RollbackREST{}
 
+func newRollbackREST(configSets *REST, hist history.Recorder, admit UpdateAdmitter, access readAccess) *RollbackREST {
+	registerMetrics()
+	return &RollbackREST{configSets: configSets, history: hist, admit: admit, access: access}
+}
+
 // New returns an empty ConfigSetRollback, the request body.
 func (r *RollbackREST) New() runtime.Object { return &config.ConfigSetRollback{} }
 
@@ -42,7 +47,10 @@ func (r *RollbackREST) Destroy() {}
 // when the revision is not kept and 409 when the ConfigSet is immutable. The
 // update runs the storage compare-and-swap loop against the latest ConfigSet,
 // so concurrent writers and rollbacks each apply to what is stored.
-func (r *RollbackREST) Create(ctx context.Context, name string, obj runtime.Object, createValidation rest.ValidateObjectFunc, options *metav1.CreateOptions) (runtime.Object, error) {
+func (r *RollbackREST) Create(ctx context.Context, name string, obj runtime.Object, createValidation rest.ValidateObjectFunc, options *metav1.CreateOptions) (out runtime.Object, err error) {
+	if len(options.DryRun) == 0 {
+		defer func() { recordRollback(err) }()
+	}
 	rb, ok := obj.(*config.ConfigSetRollback)
 	if !ok {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("not a ConfigSetRollback: %T", obj))
@@ -72,7 +80,7 @@ func (r *RollbackREST) Create(ctx context.Context, name string, obj runtime.Obje
 			return r.admit.AdmitUpdate(ctx, obj.(*config.ConfigSet), old.(*config.ConfigSet), dryRun)
 		}
 	}
-	out, _, err := r.configSets.update(ctx, name, info, nil, admit, false,
+	out, _, err = r.configSets.update(ctx, name, info, nil, admit, false,
 		&metav1.UpdateOptions{DryRun: options.DryRun, FieldManager: options.FieldManager}, rb.Revision)
 	return out, err
 }

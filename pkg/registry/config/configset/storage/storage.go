@@ -76,7 +76,7 @@ func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, hi
 	return ConfigSetStorage{
 		ConfigSet: main,
 		Status:    &StatusREST{REST: status.NewREST(store, statusStrategy), access: access},
-		Rollback:  &RollbackREST{configSets: main, history: hist, admit: opts.Admit, access: access},
+		Rollback:  newRollbackREST(main, hist, opts.Admit, access),
 	}, nil
 }
 
