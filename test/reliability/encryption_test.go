@@ -133,7 +133,7 @@ func TestEncryptionAtRest(t *testing.T) {
 			writeFile(t, path, encryptionConfig(tc.providers))
 			ts := capstantesting.StartTestServer(t, "--encryption-provider-config="+path)
 			cs := clientsetFor(t, ts)
-			etcd := etcdClient(t, ts.EtcdEndpoints)
+			etcd := etcdClient(t, ts)
 			const ns = "enc"
 			secret := "s3cr3t-" + strings.ReplaceAll(tc.name, " ", "-") + "-do-not-store-in-clear"
 			plain := "plain-" + strings.ReplaceAll(tc.name, " ", "-") + "-visible-value"
@@ -443,7 +443,7 @@ func TestEncryptionConfigInvalidReload(t *testing.T) {
 		}
 		return total
 	}
-	etcd := etcdClient(t, ts.EtcdEndpoints)
+	etcd := etcdClient(t, ts)
 
 	check := func(name, wantPrefix string) {
 		t.Helper()

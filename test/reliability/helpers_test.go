@@ -6,7 +6,6 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apiserver/pkg/storage/etcd3"
 
@@ -26,11 +25,18 @@ func clientsetFor(t *testing.T, ts *capstantesting.TestServer) *versioned.Client
 	return cs
 }
 
-func etcdClient(t *testing.T, endpoints []string) *clientv3.Client {
+// etcdClient connects to a test server's embedded etcd with the server's
+// client certificate.
+func etcdClient(t *testing.T, ts *capstantesting.TestServer) *clientv3.Client {
 	t.Helper()
-	c, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	cfg, err := ts.EtcdClientConfig()
 	if err != nil {
-		t.Fatalf("etcd client for %v: %v", endpoints, err)
+		t.Fatal(err)
+	}
+	cfg.DialTimeout = 5 * time.Second
+	c, err := clientv3.New(cfg)
+	if err != nil {
+		t.Fatalf("etcd client for %v: %v", ts.EtcdEndpoints, err)
 	}
 	t.Cleanup(func() { c.Close() })
 	return c

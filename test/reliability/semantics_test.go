@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -26,7 +25,7 @@ import (
 func TestStorageSemantics(t *testing.T) {
 	ts := capstantesting.StartTestServer(t)
 	cs := clientsetFor(t, ts)
-	etcd := etcdClient(t, ts.EtcdEndpoints)
+	etcd := etcdClient(t, ts)
 	ctx := context.Background()
 
 	t.Run("two writers with one resourceVersion: one 200, one 409, 1000 rounds", func(t *testing.T) {
@@ -478,9 +477,8 @@ func TestStorageSemantics(t *testing.T) {
 // configuration as ts: its watch cache starts empty, at the current revision.
 func coldReplica(t *testing.T, ts *capstantesting.TestServer) *versioned.Clientset {
 	t.Helper()
-	replica := capstantesting.StartTestServer(t,
-		"--etcd-servers="+strings.Join(ts.EtcdEndpoints, ","),
-		"--encryption-provider-config="+filepath.Join(ts.DataDir, "encryption-config.yaml"))
+	replica := capstantesting.StartTestServer(t, append(ts.EtcdFlags(),
+		"--encryption-provider-config="+filepath.Join(ts.DataDir, "encryption-config.yaml"))...)
 	return clientsetFor(t, replica)
 }
 
