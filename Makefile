@@ -27,6 +27,7 @@ UNIT_PKGS = $$($(GO) list ./... | grep -v -e '/test/e2e$$' -e '/test/artifacts$$
 
 test:
 	$(GO) test -count=1 -timeout 30m $(TEST_FLAGS) $(UNIT_PKGS)
+	cd test/monitoring && $(GO) test -count=1 $(TEST_FLAGS) ./...
 
 # Builds a real kube-apiserver and kube-controller-manager v1.36.3 and etcd into
 # _output/bin (minutes the first time).

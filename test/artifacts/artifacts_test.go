@@ -57,6 +57,8 @@ var scopes = map[string]bool{
 	"RoleBinding":         true,
 	"Issuer":              true,
 	"Certificate":         true,
+	"ServiceMonitor":      true,
+	"PrometheusRule":      true,
 }
 
 // overlays are the renderable kustomizations that produce a complete

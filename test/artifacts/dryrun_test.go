@@ -36,7 +36,7 @@ const psaNamespace = "capstan-artifacts-psa"
 // crdGroups are API groups that come from CustomResourceDefinitions, which a
 // bare kube-apiserver does not have; their objects are left out of the
 // dry-run, and checked structurally only.
-var crdGroups = []string{"cert-manager.io"}
+var crdGroups = []string{"cert-manager.io", "monitoring.coreos.com"}
 
 // adminKubeconfig returns an admin kubeconfig of a real kube-apiserver:
 // kubeconfigEnv's, or that of a control plane started with package cluster
