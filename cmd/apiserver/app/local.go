@@ -96,6 +96,14 @@ func (o *Options) applyLocal(ctx context.Context, c *genericapiserver.Recommende
 	if err := r.Audit.ApplyTo(&c.Config); err != nil {
 		return cleanup, err
 	}
+	// As in aggregated mode: --tracing-config-file (and the egress selector
+	// its exporter dials through) apply in local mode too.
+	if err := r.EgressSelector.ApplyTo(&c.Config); err != nil {
+		return cleanup, err
+	}
+	if err := r.Traces.ApplyTo(c.Config.EgressSelector, &c.Config); err != nil {
+		return cleanup, err
+	}
 	if err := r.Features.ApplyTo(&c.Config, nil, nil); err != nil {
 		return cleanup, err
 	}
