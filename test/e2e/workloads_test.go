@@ -668,9 +668,11 @@ func TestControllerManagerLeaderElection(t *testing.T) {
 	t.Logf("handover in %s (lease %s); Deployment at svc-r2 %s after the kill", handover.Round(time.Millisecond),
 		cluster.ControllerManagerLeaseDuration, time.Since(killed).Round(time.Millisecond))
 	// The lease expires LeaseDuration after the last renewal; the new leader
-	// acquires it on its next retry (1s).
-	if limit := cluster.ControllerManagerLeaseDuration + 5*time.Second; handover > limit {
-		t.Errorf("handover took %s, more than the lease duration plus the retry period and margin (%s)", handover, limit)
+	// acquires it on its next retry (1s) with a read and a write of the
+	// Lease, which took up to 2.4s beyond that on this 2-core machine under
+	// load (10.4s in all); the bound leaves room for a busier CI.
+	if limit := 2 * cluster.ControllerManagerLeaseDuration; handover > limit {
+		t.Errorf("handover took %s, more than twice the lease duration (%s)", handover, limit)
 	}
 	if !strings.Contains(readLog(t, second.LogFile), started) {
 		t.Error("the second replica leads but never logged starting its controllers")
