@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -19,6 +18,7 @@ import (
 
 	"capstan.dev/capstan/pkg/apis/config"
 	configv1beta1 "capstan.dev/capstan/pkg/apis/config/v1beta1"
+	"capstan.dev/capstan/pkg/controller/projection"
 	"capstan.dev/capstan/test/e2e/cluster"
 )
 
@@ -65,7 +65,7 @@ func (r *runner) runPropagation(ctx context.Context, b *benchCluster) error {
 			return
 		}
 		cs := d.Annotations[config.ConfigSetsAnnotation]
-		rev := templateRevision(d.Spec.Template.Annotations[config.RevisionsAnnotation], cs)
+		rev := projection.TemplateRevision(d.Spec.Template.Annotations, cs)
 		now := time.Now()
 		mu.Lock()
 		defer mu.Unlock()
@@ -94,13 +94,8 @@ func (r *runner) runPropagation(ctx context.Context, b *benchCluster) error {
 	names := make([]string, s.PropagationConfigSets)
 	for i := range names {
 		names[i] = fmt.Sprintf("cfg-%03d", i)
-		cs := &configv1beta1.ConfigSet{
-			ObjectMeta: metav1.ObjectMeta{Name: names[i]},
-			Spec: configv1beta1.ConfigSetSpec{
-				Data:       benchEntries(i, 0),
-				Projection: &configv1beta1.ConfigSetProjection{PerRevision: true},
-			},
-		}
+		cs := newConfigSet(configv1beta1.SchemeGroupVersion.String(), propagationNamespace, names[i], i, smallShape)
+		cs.Spec.Projection = &configv1beta1.ConfigSetProjection{PerRevision: true}
 		if err := createWhenAuthorized(ctx, r, func() error {
 			_, err := capstan.ConfigSets(propagationNamespace).Create(ctx, cs, metav1.CreateOptions{})
 			return err
@@ -165,7 +160,7 @@ func (r *runner) runPropagation(ctx context.Context, b *benchCluster) error {
 		go func() {
 			defer wg.Done()
 			name := names[i%len(names)]
-			patch := fmt.Sprintf(`{"spec":{"data":{"k00":%q}}}`, fmt.Sprintf("change-%d", i))
+			patch := fmt.Sprintf(`{"spec":{"data":{"setting.000":%q}}}`, fmt.Sprintf("change-%d", i))
 			cs, err := capstan.ConfigSets(propagationNamespace).Patch(ctx, name, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
 			at := time.Now()
 			cmu.Lock()
@@ -252,27 +247,6 @@ func addExtra(m map[string]float64, k string, v float64) map[string]float64 {
 	}
 	m[k] += v
 	return m
-}
-
-// templateRevision reads one ConfigSet's revision from a pod template's
-// config.capstan.dev/revisions annotation (NAME=REV pairs).
-func templateRevision(annotation, configSet string) int64 {
-	for _, pair := range strings.Split(annotation, ",") {
-		if name, rev, ok := strings.Cut(pair, "="); ok && name == configSet {
-			n, _ := strconv.ParseInt(rev, 10, 64)
-			return n
-		}
-	}
-	return 0
-}
-
-// benchEntries are 16 entries of about 1 KiB together, like the other workloads' objects.
-func benchEntries(i, version int) map[string]string {
-	data := make(map[string]string, 16)
-	for k := range 16 {
-		data[fmt.Sprintf("k%02d", k)] = fmt.Sprintf("%060d", i*1000+version)
-	}
-	return data
 }
 
 // consumer is a Deployment of zero replicas (the control plane has no

@@ -1,11 +1,9 @@
 package integration
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -108,9 +106,9 @@ func TestMetrics(t *testing.T) {
 	if err := e.cs.ConfigV1beta1().ConfigRevisions(ns).Delete(e.ctx, current, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, e.ctx, "the reconciler restores the current revision", func() error {
+	e.hiPoll(t, hiTimeout, "the reconciler restores the current revision", func() (bool, error) {
 		_, err := e.cs.ConfigV1beta1().ConfigRevisions(ns).Get(e.ctx, current, metav1.GetOptions{})
-		return err
+		return err == nil, err
 	})
 	requireDelta(t, before, scrape(t, e), map[string]float64{
 		`capstan_history_repairs_total{kind="restored_current"}`:                         1,
@@ -133,12 +131,12 @@ func TestMetrics(t *testing.T) {
 	}
 	bad := hiConfigSet("bad", map[string]string{"debug": "true"}, nil)
 	bad.Labels = map[string]string{"team": "metrics"}
-	waitFor(t, e.ctx, "the policy in force", func() error {
+	e.hiPoll(t, hiTimeout, "the policy in force", func() (bool, error) {
 		_, err := sets.Create(e.ctx, bad, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		if !apierrors.IsForbidden(err) {
-			return fmt.Errorf("dry-run create: %v, want Forbidden", err)
+			return false, fmt.Errorf("dry-run create: %v, want Forbidden", err)
 		}
-		return nil
+		return true, nil
 	})
 	afterDryRuns := scrape(t, e)
 	if _, err := sets.Create(e.ctx, bad, metav1.CreateOptions{}); !apierrors.IsForbidden(err) {
@@ -160,21 +158,5 @@ func TestMetrics(t *testing.T) {
 	})
 	if after[`capstan_configpolicy_rule_cost_sum`] <= afterDryRuns[`capstan_configpolicy_rule_cost_sum`] {
 		t.Error("capstan_configpolicy_rule_cost_sum did not grow")
-	}
-}
-
-// waitFor polls f until it succeeds or ctx ends.
-func waitFor(t *testing.T, ctx context.Context, what string, f func() error) {
-	t.Helper()
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("%s: %v", what, err)
-		case <-time.After(100 * time.Millisecond):
-		}
 	}
 }

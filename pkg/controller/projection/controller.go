@@ -38,6 +38,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/ptr"
 
 	"capstan.dev/capstan/pkg/apis/config"
 	configv1beta1 "capstan.dev/capstan/pkg/apis/config/v1beta1"
@@ -440,8 +441,8 @@ func (c *Controller) ensurePair(ctx context.Context, cs *configv1beta1.ConfigSet
 	wantCM := &corev1.ConfigMap{ObjectMeta: om, Data: data}
 	wantSecret := &corev1.Secret{ObjectMeta: *om.DeepCopy(), Type: corev1.SecretTypeOpaque, Data: secretData}
 	if immutable {
-		wantCM.Immutable = ptrTrue()
-		wantSecret.Immutable = ptrTrue()
+		wantCM.Immutable = ptr.To(true)
+		wantSecret.Immutable = ptr.To(true)
 	}
 
 	cm, err := c.configMaps.ConfigMaps(cs.Namespace).Get(name)
@@ -652,7 +653,7 @@ func (c *Controller) rollout(ctx context.Context, cs *configv1beta1.ConfigSet, p
 	var errs []error
 	statuses := make([]configv1beta1.ConfigSetConsumer, 0, len(consumers))
 	for _, w := range consumers {
-		rev := templateRevisions(w.template.Annotations[config.RevisionsAnnotation])[cs.Name]
+		rev := TemplateRevision(w.template.Annotations, cs.Name)
 		push := projected && rev != current &&
 			(ps.RolloutRevision != current || !known[[2]string{w.kind, w.name}] || rev == 0)
 		rolledOut := w.rolledOut
@@ -684,9 +685,4 @@ func (c *Controller) rollout(ctx context.Context, cs *configv1beta1.ConfigSet, p
 	})
 	ps.Consumers = statuses
 	return errors.Join(errs...)
-}
-
-func ptrTrue() *bool {
-	t := true
-	return &t
 }

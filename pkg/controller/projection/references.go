@@ -166,6 +166,12 @@ func templateRevisions(value string) map[string]int64 {
 	return revs
 }
 
+// TemplateRevision returns the revision of the ConfigSet that a pod
+// template's annotations record, or 0.
+func TemplateRevision(annotations map[string]string, configSet string) int64 {
+	return templateRevisions(annotations[config.RevisionsAnnotation])[configSet]
+}
+
 // formatRevisions writes revs the way templateRevisions reads them, sorted by name.
 func formatRevisions(revs map[string]int64) string {
 	names := make([]string, 0, len(revs))
