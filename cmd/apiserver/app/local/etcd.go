@@ -165,8 +165,8 @@ func startEmbedded(opts EtcdOptions, pki *EtcdPKI, logger *zap.Logger) (*embed.E
 
 // The embedded etcd's snapshot settings; see etcdConfig.
 const (
-	embeddedSnapshotCount          = 100
-	embeddedSnapshotCatchUpEntries = 20
+	embeddedSnapshotCount          = 10
+	embeddedSnapshotCatchUpEntries = 5
 )
 
 func etcdConfig(opts EtcdOptions, pki *EtcdPKI, logger *zap.Logger) (*embed.Config, error) {
@@ -209,11 +209,13 @@ func etcdConfig(opts EtcdOptions, pki *EtcdPKI, logger *zap.Logger) (*embed.Conf
 	cfg.QuotaBackendBytes = opts.QuotaBackendBytes
 	// etcd keeps its raft log in memory until a snapshot compacts it: by
 	// default up to 10,000 entries, then 5,000 kept for followers to catch
-	// up. Embedded, that memory is the server's heap, and with ConfigSets
-	// near the 1.5 MiB limit it came to hundreds of MB after a few hundred
-	// writes. A single member has no follower to catch up, and its snapshot
-	// holds the membership only (the data is in the backend), so snapshotting
-	// often is cheap and bounds the log to a few hundred entries.
+	// up. Embedded, that memory is the server's heap, and each entry can hold
+	// a ConfigSet and its revision near the 1.5 MiB limit, so one tenant
+	// patching a large ConfigSet grew it by hundreds of MB. A single member
+	// has no follower to catch up, and its snapshot holds the membership only
+	// (the data is in the backend), so snapshotting every 10 entries and
+	// keeping 5 bounds the log to 15 entries (at most ~45 MiB) for about 9%
+	// fewer creates per second (740 → 675/s at concurrency 16 on 2 cores).
 	cfg.SnapshotCount = embeddedSnapshotCount
 	cfg.SnapshotCatchUpEntries = embeddedSnapshotCatchUpEntries
 	return cfg, nil
