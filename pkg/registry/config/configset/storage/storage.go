@@ -63,7 +63,7 @@ func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, hi
 
 		TableConvertor: tableConvertor,
 	}
-	options := &generic.StoreOptions{RESTOptions: internedEntries{optsGetter}, AttrFunc: configset.GetAttrs}
+	options := &generic.StoreOptions{RESTOptions: sharedVersions{optsGetter}, AttrFunc: configset.GetAttrs}
 	if err := store.CompleteWithOptions(options); err != nil {
 		return ConfigSetStorage{}, fmt.Errorf("configsets storage: %w", err)
 	}

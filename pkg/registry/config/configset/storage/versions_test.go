@@ -1,6 +1,8 @@
 package storage
 
 import (
+	"fmt"
+	goruntime "runtime"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +11,7 @@ import (
 	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
@@ -17,13 +20,25 @@ import (
 	"capstan.dev/capstan/pkg/apis/config"
 )
 
+// keyOf returns m's own copy of the key k.
+func keyOf(m map[string]string, k string) string {
+	for key := range m {
+		if key == k {
+			return key
+		}
+	}
+	return ""
+}
+
 // Every version of a ConfigSet read from storage, and so every version its
-// watch cache keeps, shares one copy of a large value that did not change.
-func TestVersionsShareLargeValues(t *testing.T) {
+// watch cache keeps, shares one copy of each key and value that did not
+// change, large or small.
+func TestVersionsShareUnchangedValues(t *testing.T) {
 	forEachStorage(t, func(t *testing.T, s ConfigSetStorage) {
 		ctx := genericapirequest.WithNamespace(genericapirequest.NewContext(), "test")
 		cs := validConfigSet()
 		cs.Spec.Data["BIG"] = strings.Repeat("b", 8<<10)
+		cs.Spec.Data["REGION"] = "eu-west-1"
 		cs.Spec.SecretData["BIG_SECRET"] = []byte(strings.Repeat("s", 8<<10))
 		created, err := s.ConfigSet.Create(ctx, cs, rest.ValidateAllObjectFunc, &metav1.CreateOptions{})
 		if err != nil {
@@ -73,8 +88,13 @@ func TestVersionsShareLargeValues(t *testing.T) {
 			if v.Spec.Data["LOG_LEVEL"] == versions[0].Spec.Data["LOG_LEVEL"] {
 				t.Fatalf("version %d did not change LOG_LEVEL", i+1)
 			}
-			if unsafe.StringData(v.Spec.Data["BIG"]) != unsafe.StringData(versions[0].Spec.Data["BIG"]) {
-				t.Errorf("version %d holds a copy of its own of the unchanged data value", i+1)
+			for _, k := range []string{"BIG", "REGION"} {
+				if unsafe.StringData(v.Spec.Data[k]) != unsafe.StringData(versions[0].Spec.Data[k]) {
+					t.Errorf("version %d holds a copy of its own of the unchanged value of %s", i+1, k)
+				}
+				if unsafe.StringData(keyOf(v.Spec.Data, k)) != unsafe.StringData(keyOf(versions[0].Spec.Data, k)) {
+					t.Errorf("version %d holds a copy of its own of the key %s", i+1, k)
+				}
 			}
 			if !secretsCopied && unsafe.SliceData(v.Spec.SecretData["BIG_SECRET"]) != unsafe.SliceData(versions[0].Spec.SecretData["BIG_SECRET"]) {
 				t.Errorf("version %d holds a copy of its own of the unchanged secret value", i+1)
@@ -84,4 +104,52 @@ func TestVersionsShareLargeValues(t *testing.T) {
 			t.Error("the shared value differs from the one written")
 		}
 	})
+}
+
+func TestShareMapKeepsWhatChanged(t *testing.T) {
+	prev := map[string]string{"same": strings.Clone("value"), "changed": "old", "removed": "x"}
+	cur := map[string]string{"same": strings.Clone("value"), "changed": "new", "added": "y"}
+	got := shareMap(prev, cur, func(a, b string) bool { return a == b })
+	want := map[string]string{"same": "value", "changed": "new", "added": "y"}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q", k, got[k], v)
+		}
+	}
+	if unsafe.StringData(got["same"]) != unsafe.StringData(prev["same"]) {
+		t.Error("the unchanged value is not shared")
+	}
+}
+
+// The table must not keep versions alive: once nothing refers to a version,
+// the garbage collector frees it and the table forgets it.
+func TestVersionTableForgetsFreedVersions(t *testing.T) {
+	table := newVersionTable()
+	for i := range 50 {
+		cs := validConfigSet()
+		cs.UID = types.UID(fmt.Sprintf("uid-%d", i))
+		table.share(cs)
+	}
+	kept := validConfigSet()
+	kept.UID = "kept"
+	table.share(kept)
+	deadline := time.Now().Add(wait.ForeverTestTimeout)
+	for table.len() > 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the table still holds %d versions after they were dropped", table.len())
+		}
+		goruntime.GC()
+		time.Sleep(time.Millisecond)
+	}
+	next := validConfigSet()
+	next.UID = "kept"
+	next.Spec.Data["LOG_LEVEL"] = strings.Clone(kept.Spec.Data["LOG_LEVEL"])
+	table.share(next)
+	if unsafe.StringData(next.Spec.Data["LOG_LEVEL"]) != unsafe.StringData(kept.Spec.Data["LOG_LEVEL"]) {
+		t.Error("a version still referred to was forgotten")
+	}
+	goruntime.KeepAlive(kept)
 }

@@ -1,0 +1,160 @@
+package storage
+
+import (
+	"bytes"
+	"runtime"
+	"sync"
+	"weak"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apiserver/pkg/registry/generic"
+
+	"capstan.dev/capstan/pkg/apis/config"
+)
+
+// sharedVersions gives the ConfigSet store a storage codec whose decoded
+// objects share the memory of every entry value, entry key and managed-fields
+// set that did not change with the version of the same ConfigSet decoded
+// before.
+//
+// The watch cache keeps every version of a ConfigSet for at least 75 seconds,
+// and until newer events overwrite it, so that watchers can resume. Without
+// sharing, a user who changes one small key beside a 900 KB value a hundred
+// times in a minute holds a hundred copies of the value in every replica's
+// heap, and ten versions of a 1 KiB ConfigSet hold ten copies of each of its
+// entries. Only immutable strings and byte slices that nothing modifies are
+// shared, never maps or structs, so an object decoded for a request can be
+// changed freely as before.
+type sharedVersions struct {
+	generic.RESTOptionsGetter
+}
+
+func (g sharedVersions) GetRESTOptions(resource schema.GroupResource, example k8sruntime.Object) (generic.RESTOptions, error) {
+	opts, err := g.RESTOptionsGetter.GetRESTOptions(resource, example)
+	if err != nil || opts.StorageConfig == nil {
+		return opts, err
+	}
+	cfg := *opts.StorageConfig
+	cfg.Codec = sharingCodec{Codec: cfg.Codec, versions: lastDecoded}
+	opts.StorageConfig = &cfg
+	return opts, nil
+}
+
+// sharingCodec shares the unchanged values of the ConfigSets it decodes with
+// the ConfigSet of the same UID it decoded last.
+type sharingCodec struct {
+	k8sruntime.Codec
+	versions *versionTable
+}
+
+func (c sharingCodec) Decode(data []byte, defaults *schema.GroupVersionKind, into k8sruntime.Object) (k8sruntime.Object, *schema.GroupVersionKind, error) {
+	obj, gvk, err := c.Codec.Decode(data, defaults, into)
+	if err != nil {
+		return obj, gvk, err
+	}
+	if cs, ok := obj.(*config.ConfigSet); ok {
+		c.versions.share(cs)
+	}
+	return obj, gvk, nil
+}
+
+// lastDecoded is shared by every ConfigSet store of the process.
+var lastDecoded = newVersionTable()
+
+// versionTable remembers, by UID, the ConfigSet decoded last. It holds weak
+// pointers only: a version stays in memory exactly as long as the watch cache
+// or a request refers to it, and its entry goes when it is freed.
+type versionTable struct {
+	mu     sync.Mutex
+	latest map[types.UID]weak.Pointer[config.ConfigSet]
+}
+
+func newVersionTable() *versionTable {
+	return &versionTable{latest: map[types.UID]weak.Pointer[config.ConfigSet]{}}
+}
+
+// share points cs's unchanged values at those of the version decoded before
+// it, then makes cs the one later versions share with. cs is not visible to
+// any other decode until it is complete.
+func (t *versionTable) share(cs *config.ConfigSet) {
+	if cs.UID == "" {
+		return
+	}
+	t.mu.Lock()
+	prev := t.latest[cs.UID].Value()
+	t.mu.Unlock()
+	if prev != nil && prev != cs {
+		shareUnchanged(prev, cs)
+	}
+	wp := weak.Make(cs)
+	t.mu.Lock()
+	t.latest[cs.UID] = wp
+	t.mu.Unlock()
+	runtime.AddCleanup(cs, t.forget, versionRef{uid: cs.UID, ptr: wp})
+}
+
+type versionRef struct {
+	uid types.UID
+	ptr weak.Pointer[config.ConfigSet]
+}
+
+// forget removes the entry of a freed version unless a later one replaced it.
+func (t *versionTable) forget(ref versionRef) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.latest[ref.uid] == ref.ptr {
+		delete(t.latest, ref.uid)
+	}
+}
+
+// len is the number of ConfigSets the table remembers, for tests.
+func (t *versionTable) len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.latest)
+}
+
+func shareUnchanged(prev, cs *config.ConfigSet) {
+	cs.Spec.Data = shareMap(prev.Spec.Data, cs.Spec.Data, func(a, b string) bool { return a == b })
+	cs.Spec.SecretData = shareMap(prev.Spec.SecretData, cs.Spec.SecretData, func(a, b []byte) bool {
+		return bytes.Equal(a, b)
+	})
+	for i := range cs.ManagedFields {
+		if i >= len(prev.ManagedFields) {
+			break
+		}
+		p, c := prev.ManagedFields[i].FieldsV1, cs.ManagedFields[i].FieldsV1
+		if p != nil && c != nil && bytes.Equal(p.Raw, c.Raw) {
+			cs.ManagedFields[i].FieldsV1 = &metav1.FieldsV1{Raw: p.Raw}
+		}
+	}
+}
+
+// shareMap returns a map equal to cur whose keys, and whose values equal to
+// prev's, are prev's. It returns a new map rather than changing cur, whose
+// keys cannot be replaced in place.
+func shareMap[V any](prev, cur map[string]V, equal func(a, b V) bool) map[string]V {
+	if len(prev) == 0 || len(cur) == 0 {
+		return cur
+	}
+	out := make(map[string]V, len(cur))
+	for k, pv := range prev {
+		if v, ok := cur[k]; ok {
+			if equal(pv, v) {
+				v = pv
+			}
+			out[k] = v
+		}
+	}
+	if len(out) < len(cur) {
+		for k, v := range cur {
+			if _, ok := out[k]; !ok {
+				out[k] = v
+			}
+		}
+	}
+	return out
+}
