@@ -33,6 +33,12 @@ type sizes struct {
 	PropagationDeployments int `json:"propagationDeploymentsPerConfigSet"`
 	PropagationRate        int `json:"propagationChangesPerSecond"`
 	PropagationChanges     int `json:"propagationChanges"`
+	// The memory workloads: ConfigSets of ~1 KiB with a number of revisions
+	// each, measured at each size; and H1's patches beside one large value.
+	MemoryConfigSets []int `json:"memoryConfigSets"`
+	MemoryRevisions  int   `json:"memoryRevisions"`
+	H1Patches        int   `json:"h1Patches"`
+	H1ValueKiB       int   `json:"h1ValueKiB"`
 }
 
 var fullSizes = sizes{
@@ -40,6 +46,7 @@ var fullSizes = sizes{
 	ListRepeats: 10, Watchers: 100, WatchRate: 100, WatchSeconds: 10, Informers: 10,
 	BigObjects: 2000, EncObjects: 2000, ProfileSeconds: 5,
 	PropagationConfigSets: 100, PropagationDeployments: 10, PropagationRate: 10, PropagationChanges: 300,
+	MemoryConfigSets: []int{1000, 10000}, MemoryRevisions: 10, H1Patches: 200, H1ValueKiB: 900,
 }
 
 var quickSizes = sizes{
@@ -47,6 +54,7 @@ var quickSizes = sizes{
 	ListRepeats: 3, Watchers: 10, WatchRate: 50, WatchSeconds: 2, Informers: 3,
 	BigObjects: 100, EncObjects: 150, ProfileSeconds: 2,
 	PropagationConfigSets: 5, PropagationDeployments: 4, PropagationRate: 5, PropagationChanges: 20,
+	MemoryConfigSets: []int{100, 300}, MemoryRevisions: 10, H1Patches: 30, H1ValueKiB: 900,
 }
 
 // Measurement is one workload on one system.

@@ -30,7 +30,7 @@ func main() {
 	quick := flag.Bool("quick", false, "a small run (300 objects, concurrency 8, 10 watchers) for a smoke test")
 	out := flag.String("out", "bench/results/latest.json", "JSON results file; the profiles' `go tool pprof -top` summaries (*.top.txt) go to a pprof folder beside it")
 	md := flag.String("md", "docs/benchmarks.md", "markdown file whose generated section is replaced (empty: none)")
-	systemsFlag := flag.String("systems", "E,O,enc,hist,O-agg,C,wl", "systems to run: E, O, enc (O with each encryption provider), hist (O with and without revisions), O-agg, C, wl (ConfigSet changes propagated to Deployments by capstan-controller-manager)")
+	systemsFlag := flag.String("systems", "E,O,enc,hist,h1,mem,O-agg,C,wl", "systems to run: E, O, enc (O with each encryption provider), hist (O with and without revisions), h1 (one tenant patching beside a large value, on a fresh local-mode server), mem (ConfigSets with revisions on fresh O-agg against the CRD on the same fresh kube-apiserver), O-agg, C, wl (ConfigSet changes propagated to Deployments by capstan-controller-manager)")
 	workDir := flag.String("work-dir", "", "folder for etcd data, certificates and logs (default: a new temporary folder, removed at the end)")
 	root := flag.String("root", ".", "the repository root, where bin/ and _output/bin/ are")
 	pprofDir := flag.String("pprof-dir", "", "folder for the binary CPU profiles (*.pb.gz) (default: _output/bench/pprof under -root, which git ignores)")
@@ -163,28 +163,38 @@ func run(ctx context.Context, quick bool, out, md, systemsFlag, workDir, root, p
 		r.log("O with and without revisions (the cost of history)")
 		r.runHistoryCost(ctx, bins, workDir)
 	}
-	if (want["O-agg"] || want["C"] || want["wl"]) && ctx.Err() == nil {
+	if want["h1"] && ctx.Err() == nil {
+		r.log("H1: %d patches beside a %d KiB value, local mode with its embedded etcd", s.H1Patches, s.H1ValueKiB)
+		r.runH1(ctx, bins, workDir)
+	}
+	if (want["O-agg"] || want["C"] || want["mem"] || want["wl"]) && ctx.Err() == nil {
 		r.log("cluster: etcd, kube-apiserver, Capstan aggregated (test/e2e/cluster)")
 		progress := &logWriter{log: r.log}
 		b, err := startCluster(ctx, bins, workDir, progress)
 		note(err)
 		if err == nil {
 			onCluster(b.down)
-			if want["O-agg"] {
-				r.log("O-agg: Capstan through the aggregator")
-				agg, err := b.aggregated()
+			var agg, crd *kubeSystem
+			if want["O-agg"] || want["mem"] {
+				agg, err = b.aggregated()
 				note(err)
-				if err == nil {
-					note(r.runAll(ctx, agg))
-				}
 			}
-			if want["C"] && ctx.Err() == nil {
-				r.log("C: the CRD on kube-apiserver")
-				c, err := b.crd(ctx)
+			if (want["C"] || want["mem"]) && ctx.Err() == nil {
+				crd, err = b.crd(ctx)
 				note(err)
-				if err == nil {
-					note(r.runAll(ctx, c))
-				}
+			}
+			// First, while kube-apiserver and Capstan are fresh.
+			if want["mem"] && agg != nil && crd != nil {
+				r.log("memory: %v ConfigSets with %d revisions each, O-agg and C", s.MemoryConfigSets, s.MemoryRevisions)
+				r.runHistoryMemory(ctx, agg, crd)
+			}
+			if want["O-agg"] && agg != nil && ctx.Err() == nil {
+				r.log("O-agg: Capstan through the aggregator")
+				note(r.runAll(ctx, agg))
+			}
+			if want["C"] && crd != nil && ctx.Err() == nil {
+				r.log("C: the CRD on kube-apiserver")
+				note(r.runAll(ctx, crd))
 			}
 			if want["wl"] && ctx.Err() == nil {
 				r.log("wl: ConfigSet changes to Deployments' pod templates, by capstan-controller-manager")

@@ -140,7 +140,8 @@ func buildRatios(ms []Measurement) []Ratio {
 	var order []string
 	for _, m := range ms {
 		// Encryption and history workloads have tables of their own.
-		if m.Skipped != "" || strings.HasPrefix(m.Workload, "enc ") || strings.HasPrefix(m.Workload, "hist ") || m.Workload == propagationWorkload {
+		if m.Skipped != "" || strings.HasPrefix(m.Workload, "enc ") || strings.HasPrefix(m.Workload, "hist ") || m.Workload == propagationWorkload ||
+			strings.HasPrefix(m.Workload, historyMemoryPrefix) || m.Workload == h1Workload {
 			continue
 		}
 		if by[m.Workload] == nil {
@@ -306,6 +307,8 @@ func markdownTables(res Results) string {
 				fmtRatio(ratio(a.ServerCPUPerOpMs, z.ServerCPUPerOpMs)), fmtNum(a.EtcdPutsPerOp), fmtNum(z.EtcdPutsPerOp))
 		}
 	}
+
+	b.WriteString(memoryTables(res))
 
 	for _, m := range res.Results {
 		if m.Workload != propagationWorkload || m.Skipped != "" {

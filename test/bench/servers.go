@@ -101,20 +101,39 @@ func startCapstanLocal(ctx context.Context, bins binaries, dir, name, provider, 
 	if err != nil {
 		return nil, err
 	}
-	fail := func(err error, ps ...*process) (*kubeSystem, error) {
-		for _, p := range ps {
-			p.stop(15 * time.Second)
-		}
+	encFile := filepath.Join(dir, name+"-encryption.yaml")
+	if err := encryptionConfig(encFile, provider, kmsSocket); err != nil {
 		etcd.stop(10 * time.Second)
 		return nil, err
 	}
-	encFile := filepath.Join(dir, name+"-encryption.yaml")
-	if err := encryptionConfig(encFile, provider, kmsSocket); err != nil {
-		return fail(err)
+	args := append([]string{"--etcd-servers=" + etcdURL, "--encryption-provider-config=" + encFile}, extraArgs...)
+	sys, err := startLocalServer(ctx, bins, dir, name, args)
+	if err != nil {
+		etcd.stop(10 * time.Second)
+		return nil, err
 	}
+	sys.etcds = []*pidRef{{role: "etcd", pid: etcd.pid}}
+	sys.etcdURL, sys.etcdHTTP = etcdURL, http.DefaultClient
+	stopServer := sys.stopFunc
+	sys.stopFunc = func() {
+		stopServer()
+		etcd.stop(10 * time.Second)
+	}
+	return sys, nil
+}
+
+// startCapstanEmbedded starts capstan-apiserver as `make run` does: local
+// mode with its embedded etcd, in its own process, and its own encryption key.
+func startCapstanEmbedded(ctx context.Context, bins binaries, dir, name string, extraArgs ...string) (*kubeSystem, error) {
+	return startLocalServer(ctx, bins, dir, name, extraArgs)
+}
+
+// startLocalServer starts capstan-apiserver in local mode with the bench's
+// limits and args, and waits until it is ready.
+func startLocalServer(ctx context.Context, bins binaries, dir, name string, extraArgs []string) (*kubeSystem, error) {
 	ports, err := freePorts(1)
 	if err != nil {
-		return fail(err)
+		return nil, err
 	}
 	dataDir := filepath.Join(dir, name)
 	args := append([]string{bins.capstan,
@@ -122,13 +141,15 @@ func startCapstanLocal(ctx context.Context, bins binaries, dir, name, provider, 
 		"--data-dir=" + dataDir,
 		"--bind-address=127.0.0.1",
 		"--secure-port=" + strconv.Itoa(ports[0]),
-		"--etcd-servers=" + etcdURL,
-		"--encryption-provider-config=" + encFile,
 	}, serverLimitFlags...)
 	args = append(args, extraArgs...)
 	p, err := startProcess(name, filepath.Join(dir, "logs", name+".log"), args)
 	if err != nil {
-		return fail(err)
+		return nil, err
+	}
+	fail := func(err error) (*kubeSystem, error) {
+		p.stop(15 * time.Second)
+		return nil, err
 	}
 	kubeconfig := filepath.Join(dataDir, "kubeconfig")
 	var cfg *rest.Config
@@ -142,29 +163,25 @@ func startCapstanLocal(ctx context.Context, bins binaries, dir, name, provider, 
 		return err
 	})
 	if err != nil {
-		return fail(err, p)
+		return fail(err)
 	}
 	if err := waitReadyz(ctx, p, cfg); err != nil {
-		return fail(err, p)
+		return fail(err)
 	}
+	// H1's writes each get a warning that older revisions were pruned.
+	cfg.WarningHandler = rest.NoWarnings{}
 	client, err := capstanClient(cfg)
 	if err != nil {
-		return fail(err, p)
+		return fail(err)
 	}
 	return &kubeSystem{
 		sysName:    "O",
 		apiVersion: "config.capstan.dev/v1beta1",
 		client:     client,
 		servers:    []*pidRef{{role: "capstan", pid: p.pid}},
-		etcds:      []*pidRef{{role: "etcd", pid: etcd.pid}},
 		memory:     &pidRef{role: "capstan", pid: p.pid},
-		etcdURL:    etcdURL,
-		etcdHTTP:   http.DefaultClient,
 		pprof:      []pprofEndpoint{{role: "capstan", config: cfg}},
-		stopFunc: func() {
-			p.stop(20 * time.Second)
-			etcd.stop(10 * time.Second)
-		},
+		stopFunc:   func() { p.stop(20 * time.Second) },
 	}, nil
 }
 
