@@ -13,12 +13,13 @@ import (
 	"k8s.io/apiserver/pkg/registry/generic"
 
 	"capstan.dev/capstan/pkg/apis/config"
+	"capstan.dev/capstan/pkg/intern"
 )
 
 // sharedVersions gives the ConfigSet store a storage codec whose decoded
 // objects share the memory of every entry value, entry key and managed-fields
 // set that did not change with the version of the same ConfigSet decoded
-// before.
+// before, and their large values with every equal value in memory.
 //
 // The watch cache keeps every version of a ConfigSet for at least 75 seconds,
 // and until newer events overwrite it, so that watchers can resume. Without
@@ -56,9 +57,30 @@ func (c sharingCodec) Decode(data []byte, defaults *schema.GroupVersionKind, int
 		return obj, gvk, err
 	}
 	if cs, ok := obj.(*config.ConfigSet); ok {
+		internLargeValues(&cs.Spec)
 		c.versions.share(cs)
 	}
 	return obj, gvk, nil
+}
+
+// internMinSize is the smallest entry value interned by its contents.
+const internMinSize = 1024
+
+// largeValues is shared by every ConfigSet store of the process.
+var largeValues = intern.New(internMinSize)
+
+// internLargeValues makes the large entry values of spec share one copy with
+// every equal value decoded before that is still in memory. Sharing with the
+// previous version alone is not enough for them: when that version was a
+// request's, freed since, the next one would bring a copy of its own, and a
+// tenant's writes decide how many such copies the watch cache holds.
+func internLargeValues(spec *config.ConfigSetSpec) {
+	for k, v := range spec.Data {
+		spec.Data[k] = largeValues.String(v)
+	}
+	for k, v := range spec.SecretData {
+		spec.SecretData[k] = largeValues.Bytes(v)
+	}
 }
 
 // lastDecoded is shared by every ConfigSet store of the process.

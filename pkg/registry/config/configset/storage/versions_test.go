@@ -153,3 +153,33 @@ func TestVersionTableForgetsFreedVersions(t *testing.T) {
 	}
 	goruntime.KeepAlive(kept)
 }
+
+// A large value is shared even when the version decoded just before was a
+// request's and has been freed: the watch cache's versions must not each get
+// a copy of their own then.
+func TestLargeValuesShareAfterTheVersionBeforeWasFreed(t *testing.T) {
+	table := newVersionTable()
+	decode := func() *config.ConfigSet {
+		cs := validConfigSet()
+		cs.UID = "u"
+		cs.Spec.Data["BIG"] = strings.Repeat("b", 4<<10)
+		internLargeValues(&cs.Spec)
+		table.share(cs)
+		return cs
+	}
+	cached := decode()
+	func() { _ = decode() }()
+	deadline := time.Now().Add(wait.ForeverTestTimeout)
+	for table.len() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the request's version was not freed")
+		}
+		goruntime.GC()
+		time.Sleep(time.Millisecond)
+	}
+	next := decode()
+	if unsafe.StringData(next.Spec.Data["BIG"]) != unsafe.StringData(cached.Spec.Data["BIG"]) {
+		t.Error("the new version holds a copy of its own of the large value")
+	}
+	goruntime.KeepAlive(cached)
+}
