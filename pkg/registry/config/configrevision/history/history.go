@@ -42,6 +42,11 @@ type Recorder interface {
 	// failures become warnings on ctx, never request errors, because the
 	// change itself is stored.
 	Changed(ctx context.Context, old, cur *config.ConfigSet, change Change)
+	// Uncertain is called when a write that started from old ended without
+	// an answer from storage (its deadline passed, etcd was unavailable):
+	// etcd may still apply it, and then no request is left that knows old.
+	// It hands old to the repairer when old's revision is missing.
+	Uncertain(old *config.ConfigSet)
 	// Deleted removes the revisions of cs, which is gone from storage.
 	Deleted(ctx context.Context, cs *config.ConfigSet)
 	// Revision returns revision rev of cs, or NotFound when it is not kept.
@@ -62,6 +67,9 @@ var _ Recorder = Disabled{}
 
 // Changed records nothing.
 func (Disabled) Changed(context.Context, *config.ConfigSet, *config.ConfigSet, Change) {}
+
+// Uncertain has nothing to repair.
+func (Disabled) Uncertain(*config.ConfigSet) {}
 
 // Deleted has nothing to delete.
 func (Disabled) Deleted(context.Context, *config.ConfigSet) {}
@@ -224,6 +232,11 @@ func (h *History) Changed(ctx context.Context, old, cur *config.ConfigSet, chang
 		return
 	}
 	h.pruneAndWarn(ctx, cur, written, sums)
+}
+
+// Uncertain hands old to the repairer when its revision is missing; see Recorder.
+func (h *History) Uncertain(old *config.ConfigSet) {
+	h.ensureRecorded(old, h.index.forConfigSet(old.Namespace, old.Name))
 }
 
 // ensureRecorded hands the change prev to the repairer when its revision is

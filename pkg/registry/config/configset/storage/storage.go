@@ -5,8 +5,11 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -130,7 +133,15 @@ func (r *REST) update(ctx context.Context, name string, objInfo rest.UpdatedObje
 	defer cancel()
 	info := &oldCapturingInfo{UpdatedObjectInfo: objInfo}
 	out, created, err := r.Store.Update(ctx, name, info, createValidation, updateValidation, forceAllowCreate, options)
-	if err != nil || dryrun.IsDryRun(options.DryRun) {
+	if dryrun.IsDryRun(options.DryRun) {
+		return out, created, err
+	}
+	if err != nil {
+		if old, ok := info.old.(*config.ConfigSet); ok && outcomeUnknown(err) {
+			// etcd may apply this change after the request gave up, and
+			// then this request was the last to know the state it replaced.
+			r.history.Uncertain(old)
+		}
 		return out, created, err
 	}
 	cs := out.(*config.ConfigSet)
@@ -145,6 +156,17 @@ func (r *REST) update(ctx context.Context, name string, objInfo rest.UpdatedObje
 	}
 	r.history.Changed(ctx, old, cs, history.Change{Author: history.AuthorFrom(ctx), RollbackOf: rollbackOf})
 	return out, created, nil
+}
+
+// outcomeUnknown reports whether err leaves open whether storage applied the
+// write: a server-side error (a timeout, etcd unavailable) rather than a
+// refusal such as a conflict, a validation error or a denial.
+func outcomeUnknown(err error) bool {
+	var status apierrors.APIStatus
+	if errors.As(err, &status) {
+		return status.Status().Code >= http.StatusInternalServerError
+	}
+	return true
 }
 
 // oldCapturingInfo remembers the stored object the last attempt of an update
