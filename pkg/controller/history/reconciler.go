@@ -54,7 +54,7 @@ type Reconciler struct {
 	queue      workqueue.TypedRateLimitingInterface[item]
 
 	mu          sync.Mutex
-	missingFrom map[item]time.Time
+	missingFrom map[item]missing
 	pending     map[item]*config.ConfigSet
 }
 
@@ -70,7 +70,7 @@ func NewReconciler(f informers.SharedInformerFactory, hist *history.History, con
 		configSets:  configSets,
 		csLister:    csInformer.Lister(),
 		synced:      []cache.InformerSynced{csInformer.Informer().HasSynced, hist.HasSynced},
-		missingFrom: map[item]time.Time{},
+		missingFrom: map[item]missing{},
 		pending:     map[item]*config.ConfigSet{},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[item](),
 			workqueue.TypedRateLimitingQueueConfig[item]{Name: "capstan_history_reconciler"}),
@@ -207,12 +207,15 @@ func (r *Reconciler) restore(ctx context.Context, key item) error {
 		done()
 		return nil
 	}
-	if err := r.history.Restore(ctx, prev); err != nil {
+	restored, err := r.history.Restore(ctx, prev)
+	if err != nil {
 		return err
 	}
 	done()
-	repairs.WithLabelValues(repairRestoredEarlier).Inc()
-	klog.FromContext(ctx).Info("Restored the revision of an earlier change its request did not write", "configset", prev.Namespace+"/"+prev.Name, "revision", key.restore)
+	if restored {
+		repairs.WithLabelValues(repairRestoredEarlier).Inc()
+		klog.FromContext(ctx).Info("Restored the revision of an earlier change its request did not write", "configset", prev.Namespace+"/"+prev.Name, "revision", key.restore)
+	}
 	// A restored revision may put history over its byte budget.
 	return r.history.Prune(ctx, cur)
 }
@@ -239,24 +242,33 @@ func (r *Reconciler) sync(ctx context.Context, key item) (time.Duration, error) 
 		return 0, nil
 	}
 	if !hasCurrent {
-		if wait := r.waitForWriter(key); wait > 0 {
+		if wait := r.waitForWriter(key, cs.Status.CurrentRevision); wait > 0 {
 			return wait, nil
 		}
 	}
-	return 0, r.repair(ctx, key)
+	return 0, r.repair(ctx, key, cs.Status.CurrentRevision)
 }
 
-// waitForWriter returns how long to wait before writing a missing current
-// revision, giving the request that made the change time to write it.
-func (r *Reconciler) waitForWriter(key item) time.Duration {
+// missing is when the reconciler first saw a revision of a ConfigSet missing.
+type missing struct {
+	revision int64
+	since    time.Time
+}
+
+// waitForWriter returns how long to wait before writing revision rev, the
+// missing current revision, giving the request that made the change time to
+// write it. The grace period runs per revision: a ConfigSet that keeps
+// changing while the index lags must not have its newest revision written
+// from under its request because an older one was missing long ago.
+func (r *Reconciler) waitForWriter(key item, rev int64) time.Duration {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	since, ok := r.missingFrom[key]
-	if !ok {
-		r.missingFrom[key] = time.Now()
+	m, ok := r.missingFrom[key]
+	if !ok || m.revision != rev {
+		r.missingFrom[key] = missing{revision: rev, since: time.Now()}
 		return r.history.RepairGrace()
 	}
-	if left := r.history.RepairGrace() - time.Since(since); left > 0 {
+	if left := r.history.RepairGrace() - time.Since(m.since); left > 0 {
 		return left
 	}
 	return 0
@@ -270,8 +282,11 @@ func (r *Reconciler) forget(key item) {
 }
 
 // repair reads the ConfigSet from storage, writes its current revision if it is
-// missing, and prunes revisions of other ConfigSets and beyond the limits.
-func (r *Reconciler) repair(ctx context.Context, key item) error {
+// missing, and prunes revisions of other ConfigSets and beyond the limits. rev
+// is the current revision the informer showed, whose grace period passed; if
+// storage holds a newer one, its request may still be writing it, and the
+// informer's event for it brings the ConfigSet back.
+func (r *Reconciler) repair(ctx context.Context, key item, rev int64) error {
 	cs, err := r.configSets.Get(ctx, key.namespace, key.name)
 	if apierrors.IsNotFound(err) {
 		r.forget(key)
@@ -279,6 +294,9 @@ func (r *Reconciler) repair(ctx context.Context, key item) error {
 	}
 	if err != nil {
 		return err
+	}
+	if cs.Status.CurrentRevision != rev {
+		return nil
 	}
 	restored, err := r.history.Repair(ctx, cs)
 	if restored {

@@ -224,7 +224,7 @@ func (h *History) Changed(ctx context.Context, old, cur *config.ConfigSet, chang
 	if old != nil && old.UID == cur.UID {
 		h.ensureRecorded(old, sums)
 	}
-	written, err := h.create(ctx, cur, Snapshot(cur, change))
+	written, _, err := h.create(ctx, cur, Snapshot(cur, change))
 	recordWrite(writerRequest, err)
 	if err != nil {
 		warning.AddWarning(ctx, "", fmt.Sprintf("revision %d of configset %s was stored but its history was not written (%v); the server will restore it",
@@ -274,15 +274,16 @@ func (h *History) pruneAndWarn(ctx context.Context, cs *config.ConfigSet, writte
 }
 
 // Restore writes the revision of prev, a state of a ConfigSet whose request
-// did not write it, with the reconciler as author and without pruning.
-func (h *History) Restore(ctx context.Context, prev *config.ConfigSet) error {
+// did not write it, with the reconciler as author and without pruning. It
+// returns whether it wrote it: someone else may have, meanwhile.
+func (h *History) Restore(ctx context.Context, prev *config.ConfigSet) (bool, error) {
 	ctx = genericapirequest.WithNamespace(ctx, prev.Namespace)
-	_, err := h.create(ctx, prev, Snapshot(prev, Change{Author: ReconcilerUser}))
+	_, created, err := h.create(ctx, prev, Snapshot(prev, Change{Author: ReconcilerUser}))
 	recordWrite(writerReconciler, err)
 	if err != nil {
-		return fmt.Errorf("restoring revision %d of configset %s/%s: %w", prev.Status.CurrentRevision, prev.Namespace, prev.Name, err)
+		return false, fmt.Errorf("restoring revision %d of configset %s/%s: %w", prev.Status.CurrentRevision, prev.Namespace, prev.Name, err)
 	}
-	return nil
+	return created, nil
 }
 
 // Repair writes the current revision of cs, read from storage, when etcd does
@@ -294,15 +295,16 @@ func (h *History) Repair(ctx context.Context, cs *config.ConfigSet) (bool, error
 		return false, err
 	}
 	var written *config.ConfigRevision
+	created := false
 	if err != nil {
-		written, err = h.create(ctx, cs, Snapshot(cs, Change{Author: ReconcilerUser}))
+		written, created, err = h.create(ctx, cs, Snapshot(cs, Change{Author: ReconcilerUser}))
 		recordWrite(writerReconciler, err)
 		if err != nil {
 			return false, fmt.Errorf("restoring revision %d of configset %s/%s: %w", cs.Status.CurrentRevision, cs.Namespace, cs.Name, err)
 		}
 	}
 	_, err = h.prune(ctx, cs, written, h.index.forConfigSet(cs.Namespace, cs.Name))
-	return written != nil, err
+	return created, err
 }
 
 // Subject is what deciding about a ConfigSet's history needs to know of it.
@@ -395,37 +397,38 @@ func (h *History) Prune(ctx context.Context, cs *config.ConfigSet) error {
 	return err
 }
 
-// create writes rev and returns what is stored. Writing the same revision
-// twice (a retry, or the request and the reconciler) is a no-op. A revision
+// create writes rev and returns what is stored, and whether this call wrote
+// it. Writing the same revision twice (a retry, or the request and the
+// reconciler) is a no-op. A revision
 // left under the same name by an earlier ConfigSet of that name is replaced; a
 // name taken by another live ConfigSet (possible only for names cut to fit)
 // makes the server pick a generated name, since Get finds revisions by their
 // fields through the index.
-func (h *History) create(ctx context.Context, cs *config.ConfigSet, rev *config.ConfigRevision) (*config.ConfigRevision, error) {
+func (h *History) create(ctx context.Context, cs *config.ConfigSet, rev *config.ConfigRevision) (*config.ConfigRevision, bool, error) {
 	for attempt := 0; attempt < 3; attempt++ {
 		out, err := h.store.Create(ctx, rev.DeepCopy(), rest.ValidateAllObjectFunc, &metav1.CreateOptions{})
 		if err == nil {
-			return out.(*config.ConfigRevision), nil
+			return out.(*config.ConfigRevision), true, nil
 		}
 		if !apierrors.IsAlreadyExists(err) {
-			return nil, err
+			return nil, false, err
 		}
 		obj, getErr := h.store.Get(ctx, rev.Name, &metav1.GetOptions{})
 		if apierrors.IsNotFound(getErr) {
 			continue // deleted meanwhile: try again
 		}
 		if getErr != nil {
-			return nil, getErr
+			return nil, false, getErr
 		}
 		existing := obj.(*config.ConfigRevision)
 		switch {
 		case existing.ConfigSetName == cs.Name && existing.Revision == rev.Revision && OwnedBy(existing, cs.UID):
-			return existing, nil
+			return existing, false, nil
 		case existing.ConfigSetName == cs.Name && !OwnedBy(existing, cs.UID):
 			// Left by an earlier ConfigSet of this name, whose history is void.
 			deleted, err := h.Delete(ctx, existing.Namespace, existing.Name, existing.UID)
 			if err != nil {
-				return nil, err
+				return nil, false, err
 			}
 			if deleted {
 				revisionsPruned.WithLabelValues(pruneOrphaned).Inc()
@@ -433,13 +436,13 @@ func (h *History) create(ctx context.Context, cs *config.ConfigSet, rev *config.
 		default:
 			found, err := h.find(ctx, cs, rev.Revision)
 			if err != nil || found != nil {
-				return found, err
+				return found, false, err
 			}
 			rev.GenerateName = rev.Name[:min(len(rev.Name), 240)] + "-"
 			rev.Name = ""
 		}
 	}
-	return nil, fmt.Errorf("revision name %s stayed taken", rev.Name)
+	return nil, false, fmt.Errorf("revision name %s stayed taken", rev.Name)
 }
 
 // OwnedBy reports whether rev belongs to the ConfigSet with this UID; a

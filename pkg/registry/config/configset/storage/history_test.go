@@ -186,7 +186,7 @@ func TestNextChangeHandsAnUnrecordedRevisionToTheRepairer(t *testing.T) {
 		t.Errorf("revision 2: data %v author %q, want LOG_LEVEL=debug by alice", r.Data, r.Author)
 	}
 
-	if err := hist.Restore(ctx, held[0]); err != nil {
+	if _, err := hist.Restore(ctx, held[0]); err != nil {
 		t.Fatal(err)
 	}
 	restored, err := revisions.Get(ctx, config.RevisionName("foo", 1), &metav1.GetOptions{})
