@@ -41,7 +41,8 @@ test-e2e: build tools
 
 # Storage semantics, authentication, encryption at rest, and faults under load
 # (etcd killed, paused, blackholed; Capstan killed and stopped; an etcd leader
-# killed under two replicas) checked for linearizability: etcd and Capstan run
+# killed under two replicas; two replicas upgraded one at a time from the
+# previous commit's build) checked for linearizability: etcd and Capstan run
 # as child processes behind a fault-injecting proxy. About 7 minutes.
 test-reliability: build tools
 	$(GO) test -count=1 -timeout 20m $(TEST_FLAGS) ./test/reliability/...

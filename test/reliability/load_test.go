@@ -2,6 +2,7 @@ package reliability
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"math/rand"
@@ -24,20 +25,40 @@ import (
 	"capstan.dev/capstan/pkg/apis/config"
 	"capstan.dev/capstan/pkg/apis/config/v1beta1"
 	"capstan.dev/capstan/pkg/generated/clientset/versioned"
+	configv1beta1client "capstan.dev/capstan/pkg/generated/clientset/versioned/typed/config/v1beta1"
+	"capstan.dev/capstan/pkg/registry/config/configrevision/history"
 	"capstan.dev/capstan/test/reliability/harness"
 )
 
-// The steady mixed load the fault tests run: 8 clients reading, patching,
-// listing and creating ConfigSets, and watchers following them. Every call and
-// return goes into a history that porcupine checks for linearizability.
+// The steady mixed load the fault tests run: 8 clients reading, patching
+// (entries and secret entries), rolling back, listing, creating, deleting and
+// re-creating ConfigSets, and watchers following them. Every call and return
+// on the registers goes into a history that porcupine checks for
+// linearizability.
 const (
 	loadClients  = 8
 	loadKeys     = 32
 	loadWatchers = 2
 	loadValueKey = "v"
+	// loadSecretKey is a secret entry every patch writes with the same value
+	// as loadValueKey: present and equal to it in every state but "init".
+	loadSecretKey = "s"
 	// loadHistoryLimit keeps every revision a run makes, so that each
 	// acknowledged write's revision can be checked.
 	loadHistoryLimit = 1000
+	// loadPruneKeys keys have a history limit of loadPruneLimit, so that
+	// most of their writes prune.
+	loadPruneKeys  = 4
+	loadPruneLimit = 3
+	// loadRecreateKeys keys are deleted and created again, outside the
+	// linearizability check (a register has no absent state).
+	loadRecreateKeys = 2
+	// loadUser is who the harness's kubeconfig authenticates as: the author
+	// of every revision a request wrote.
+	loadUser = "capstan-admin"
+	// notWrittenWarning is in the warning of a change whose revision its
+	// request could not write, which the reconciler then restores.
+	notWrittenWarning = "its history was not written"
 	// answerGrace is how long past the server's request timeout a request
 	// may take before it counts as hanging.
 	answerGrace = 5 * time.Second
@@ -47,6 +68,11 @@ type ackedWrite struct {
 	key      string
 	value    string
 	revision int64
+	// rollbackOf is the revision a rollback restored, 0 for a patch.
+	rollbackOf int64
+	// warned: the answer said its revision was not written; the reconciler
+	// restores it, as its author.
+	warned bool
 }
 
 type loadOptions struct {
@@ -70,7 +96,12 @@ type load struct {
 	hist    *harness.History
 	clients []versioned.Interface
 	watch   []versioned.Interface
-	keys    []string
+	// workers are the clients' own clientsets, each with its own warnings.
+	workers  []versioned.Interface
+	warnings []*warningRecorder
+	keys     []string
+	limits   map[string]int64
+	recreate []string
 
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -92,7 +123,17 @@ type load struct {
 
 func newLoad(t *testing.T, opts loadOptions) *load {
 	t.Helper()
-	l := &load{t: t, opts: opts, hist: harness.NewHistory(), counts: map[string]int{}, samples: map[string]string{}, stop: make(chan struct{})}
+	l := &load{t: t, opts: opts, hist: harness.NewHistory(), counts: map[string]int{}, samples: map[string]string{}, stop: make(chan struct{}),
+		limits: map[string]int64{}}
+	for id := range loadClients {
+		c := *opts.configs[id%len(opts.configs)]
+		c.QPS = -1
+		c.Timeout = opts.requestTimeout + 4*answerGrace
+		rec := &warningRecorder{}
+		c.WarningHandler = rec
+		l.workers = append(l.workers, versioned.NewForConfigOrDie(&c))
+		l.warnings = append(l.warnings, rec)
+	}
 	for _, cfg := range opts.configs {
 		c := *cfg
 		c.QPS = -1
@@ -106,6 +147,15 @@ func newLoad(t *testing.T, opts loadOptions) *load {
 	}
 	for i := range loadKeys {
 		l.keys = append(l.keys, fmt.Sprintf("key-%02d", i))
+		l.limits[l.keys[i]] = loadHistoryLimit
+	}
+	for i := range loadPruneKeys {
+		k := fmt.Sprintf("prune-%02d", i)
+		l.keys = append(l.keys, k)
+		l.limits[k] = loadPruneLimit
+	}
+	for i := range loadRecreateKeys {
+		l.recreate = append(l.recreate, fmt.Sprintf("recreate-%02d", i))
 	}
 	l.watchCtx, l.cancel = context.WithCancel(context.Background())
 	t.Cleanup(func() { l.Stop(); l.StopWatchers() })
@@ -120,7 +170,7 @@ func (l *load) Start() {
 	cs := l.clients[0].ConfigV1beta1().ConfigSets(l.opts.namespace)
 	for _, k := range l.keys {
 		obj := configSet(k, map[string]string{loadValueKey: "init"})
-		obj.Spec.RevisionHistoryLimit = ptr.To[int32](loadHistoryLimit)
+		obj.Spec.RevisionHistoryLimit = ptr.To(int32(l.limits[k]))
 		call := l.hist.Now()
 		out, err := cs.Create(ctx, obj, metav1.CreateOptions{})
 		if err != nil {
@@ -128,6 +178,12 @@ func (l *load) Start() {
 		}
 		l.hist.Done(0, harness.RegisterOp{Key: k, Write: true, Value: "init"}, call, register(out))
 		l.addAcked(ackedWrite{key: k, value: "init", revision: out.Status.CurrentRevision})
+	}
+	for _, k := range l.recreate {
+		obj := configSet(k, map[string]string{loadValueKey: "init"})
+		if _, err := cs.Create(ctx, obj, metav1.CreateOptions{}); err != nil {
+			l.t.Fatalf("creating %s: %v", k, err)
+		}
 	}
 	for i := range loadWatchers {
 		w := &watcher{l: l, id: i, client: l.watch[i%len(l.watch)], state: map[string]harness.Register{}}
@@ -160,7 +216,8 @@ func register(cs *v1beta1.ConfigSet) harness.Register {
 func (l *load) client(id int) {
 	defer l.wg.Done()
 	rng := rand.New(rand.NewSource(int64(id) + time.Now().UnixNano()))
-	cs := l.clients[id%len(l.clients)].ConfigV1beta1().ConfigSets(l.opts.namespace)
+	cs := l.workers[id].ConfigV1beta1().ConfigSets(l.opts.namespace)
+	warned := l.warnings[id]
 	ctx := context.Background()
 	for seq := 0; ; seq++ {
 		select {
@@ -169,32 +226,51 @@ func (l *load) client(id int) {
 		default:
 		}
 		key := l.keys[rng.Intn(len(l.keys))]
+		warned.take()
 		switch p := rng.Intn(100); {
-		case p < 45:
+		case p < 40:
 			value := fmt.Sprintf("c%d-%d", id, seq)
 			op := harness.RegisterOp{Key: key, Write: true, Value: value}
-			patch := []byte(fmt.Sprintf(`{"spec":{"data":{%q:%q}}}`, loadValueKey, value))
+			patch := []byte(fmt.Sprintf(`{"spec":{"data":{%q:%q},"secretData":{%q:%q}}}`,
+				loadValueKey, value, loadSecretKey, base64.StdEncoding.EncodeToString([]byte(value))))
 			call, start := l.hist.Now(), time.Now()
 			out, err := cs.Patch(ctx, key, types.MergePatchType, patch, metav1.PatchOptions{})
 			switch l.outcome("patch", start, err) {
 			case succeeded:
 				l.hist.Done(id, op, call, register(out))
-				l.addAcked(ackedWrite{key: key, value: value, revision: out.Status.CurrentRevision})
+				l.addAcked(ackedWrite{key: key, value: value, revision: out.Status.CurrentRevision, warned: warned.take()})
 			case unknown:
 				l.hist.Unknown(id, op, call)
 			}
-		case p < 80:
+		case p < 45:
+			target, ok := l.rollbackTarget(rng, key)
+			if !ok {
+				continue
+			}
+			op := harness.RegisterOp{Key: key, Write: true, Value: target.value}
+			call, start := l.hist.Now(), time.Now()
+			out, err := cs.Rollback(ctx, key, &v1beta1.ConfigSetRollback{Revision: target.revision}, metav1.CreateOptions{})
+			switch l.outcome("rollback", start, err) {
+			case succeeded:
+				l.hist.Done(id, op, call, register(out))
+				l.addAcked(ackedWrite{key: key, value: target.value, revision: out.Status.CurrentRevision, rollbackOf: target.revision, warned: warned.take()})
+			case unknown:
+				l.hist.Unknown(id, op, call)
+			}
+		case p < 78:
 			call, start := l.hist.Now(), time.Now()
 			out, err := cs.Get(ctx, key, metav1.GetOptions{})
 			if l.outcome("get", start, err) == succeeded {
 				l.hist.Done(id, harness.RegisterOp{Key: key}, call, register(out))
 			}
-		case p < 90:
+		case p < 88:
 			start := time.Now()
 			list, err := cs.List(ctx, metav1.ListOptions{})
 			if l.outcome("list", start, err) == succeeded {
 				l.checkList(list)
 			}
+		case p < 92:
+			l.recreateOne(ctx, cs, l.recreate[rng.Intn(len(l.recreate))], fmt.Sprintf("r%d-%d", id, seq))
 		default:
 			name := fmt.Sprintf("u-%d-%d", id, seq)
 			start := time.Now()
@@ -211,6 +287,74 @@ func (l *load) client(id int) {
 		}
 		time.Sleep(time.Duration(10+rng.Intn(20)) * time.Millisecond)
 	}
+}
+
+// rollbackTarget picks an earlier acknowledged write of key whose revision
+// its own request wrote, so that the revision is there to roll back to. Keys
+// that prune have none: their targets may be gone, a 404 by design.
+func (l *load) rollbackTarget(rng *rand.Rand, key string) (ackedWrite, bool) {
+	if l.limits[key] < loadHistoryLimit {
+		return ackedWrite{}, false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var candidates []ackedWrite
+	for _, w := range l.acked {
+		if w.key == key && !w.warned {
+			candidates = append(candidates, w)
+		}
+	}
+	if len(candidates) == 0 {
+		return ackedWrite{}, false
+	}
+	return candidates[rng.Intn(len(candidates))], true
+}
+
+// recreateOne deletes name and creates it again with a new value. Clients
+// race on these keys, so a delete may find nothing (404) and a create may
+// find the name taken (409); the end state is checked in Verify.
+func (l *load) recreateOne(ctx context.Context, cs configsetsClient, name, value string) {
+	start := time.Now()
+	err := cs.Delete(ctx, name, metav1.DeleteOptions{})
+	if apierrors.IsNotFound(err) {
+		l.count("delete 404 (raced)")
+	} else if l.outcome("delete", start, err) == unknown {
+		return
+	}
+	start = time.Now()
+	_, err = cs.Create(ctx, configSet(name, map[string]string{loadValueKey: value}), metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		l.count("re-create 409 (raced)")
+	} else {
+		l.outcome("re-create", start, err)
+	}
+}
+
+// configsetsClient is the ConfigSets client of one namespace.
+type configsetsClient = configv1beta1client.ConfigSetInterface
+
+// warningRecorder notes, per client, whether an answer said that the
+// revision of its change was not written.
+type warningRecorder struct {
+	mu         sync.Mutex
+	notWritten bool
+}
+
+func (w *warningRecorder) HandleWarningHeader(_ int, _ string, text string) {
+	if strings.Contains(text, notWrittenWarning) {
+		w.mu.Lock()
+		w.notWritten = true
+		w.mu.Unlock()
+	}
+}
+
+// take reports whether such a warning came since the last take.
+func (w *warningRecorder) take() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	seen := w.notWritten
+	w.notWritten = false
+	return seen
 }
 
 type result int
@@ -491,11 +635,14 @@ func (l *load) Verify(ctx context.Context, t *testing.T, cfg *restclient.Config)
 		}
 	}
 
-	// Each acknowledged write's revision holds the value it wrote, and every
-	// key's revisions run from 1 to its current revision without a gap (the
-	// reconciler restores a missing current one after its grace period).
+	// Every key's kept revisions run from the oldest its limit keeps to its
+	// current revision without a gap, and none older is left (the
+	// reconciler restores a missing revision after its grace period and
+	// prunes what a request could not); every re-created key's revisions are
+	// its own. Then each acknowledged write's revision holds what it wrote,
+	// by whom.
 	var revs map[string]*v1beta1.ConfigRevision
-	var gaps []string
+	var problems []string
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		list, err := cs.ConfigV1beta1().ConfigRevisions(l.opts.namespace).List(ctx, metav1.ListOptions{})
@@ -506,32 +653,36 @@ func (l *load) Verify(ctx context.Context, t *testing.T, cfg *restclient.Config)
 		for i := range list.Items {
 			revs[list.Items[i].Name] = &list.Items[i]
 		}
-		gaps = gaps[:0]
-		for _, k := range l.keys {
-			for n := int64(1); n <= final[k].Revision; n++ {
-				if name := config.RevisionName(k, n); revs[name] == nil {
-					gaps = append(gaps, name)
-				}
-			}
-		}
-		if len(gaps) == 0 || time.Now().After(deadline) {
+		problems = l.historyProblems(ctx, t, sets, final, revs)
+		if len(problems) == 0 || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(time.Second)
 	}
-	if len(gaps) > 0 {
-		t.Errorf("%d revisions missing: %v", len(gaps), gaps)
+	if len(problems) > 0 {
+		t.Errorf("%d history problems after 30s: %v", len(problems), problems[:min(len(problems), 20)])
 	}
-	lost := 0
+	lost, rollbacks, restored := 0, 0, 0
 	for _, w := range acked {
+		if w.revision <= final[w.key].Revision-l.limits[w.key] {
+			continue // pruned by its limit
+		}
 		rev := revs[config.RevisionName(w.key, w.revision)]
-		if rev == nil || rev.Data[loadValueKey] != w.value {
+		if bad := checkRevision(w, rev); bad != "" {
 			lost++
 			if lost <= 10 {
-				t.Errorf("acknowledged write %s=%q at revision %d: revision holds %v", w.key, w.value, w.revision, rev)
+				t.Errorf("acknowledged write %s=%q at revision %d: %s", w.key, w.value, w.revision, bad)
 			}
+			continue
+		}
+		if w.rollbackOf != 0 {
+			rollbacks++
+		}
+		if rev.Author == history.ReconcilerUser {
+			restored++
 		}
 	}
+	t.Logf("acknowledged rollbacks: %d; acknowledged writes whose revision the reconciler restored: %d", rollbacks, restored)
 
 	// Watchers converge to the final state of every key.
 	var diverged []string
@@ -559,6 +710,82 @@ func (l *load) Verify(ctx context.Context, t *testing.T, cfg *restclient.Config)
 	t.Logf("load: %s", l.Summary())
 	t.Logf("acknowledged writes: %d patches and creates (%d creates), lost: %d; slowest request %v",
 		len(acked)+len(ackedCreates), len(ackedCreates), lost, l.slowestRequest().Round(time.Millisecond))
+}
+
+// historyProblems lists what is wrong with the revisions in revs, against the
+// final state of the keys and what storage holds for the re-created keys.
+func (l *load) historyProblems(ctx context.Context, t *testing.T, sets configsetsClient, final map[string]harness.Register, revs map[string]*v1beta1.ConfigRevision) []string {
+	byKey := map[string][]*v1beta1.ConfigRevision{}
+	for _, r := range revs {
+		byKey[r.ConfigSetName] = append(byKey[r.ConfigSetName], r)
+	}
+	var problems []string
+	for _, k := range l.keys {
+		oldest := max(1, final[k].Revision-l.limits[k]+1)
+		for n := oldest; n <= final[k].Revision; n++ {
+			if name := config.RevisionName(k, n); revs[name] == nil {
+				problems = append(problems, "missing "+name)
+			}
+		}
+		for _, r := range byKey[k] {
+			if r.Revision < oldest {
+				problems = append(problems, fmt.Sprintf("%s kept beyond the limit of %d", r.Name, l.limits[k]))
+			}
+		}
+	}
+	for _, k := range l.recreate {
+		cur, err := sets.Get(ctx, k, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			for _, r := range byKey[k] {
+				problems = append(problems, r.Name+" outlived its deleted ConfigSet")
+			}
+			continue
+		case err != nil:
+			t.Fatalf("reading %s: %v", k, err)
+		}
+		for _, r := range byKey[k] {
+			if len(r.OwnerReferences) != 1 || r.OwnerReferences[0].UID != cur.UID {
+				problems = append(problems, fmt.Sprintf("%s belongs to an earlier %s", r.Name, k))
+			}
+		}
+		for n := int64(1); n <= cur.Status.CurrentRevision; n++ {
+			if name := config.RevisionName(k, n); revs[name] == nil {
+				problems = append(problems, "missing "+name+" of the re-created "+k)
+			}
+		}
+	}
+	return problems
+}
+
+// checkRevision says what is wrong with rev as the revision of w, or "".
+func checkRevision(w ackedWrite, rev *v1beta1.ConfigRevision) string {
+	switch {
+	case rev == nil:
+		return "no revision"
+	case rev.Data[loadValueKey] != w.value:
+		return fmt.Sprintf("revision holds %q", rev.Data[loadValueKey])
+	}
+	secret, hasSecret := rev.SecretData[loadSecretKey]
+	if w.value == "init" {
+		if hasSecret {
+			return "revision holds a secret entry the state it records did not have"
+		}
+	} else if string(secret) != w.value {
+		return "revision holds another secret entry than the one written"
+	}
+	switch {
+	case rev.Author == loadUser:
+	case rev.Author == history.ReconcilerUser && w.warned:
+	default:
+		return fmt.Sprintf("author %q (the answer warned that the revision was not written: %v)", rev.Author, w.warned)
+	}
+	// A rollback to entries equal to the current ones writes no revision;
+	// the current one then restored the same entries itself, or is the target.
+	if w.rollbackOf != 0 && rev.RollbackOf == 0 && rev.Revision != w.rollbackOf {
+		return fmt.Sprintf("rollback to %d recorded as a plain change", w.rollbackOf)
+	}
+	return ""
 }
 
 func (l *load) slowestRequest() time.Duration {

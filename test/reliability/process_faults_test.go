@@ -12,43 +12,117 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	restclient "k8s.io/client-go/rest"
 
+	"capstan.dev/capstan/pkg/apis/config"
 	"capstan.dev/capstan/pkg/generated/clientset/versioned"
+	"capstan.dev/capstan/pkg/registry/config/configrevision/history"
 	"capstan.dev/capstan/test/reliability/harness"
 )
 
 // TestCapstanKilledUnderLoad: SIGKILL mid-load and a restart on the same data.
 // Requests in flight die with the process (unknown outcomes); afterwards every
 // acknowledged write is present, the history is linearizable, and each
-// ConfigSet's revisions run from 1 to its current one: revisions that requests
-// in flight did not write are restored.
+// ConfigSet's revisions run from 1 to its current one. Every etcd round trip
+// is slowed so that patches are caught between their two writes (the
+// ConfigSet stored, its revision not yet): the test kills until etcd shows at
+// least one such revision missing, and checks that the reconciler restored it.
 func TestCapstanKilledUnderLoad(t *testing.T) {
+	const attempts = 5
 	etcd := harness.StartEtcd(t, harness.EtcdOptions{UnsafeNoFsync: true})
+	proxy := harness.StartProxy(t, etcd.Addr())
 	capstan := harness.StartCapstan(t, harness.CapstanOptions{
-		EtcdServers: []string{etcd.Endpoint()},
+		EtcdServers: []string{proxy.Endpoint()},
 		Args:        []string{"--request-timeout=" + faultRequestTimeout.String(), "--history-repair-grace-period=2s"},
 	})
 	cfg, err := capstan.ClientConfig()
 	if err != nil {
 		t.Fatal(err)
 	}
+	raw := etcd.Client(t)
+	encryption := filepath.Join(capstan.DataDir(), "encryption-config.yaml")
 	l := newLoad(t, loadOptions{namespace: "sigkill", requestTimeout: faultRequestTimeout, configs: []*restclient.Config{cfg},
 		refusedExpected: true, brokenExpected: true})
 	l.Start()
 	time.Sleep(5 * time.Second)
 
-	before := l.Acked()
-	killedAt := time.Now()
-	capstan.Kill()
-	if err := capstan.Start(); err != nil {
-		t.Fatal(err)
+	var missing map[string]int64
+	for attempt := 1; len(missing) == 0; attempt++ {
+		if attempt > attempts {
+			t.Fatalf("no kill in %d caught a change between its ConfigSet and its revision write", attempts)
+		}
+		proxy.SetLatency(300 * time.Millisecond)
+		time.Sleep(time.Second)
+		before := l.Acked()
+		killedAt := time.Now()
+		capstan.Kill()
+		// Writes the proxy still holds for the dead process never reach etcd.
+		proxy.SetMode(harness.Reset)
+		missing = missingCurrentRevisions(context.Background(), t, raw, encryption, "sigkill", l.keys)
+		proxy.SetLatency(0)
+		proxy.SetMode(harness.Pass)
+		if err := capstan.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("kill %d after %d acknowledged writes: %d current revisions missing in etcd %v; ready again %v after SIGKILL",
+			attempt, before, len(missing), missing, time.Since(killedAt).Round(time.Millisecond))
 	}
-	t.Logf("killed after %d acknowledged writes; ready again %v after SIGKILL", before, time.Since(killedAt).Round(time.Millisecond))
 	time.Sleep(10 * time.Second)
 	l.Verify(context.Background(), t, cfg)
+
+	revisions := versioned.NewForConfigOrDie(cfg).ConfigV1beta1().ConfigRevisions("sigkill")
+	for key, rev := range missing {
+		got, err := revisions.Get(context.Background(), config.RevisionName(key, rev), metav1.GetOptions{})
+		if err != nil {
+			t.Errorf("revision %d of %s, missing at the kill: %v", rev, key, err)
+			continue
+		}
+		if got.Author != history.ReconcilerUser {
+			t.Errorf("revision %d of %s, missing at the kill, was written by %q, not restored by the reconciler", rev, key, got.Author)
+		}
+	}
+}
+
+// missingCurrentRevisions reads etcd directly, once its revision stops
+// moving, and returns the keys whose ConfigSet's current revision has no
+// ConfigRevision.
+func missingCurrentRevisions(ctx context.Context, t *testing.T, raw *clientv3.Client, encryption, ns string, keys []string) map[string]int64 {
+	t.Helper()
+	last := int64(-1)
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		resp, err := raw.Get(ctx, "/", clientv3.WithCountOnly())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Header.Revision == last {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("etcd's revision kept moving for 30s after Capstan was killed")
+		}
+		last = resp.Header.Revision
+		time.Sleep(200 * time.Millisecond)
+	}
+	missing := map[string]int64{}
+	for _, k := range keys {
+		key := configSetKeyPrefix + ns + "/" + k
+		cs, err := decryptConfigSet(ctx, encryption, key, rawValue(ctx, t, raw, key))
+		if err != nil {
+			t.Fatalf("reading %s from etcd: %v", key, err)
+		}
+		name := config.RevisionName(k, cs.Status.CurrentRevision)
+		resp, err := raw.Get(ctx, "/registry/config.capstan.dev/configrevisions/"+ns+"/"+name, clientv3.WithCountOnly())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Count == 0 {
+			missing[k] = cs.Status.CurrentRevision
+		}
+	}
+	return missing
 }
 
 // TestCapstanGracefulShutdown: SIGTERM with --shutdown-delay-duration while

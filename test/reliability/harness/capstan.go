@@ -27,6 +27,8 @@ type CapstanOptions struct {
 	EtcdServers []string
 	// Args are extra flags.
 	Args []string
+	// Binary is the capstan-apiserver to run; empty means bin/capstan-apiserver.
+	Binary string
 }
 
 // Capstan is bin/capstan-apiserver running as a child process on 127.0.0.1,
@@ -57,17 +59,23 @@ func CapstanBinary() (string, error) {
 // kills it (by PID) in t.Cleanup.
 func StartCapstan(t testing.TB, opts CapstanOptions) *Capstan {
 	t.Helper()
-	binary, err := CapstanBinary()
-	if err != nil {
-		t.Fatal(err)
+	binary := opts.Binary
+	if binary == "" {
+		var err error
+		if binary, err = CapstanBinary(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if opts.DataDir == "" {
 		opts.DataDir = t.TempDir()
 	}
-	c := &Capstan{binary: binary, opts: opts, logFile: filepath.Join(opts.DataDir, "capstan.log"), proc: child{name: "capstan"}}
-	if c.port, err = FreePort(); err != nil {
+	port, err := FreePort()
+	if err != nil {
 		t.Fatal(err)
 	}
+	// Per port, since replicas may share a data folder.
+	logFile := filepath.Join(opts.DataDir, fmt.Sprintf("capstan-%d.log", port))
+	c := &Capstan{binary: binary, opts: opts, port: port, logFile: logFile, proc: child{name: "capstan"}}
 	t.Cleanup(c.Kill)
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
@@ -103,6 +111,13 @@ func (c *Capstan) URL() string { return "https://127.0.0.1:" + strconv.Itoa(c.po
 
 // Addr is host:port of the secure listener.
 func (c *Capstan) Addr() string { return "127.0.0.1:" + strconv.Itoa(c.port) }
+
+// SetBinary makes the next Start run binary: an upgrade or a rollback.
+func (c *Capstan) SetBinary(binary string) { c.binary = binary }
+
+// DataDir is the data folder: PKI, kubeconfig, and the generated
+// EncryptionConfiguration (encryption-config.yaml) unless Args set one.
+func (c *Capstan) DataDir() string { return c.opts.DataDir }
 
 // Exited is closed when the current process has exited.
 func (c *Capstan) Exited() <-chan struct{} { return c.proc.exitedCh() }

@@ -80,7 +80,8 @@ func (h *History) Len() int {
 }
 
 // RegisterModel is the sequential specification: a write sets the value and
-// raises the revision by one; a read returns both. Each ConfigSet is checked
+// raises the revision by one, unless the value is already there; a read
+// returns both. Each ConfigSet is checked
 // on its own (the partition by key).
 var RegisterModel = porcupine.Model{
 	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
@@ -105,6 +106,10 @@ var RegisterModel = porcupine.Model{
 		s, in, out := state.(Register), input.(RegisterOp), output.(RegisterResult)
 		if in.Write {
 			next := Register{Value: in.Value, Revision: s.Revision + 1}
+			if in.Value == s.Value {
+				// The entries do not change (a rollback to them): no revision.
+				next = s
+			}
 			if out.Unknown {
 				return true, next
 			}
