@@ -34,15 +34,7 @@ func TestControllerManagerDeployment(t *testing.T) {
 	if len(c.Command) != 1 || c.Command[0] != "/usr/local/bin/capstan-controller-manager" {
 		t.Errorf("command %q, want the binary the Dockerfile installs", c.Command)
 	}
-	o := cmapp.NewOptions()
-	fs := pflag.NewFlagSet("capstan-controller-manager", pflag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	for _, f := range o.Flags().FlagSets {
-		fs.AddFlagSet(f)
-	}
-	if err := fs.Parse(c.Args); err != nil {
-		t.Fatalf("capstan-controller-manager does not accept the Deployment's arguments: %v", err)
-	}
+	o := parsedControllerManagerArgs(t, c.Args)
 	if !o.LeaderElection.LeaderElect {
 		t.Error("two replicas without leader election would both write")
 	}
@@ -89,4 +81,20 @@ func TestControllerManagerDeployment(t *testing.T) {
 			t.Errorf("ClusterRole %s allows %s %s.%s, which the controller never does", role.Name, deny.verb, deny.resource, deny.group)
 		}
 	}
+}
+
+// parsedControllerManagerArgs are the Deployment's arguments parsed by
+// capstan-controller-manager's own flags.
+func parsedControllerManagerArgs(t *testing.T, args []string) *cmapp.Options {
+	t.Helper()
+	o := cmapp.NewOptions()
+	fs := pflag.NewFlagSet("capstan-controller-manager", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	for _, f := range o.Flags().FlagSets {
+		fs.AddFlagSet(f)
+	}
+	if err := fs.Parse(args); err != nil {
+		t.Fatalf("capstan-controller-manager does not accept the Deployment's arguments: %v", err)
+	}
+	return o
 }

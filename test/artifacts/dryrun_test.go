@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -39,9 +40,7 @@ const psaNamespace = "capstan-artifacts-psa"
 var crdGroups = []string{"cert-manager.io", "monitoring.coreos.com"}
 
 // adminKubeconfig returns an admin kubeconfig of a real kube-apiserver:
-// kubeconfigEnv's, or that of a control plane started with package cluster
-// when its binaries are built (hack/build-tools.sh, make build). Without
-// either the test is skipped, saying how to run it.
+// kubeconfigEnv's, or that of the package's control plane (controlPlane).
 func adminKubeconfig(t *testing.T) string {
 	t.Helper()
 	if path := os.Getenv(kubeconfigEnv); path != "" {
@@ -50,25 +49,67 @@ func adminKubeconfig(t *testing.T) string {
 		}
 		return path
 	}
-	opts := cluster.RepoOptions(repoRoot, t.TempDir())
-	if err := opts.Binaries.Check(); err != nil {
-		t.Fatalf("needs a real kube-apiserver: build the binaries (hack/build-tools.sh and make build, as make test-e2e does) "+
-			"or set %s to an admin kubeconfig:\n%v", kubeconfigEnv, err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	start := time.Now()
-	c, err := cluster.Up(ctx, opts)
-	if err != nil {
-		t.Fatalf("starting the control plane: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := c.Down(); err != nil {
-			t.Errorf("stopping the control plane: %v", err)
+	return controlPlane(t).AdminKubeconfig
+}
+
+// shared is the control plane of this test package: started by the first
+// test that needs it, stopped by TestMain after the last one.
+var shared struct {
+	once    sync.Once
+	cluster *cluster.Cluster
+	workDir string
+	err     error
+}
+
+// controlPlane returns the package's own control plane, started with package
+// cluster when its binaries are built (hack/build-tools.sh, make build), or
+// fails the test saying how to build them. Tests that change what the
+// control plane's harness created (TestHelmInstallUpgradeUninstall deletes
+// its APIServices, Service, RBAC and namespace) use it directly, never a
+// cluster that kubeconfigEnv names; a test that needs Capstan served through
+// the aggregator does not belong in this package.
+func controlPlane(t *testing.T) *cluster.Cluster {
+	t.Helper()
+	shared.once.Do(func() {
+		dir, err := os.MkdirTemp("", "capstan-artifacts-cluster-")
+		if err != nil {
+			shared.err = err
+			return
 		}
+		shared.workDir = dir
+		opts := cluster.RepoOptions(repoRoot, dir)
+		if err := opts.Binaries.Check(); err != nil {
+			shared.err = fmt.Errorf("needs a real kube-apiserver: build the binaries (hack/build-tools.sh and make build, as make test-e2e does) "+
+				"or set %s to an admin kubeconfig:\n%w", kubeconfigEnv, err)
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		start := time.Now()
+		shared.cluster, shared.err = cluster.Up(ctx, opts)
+		if shared.err != nil {
+			shared.err = fmt.Errorf("starting the control plane: %w", shared.err)
+			return
+		}
+		t.Logf("control plane up in %.1fs", time.Since(start).Seconds())
 	})
-	t.Logf("control plane up in %.1fs", time.Since(start).Seconds())
-	return c.AdminKubeconfig
+	if shared.err != nil {
+		t.Fatal(shared.err)
+	}
+	return shared.cluster
+}
+
+// stopControlPlane stops the package's control plane, if a test started it,
+// by the PIDs it recorded, and removes its work folder.
+func stopControlPlane() error {
+	var err error
+	if shared.cluster != nil {
+		err = shared.cluster.Down()
+	}
+	if shared.workDir != "" && err == nil {
+		err = os.RemoveAll(shared.workDir)
+	}
+	return err
 }
 
 // kubectlRun runs kubectl against kubeconfig with stdin, and returns stdout
@@ -176,116 +217,131 @@ func TestArtifactsServerSideDryRun(t *testing.T) {
 	for _, dir := range dirs {
 		t.Run(dir, func(t *testing.T) {
 			_, objs := render(t, dir)
-			var all, namespaces []*unstructured.Unstructured
-			for _, o := range objs {
-				if slices.Contains(crdGroups, o.GroupVersionKind().Group) {
-					t.Logf("not dry-run (no CRD in a bare kube-apiserver): %s %s", o.GetKind(), o.GetName())
-					continue
-				}
-				if o.GetKind() == "Namespace" {
-					namespaces = append(namespaces, o)
-				}
-				all = append(all, o)
-			}
-			ensureApplied(t, kubeconfig, anys(namespaces)...)
-
-			stdout, stderr, _ := kubectlRun(t, kubeconfig, encodeYAML(t, anys(all)), "create", "--dry-run=server", "-f", "-")
-			var existing int
-			for _, line := range strings.Split(strings.TrimSpace(stderr), "\n") {
-				switch {
-				case line == "":
-				case strings.HasPrefix(line, "Error from server (AlreadyExists)"):
-					existing++
-				case strings.HasPrefix(strings.TrimSpace(line), "Warning:"):
-					t.Errorf("the server warned on create: %s", line)
-				default:
-					t.Errorf("kubectl create --dry-run=server: %s", line)
-				}
-			}
-			var fresh []*unstructured.Unstructured
-			for _, o := range all {
-				if strings.Contains(stdout, kubectlName(o)+" created (server dry run)") {
-					fresh = append(fresh, o)
-				}
-			}
-			if len(fresh)+existing != len(all) {
-				t.Fatalf("of %d objects, %d dry-run created and %d already existed:\n%s%s", len(all), len(fresh), existing, stdout, stderr)
-			}
-			if len(fresh) == 0 {
-				return
-			}
-
-			stdout, stderr, err := kubectlRun(t, kubeconfig, encodeYAML(t, anys(fresh)),
-				"apply", "--server-side", "--dry-run=server", "--field-manager="+fieldManager, "-f", "-")
-			if err != nil {
-				t.Fatalf("kubectl apply --server-side --dry-run=server: %v\n%s%s", err, stdout, stderr)
-			}
-			if w := warnings(stderr); len(w) > 0 {
-				t.Errorf("the server warned on apply:\n%s", strings.Join(w, "\n"))
-			}
-			for _, o := range fresh {
-				if !strings.Contains(stdout, kubectlName(o)+" serverside-applied (server dry run)") {
-					t.Errorf("%s was not dry-run applied:\n%s", kubectlName(o), stdout)
-				}
-			}
+			dryRun(t, kubeconfig, objs)
 		})
 	}
 
 	t.Run("pod templates under restricted Pod Security", func(t *testing.T) {
 		_, objs := render(t, deployDir)
-		var pods []any
-		serviceAccounts := map[string]bool{"default": true}
-		for _, o := range objs {
-			var meta metav1.ObjectMeta
-			var spec corev1.PodSpec
-			switch o.GetKind() {
-			case "Deployment":
-				d := typed[appsv1.Deployment](t, o)
-				meta, spec = d.Spec.Template.ObjectMeta, d.Spec.Template.Spec
-			case "StatefulSet":
-				s := typed[appsv1.StatefulSet](t, o)
-				meta, spec = s.Spec.Template.ObjectMeta, s.Spec.Template.Spec
-				// The claims become volumes of the same name.
-				for _, c := range s.Spec.VolumeClaimTemplates {
-					spec.Volumes = append(spec.Volumes, corev1.Volume{Name: c.Name, VolumeSource: corev1.VolumeSource{
-						PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: c.Name + "-" + s.Name + "-0"},
-					}})
-				}
-			default:
-				continue
-			}
-			if spec.ServiceAccountName != "" {
-				serviceAccounts[spec.ServiceAccountName] = true
-			}
-			meta.Name, meta.Namespace = strings.ToLower(o.GetKind())+"-"+o.GetName(), psaNamespace
-			pods = append(pods, &corev1.Pod{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}, ObjectMeta: meta, Spec: spec})
-		}
-		if len(pods) != 3 {
-			t.Fatalf("want the pod templates of the two Deployments and the StatefulSet, got %d", len(pods))
-		}
-		setup := []any{&corev1.Namespace{
-			TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"},
-			ObjectMeta: metav1.ObjectMeta{Name: psaNamespace, Labels: map[string]string{
-				"pod-security.kubernetes.io/enforce":         "restricted",
-				"pod-security.kubernetes.io/enforce-version": "latest",
-			}},
-		}}
-		// Admission refuses Pods whose service account does not exist.
-		for name := range serviceAccounts {
-			setup = append(setup, &corev1.ServiceAccount{
-				TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"},
-				ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: psaNamespace},
-			})
-		}
-		ensureApplied(t, kubeconfig, setup...)
-		stdout, stderr, err := kubectlRun(t, kubeconfig, encodeYAML(t, pods), "create", "--dry-run=server", "-f", "-")
-		if err != nil {
-			t.Fatalf("the pod templates are refused under the restricted Pod Security Standard: %v\n%s%s", err, stdout, stderr)
-		}
-		if w := warnings(stderr); len(w) > 0 {
-			t.Errorf("the server warned:\n%s", strings.Join(w, "\n"))
-		}
+		dryRunPodTemplates(t, kubeconfig, objs)
 	})
+}
+
+// dryRun applies objs to kube-apiserver with --dry-run=server, as described
+// at TestArtifactsServerSideDryRun. Objects of crdGroups are left out.
+func dryRun(t *testing.T, kubeconfig string, objs []*unstructured.Unstructured) {
+	t.Helper()
+	var all, namespaces []*unstructured.Unstructured
+	for _, o := range objs {
+		if slices.Contains(crdGroups, o.GroupVersionKind().Group) {
+			t.Logf("not dry-run (no CRD in a bare kube-apiserver): %s %s", o.GetKind(), o.GetName())
+			continue
+		}
+		if o.GetKind() == "Namespace" {
+			namespaces = append(namespaces, o)
+		}
+		all = append(all, o)
+	}
+	ensureApplied(t, kubeconfig, anys(namespaces)...)
+
+	stdout, stderr, _ := kubectlRun(t, kubeconfig, encodeYAML(t, anys(all)), "create", "--dry-run=server", "-f", "-")
+	var existing int
+	for _, line := range strings.Split(strings.TrimSpace(stderr), "\n") {
+		switch {
+		case line == "":
+		case strings.HasPrefix(line, "Error from server (AlreadyExists)"):
+			existing++
+		case strings.HasPrefix(strings.TrimSpace(line), "Warning:"):
+			t.Errorf("the server warned on create: %s", line)
+		default:
+			t.Errorf("kubectl create --dry-run=server: %s", line)
+		}
+	}
+	var fresh []*unstructured.Unstructured
+	for _, o := range all {
+		if strings.Contains(stdout, kubectlName(o)+" created (server dry run)") {
+			fresh = append(fresh, o)
+		}
+	}
+	if len(fresh)+existing != len(all) {
+		t.Fatalf("of %d objects, %d dry-run created and %d already existed:\n%s%s", len(all), len(fresh), existing, stdout, stderr)
+	}
+	if len(fresh) == 0 {
+		return
+	}
+
+	stdout, stderr, err := kubectlRun(t, kubeconfig, encodeYAML(t, anys(fresh)),
+		"apply", "--server-side", "--dry-run=server", "--field-manager="+fieldManager, "-f", "-")
+	if err != nil {
+		t.Fatalf("kubectl apply --server-side --dry-run=server: %v\n%s%s", err, stdout, stderr)
+	}
+	if w := warnings(stderr); len(w) > 0 {
+		t.Errorf("the server warned on apply:\n%s", strings.Join(w, "\n"))
+	}
+	for _, o := range fresh {
+		if !strings.Contains(stdout, kubectlName(o)+" serverside-applied (server dry run)") {
+			t.Errorf("%s was not dry-run applied:\n%s", kubectlName(o), stdout)
+		}
+	}
+}
+
+// dryRunPodTemplates dry-runs the pod templates of the Deployments and the
+// StatefulSet among objs as Pods in a namespace that enforces the restricted
+// Pod Security Standard.
+func dryRunPodTemplates(t *testing.T, kubeconfig string, objs []*unstructured.Unstructured) {
+	t.Helper()
+	var pods []any
+	serviceAccounts := map[string]bool{"default": true}
+	for _, o := range objs {
+		var meta metav1.ObjectMeta
+		var spec corev1.PodSpec
+		switch o.GetKind() {
+		case "Deployment":
+			d := typed[appsv1.Deployment](t, o)
+			meta, spec = d.Spec.Template.ObjectMeta, d.Spec.Template.Spec
+		case "StatefulSet":
+			s := typed[appsv1.StatefulSet](t, o)
+			meta, spec = s.Spec.Template.ObjectMeta, s.Spec.Template.Spec
+			// The claims become volumes of the same name.
+			for _, c := range s.Spec.VolumeClaimTemplates {
+				spec.Volumes = append(spec.Volumes, corev1.Volume{Name: c.Name, VolumeSource: corev1.VolumeSource{
+					PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: c.Name + "-" + s.Name + "-0"},
+				}})
+			}
+		default:
+			continue
+		}
+		if spec.ServiceAccountName != "" {
+			serviceAccounts[spec.ServiceAccountName] = true
+		}
+		meta.Name, meta.Namespace = strings.ToLower(o.GetKind())+"-"+o.GetName(), psaNamespace
+		pods = append(pods, &corev1.Pod{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}, ObjectMeta: meta, Spec: spec})
+	}
+	if len(pods) != 3 {
+		t.Fatalf("want the pod templates of the two Deployments and the StatefulSet, got %d", len(pods))
+	}
+	setup := []any{&corev1.Namespace{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"},
+		ObjectMeta: metav1.ObjectMeta{Name: psaNamespace, Labels: map[string]string{
+			"pod-security.kubernetes.io/enforce":         "restricted",
+			"pod-security.kubernetes.io/enforce-version": "latest",
+		}},
+	}}
+	// Admission refuses Pods whose service account does not exist.
+	for name := range serviceAccounts {
+		setup = append(setup, &corev1.ServiceAccount{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"},
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: psaNamespace},
+		})
+	}
+	ensureApplied(t, kubeconfig, setup...)
+	stdout, stderr, err := kubectlRun(t, kubeconfig, encodeYAML(t, pods), "create", "--dry-run=server", "-f", "-")
+	if err != nil {
+		t.Fatalf("the pod templates are refused under the restricted Pod Security Standard: %v\n%s%s", err, stdout, stderr)
+	}
+	if w := warnings(stderr); len(w) > 0 {
+		t.Errorf("the server warned:\n%s", strings.Join(w, "\n"))
+	}
 }
 
 // kubectlName is how kubectl names an object in its output: kind.group/name.

@@ -3,7 +3,9 @@
 // docs/deploy.md promises (checked structurally, and the Deployment's
 // arguments against capstan-apiserver's real flags), the Secrets' generator
 // script makes certificates that verify, and every manifest passes a
-// server-side dry-run against a real kube-apiserver.
+// server-side dry-run against a real kube-apiserver. The Helm chart in
+// artifacts/charts/capstan is held to the same objects, and installed,
+// upgraded and uninstalled there.
 package artifacts
 
 import (
@@ -78,7 +80,12 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "artifacts:", err)
 		return 1
 	}
-	return m.Run()
+	code := m.Run()
+	if err := stopControlPlane(); err != nil {
+		fmt.Fprintln(os.Stderr, "artifacts: stopping the control plane:", err)
+		code = 1
+	}
+	return code
 }
 
 // copyArtifacts copies artifacts/ to dst, leaving out the secrets/ folders
