@@ -17,9 +17,10 @@ import (
 )
 
 // sharedVersions gives the ConfigSet store a storage codec whose decoded
-// objects share the memory of every entry value, entry key and managed-fields
-// set that did not change with the version of the same ConfigSet decoded
-// before, and their large values with every equal value in memory.
+// objects share the memory of every entry, label, annotation, name,
+// managed-fields entry and condition string that did not change with the
+// version of the same ConfigSet decoded before, and their large values with
+// every equal value in memory.
 //
 // The watch cache keeps every version of a ConfigSet for at least 75 seconds,
 // and until newer events overwrite it, so that watchers can resume. Without
@@ -140,19 +141,33 @@ func (t *versionTable) len() int {
 }
 
 func shareUnchanged(prev, cs *config.ConfigSet) {
+	cs.Name, cs.Namespace, cs.UID = same(prev.Name, cs.Name), same(prev.Namespace, cs.Namespace), same(prev.UID, cs.UID)
+	cs.Labels = shareMap(prev.Labels, cs.Labels, func(a, b string) bool { return a == b })
+	cs.Annotations = shareMap(prev.Annotations, cs.Annotations, func(a, b string) bool { return a == b })
 	cs.Spec.Data = shareMap(prev.Spec.Data, cs.Spec.Data, func(a, b string) bool { return a == b })
 	cs.Spec.SecretData = shareMap(prev.Spec.SecretData, cs.Spec.SecretData, func(a, b []byte) bool {
 		return bytes.Equal(a, b)
 	})
-	for i := range cs.ManagedFields {
-		if i >= len(prev.ManagedFields) {
-			break
-		}
-		p, c := prev.ManagedFields[i].FieldsV1, cs.ManagedFields[i].FieldsV1
-		if p != nil && c != nil && bytes.Equal(p.Raw, c.Raw) {
-			cs.ManagedFields[i].FieldsV1 = &metav1.FieldsV1{Raw: p.Raw}
+	for i := range min(len(cs.ManagedFields), len(prev.ManagedFields)) {
+		p, c := &prev.ManagedFields[i], &cs.ManagedFields[i]
+		c.Manager, c.Operation, c.APIVersion = same(p.Manager, c.Manager), same(p.Operation, c.Operation), same(p.APIVersion, c.APIVersion)
+		c.FieldsType, c.Subresource = same(p.FieldsType, c.FieldsType), same(p.Subresource, c.Subresource)
+		if p.FieldsV1 != nil && c.FieldsV1 != nil && bytes.Equal(p.FieldsV1.Raw, c.FieldsV1.Raw) {
+			c.FieldsV1 = &metav1.FieldsV1{Raw: p.FieldsV1.Raw}
 		}
 	}
+	for i := range min(len(cs.Status.Conditions), len(prev.Status.Conditions)) {
+		p, c := &prev.Status.Conditions[i], &cs.Status.Conditions[i]
+		c.Type, c.Status, c.Reason, c.Message = same(p.Type, c.Type), same(p.Status, c.Status), same(p.Reason, c.Reason), same(p.Message, c.Message)
+	}
+}
+
+// same returns prev when it equals cur, so that cur's copy can be freed.
+func same[S ~string](prev, cur S) S {
+	if prev == cur {
+		return prev
+	}
+	return cur
 }
 
 // shareMap returns a map equal to cur whose keys, and whose values equal to

@@ -88,6 +88,12 @@ func TestVersionsShareUnchangedValues(t *testing.T) {
 			if v.Spec.Data["LOG_LEVEL"] == versions[0].Spec.Data["LOG_LEVEL"] {
 				t.Fatalf("version %d did not change LOG_LEVEL", i+1)
 			}
+			if unsafe.StringData(v.Labels["app"]) != unsafe.StringData(versions[0].Labels["app"]) {
+				t.Errorf("version %d holds a copy of its own of the unchanged label", i+1)
+			}
+			if unsafe.StringData(v.Name) != unsafe.StringData(versions[0].Name) {
+				t.Errorf("version %d holds a copy of its own of its name", i+1)
+			}
 			for _, k := range []string{"BIG", "REGION"} {
 				if unsafe.StringData(v.Spec.Data[k]) != unsafe.StringData(versions[0].Spec.Data[k]) {
 					t.Errorf("version %d holds a copy of its own of the unchanged value of %s", i+1, k)
