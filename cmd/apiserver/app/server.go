@@ -4,21 +4,30 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apiserver/pkg/admission"
 	openapinamer "k8s.io/apiserver/pkg/endpoints/openapi"
+	"k8s.io/apiserver/pkg/registry/generic"
 	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/apiserver/pkg/storage"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	cliflag "k8s.io/component-base/cli/flag"
 	"k8s.io/component-base/term"
 	"k8s.io/component-base/version"
+	"k8s.io/klog/v2"
 
 	capstaninit "capstan.dev/capstan/pkg/admission/initializer"
+	"capstan.dev/capstan/pkg/apis/config"
 	configv1beta1 "capstan.dev/capstan/pkg/apis/config/v1beta1"
 	"capstan.dev/capstan/pkg/apiserver"
 	clientset "capstan.dev/capstan/pkg/generated/clientset/versioned"
@@ -73,7 +82,80 @@ func (o *Options) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// After New: its stores start etcd's feature detection with their own
+	// clients, which the check's short-lived one must not do for them.
+	if err := o.checkStoredObjectsDecrypt(ctx, cfg.GenericConfig.RESTOptionsGetter); err != nil {
+		server.GenericAPIServer.Destroy()
+		return err
+	}
 	return server.GenericAPIServer.PrepareRun().RunWithContext(ctx)
+}
+
+// storedObjectsCheckTimeout bounds checkStoredObjectsDecrypt: when etcd does
+// not answer in time, start-up goes on and /readyz reports etcd.
+const storedObjectsCheckTimeout = 5 * time.Second
+
+// checkStoredObjectsDecrypt reads each resource's stored objects, up to the
+// first that can be read, through the storage the server is about to serve
+// from, encryption at rest included, and fails start-up when one cannot be
+// decrypted or decoded. Started with an EncryptionConfiguration that lacks the
+// key its data was written with (a restored backup without its key, local mode
+// on a restored etcd folder without its encryption-config.yaml), Capstan would
+// otherwise run unready for ever, answer 500 to every read and log a line per
+// object every second, some as cryptic as "output array was not large enough".
+// The error names the object's etcd key and the configuration's path, never a
+// value or key material. Reading so little, it catches a configuration without
+// the key, not one object left behind under a key removed since. Anything
+// else, such as etcd not answering yet, is logged and left to /readyz.
+//
+// It must run after the server's stores exist: the first store built for an
+// etcd endpoint detects, once per process and with its own client, whether the
+// endpoint supports watch progress requests (which consistent reads from the
+// watch cache need); a store of this check, closed at once, would leave that
+// undetected, and so off, for the life of the process.
+func (o *Options) checkStoredObjectsDecrypt(ctx context.Context, getter generic.RESTOptionsGetter) error {
+	ctx, cancel := context.WithTimeout(ctx, storedObjectsCheckTimeout)
+	defer cancel()
+	encryption := "no --encryption-provider-config"
+	if path := o.Recommended.Etcd.EncryptionProviderConfigFilepath; path != "" {
+		encryption = "the encryption configuration " + path
+	}
+	kinds := []struct {
+		resource             string
+		newFunc, newListFunc func() runtime.Object
+	}{
+		{"configsets", func() runtime.Object { return &config.ConfigSet{} }, func() runtime.Object { return &config.ConfigSetList{} }},
+		{"configrevisions", func() runtime.Object { return &config.ConfigRevision{} }, func() runtime.Object { return &config.ConfigRevisionList{} }},
+		{"configpolicies", func() runtime.Object { return &config.ConfigPolicy{} }, func() runtime.Object { return &config.ConfigPolicyList{} }},
+	}
+	for _, k := range kinds {
+		resource := config.Resource(k.resource)
+		opts, err := getter.GetRESTOptions(resource, k.newFunc())
+		if err != nil {
+			return err
+		}
+		prefix := "/" + strings.TrimPrefix(opts.ResourcePrefix, "/")
+		// One read needs no compactor beside the server's.
+		storageConfig := *opts.StorageConfig
+		storageConfig.CompactionInterval = 0
+		store, destroy, err := generic.NewRawStorage(&storageConfig, k.newFunc, k.newListFunc, prefix)
+		if err != nil {
+			return err
+		}
+		first := storage.SelectionPredicate{Label: labels.Everything(), Field: fields.Everything(), Limit: 1}
+		err = store.GetList(ctx, prefix, storage.ListOptions{Recursive: true, Predicate: first}, k.newListFunc())
+		destroy()
+		switch {
+		case err == nil:
+		case storage.IsCorruptObject(err) || apierrors.ReasonForError(err) == metav1.StatusReasonStoreReadError:
+			return fmt.Errorf("stored %s cannot be decrypted or decoded with %s; start Capstan with the EncryptionConfiguration whose keys wrote them (a restored backup needs the keys of the server it was taken from): %w",
+				resource, encryption, err)
+		default:
+			klog.Warningf("Could not read stored %s at start-up to check that they decrypt: %v", resource, err)
+			return nil
+		}
+	}
+	return nil
 }
 
 // Config builds the server configuration. In local mode it also starts the

@@ -59,6 +59,17 @@ func CapstanBinary() (string, error) {
 // kills it (by PID) in t.Cleanup.
 func StartCapstan(t testing.TB, opts CapstanOptions) *Capstan {
 	t.Helper()
+	c := NewCapstan(t, opts)
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// NewCapstan prepares what StartCapstan starts, without starting it: for a
+// start that is expected to fail, Launch it and watch Exited and Readyz.
+func NewCapstan(t testing.TB, opts CapstanOptions) *Capstan {
+	t.Helper()
 	binary := opts.Binary
 	if binary == "" {
 		var err error
@@ -77,15 +88,24 @@ func StartCapstan(t testing.TB, opts CapstanOptions) *Capstan {
 	logFile := filepath.Join(opts.DataDir, fmt.Sprintf("capstan-%d.log", port))
 	c := &Capstan{binary: binary, opts: opts, port: port, logFile: logFile, proc: child{name: "capstan"}}
 	t.Cleanup(c.Kill)
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
 	return c
 }
 
 // Start starts the process on the same data folder and port and waits until
 // /readyz answers 200.
 func (c *Capstan) Start() error {
+	if err := c.Launch(); err != nil {
+		return err
+	}
+	if err := c.WaitReady(90 * time.Second); err != nil {
+		return fmt.Errorf("capstan: %w (log %s: %s)", err, c.logFile, c.Tail(3000))
+	}
+	return nil
+}
+
+// Launch starts the process on the same data folder and port without
+// waiting for it.
+func (c *Capstan) Launch() error {
 	args := []string{
 		"--mode=local",
 		"--data-dir=" + c.opts.DataDir,
@@ -97,13 +117,7 @@ func (c *Capstan) Start() error {
 	}
 	args = append(args, c.opts.Args...)
 	header := fmt.Sprintf("=== start %s %v\n", time.Now().Format(time.RFC3339Nano), args)
-	if err := c.proc.start(c.binary, args, c.logFile, header); err != nil {
-		return err
-	}
-	if err := c.WaitReady(90 * time.Second); err != nil {
-		return fmt.Errorf("capstan: %w (log %s: %s)", err, c.logFile, c.Tail(3000))
-	}
-	return nil
+	return c.proc.start(c.binary, args, c.logFile, header)
 }
 
 // URL is the server's base URL.
@@ -118,6 +132,9 @@ func (c *Capstan) SetBinary(binary string) { c.binary = binary }
 // DataDir is the data folder: PKI, kubeconfig, and the generated
 // EncryptionConfiguration (encryption-config.yaml) unless Args set one.
 func (c *Capstan) DataDir() string { return c.opts.DataDir }
+
+// PID is the process id of the running Capstan, or 0.
+func (c *Capstan) PID() int { return c.proc.pid() }
 
 // Exited is closed when the current process has exited.
 func (c *Capstan) Exited() <-chan struct{} { return c.proc.exitedCh() }

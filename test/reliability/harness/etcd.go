@@ -17,7 +17,7 @@ import (
 	"go.uber.org/zap"
 )
 
-// BuildToolsScript builds _output/bin/etcd; tests name it when the binary is missing.
+// BuildToolsScript builds _output/bin/etcd and etcdutl; tests name it when a binary is missing.
 const BuildToolsScript = "hack/build-tools.sh"
 
 // RepoRoot returns the folder holding Capstan's go.mod, found by walking up
@@ -41,14 +41,21 @@ func RepoRoot() (string, error) {
 
 // EtcdBinary returns the path of _output/bin/etcd, or an error that says how
 // to build it.
-func EtcdBinary() (string, error) {
+func EtcdBinary() (string, error) { return toolBinary("etcd") }
+
+// EtcdutlBinary returns the path of _output/bin/etcdutl (etcd's offline
+// tool, which restores snapshots), or an error that says how to build it.
+func EtcdutlBinary() (string, error) { return toolBinary("etcdutl") }
+
+// toolBinary returns the path of _output/bin/name, which BuildToolsScript builds.
+func toolBinary(name string) (string, error) {
 	root, err := RepoRoot()
 	if err != nil {
 		return "", err
 	}
-	path := filepath.Join(root, "_output", "bin", "etcd")
+	path := filepath.Join(root, "_output", "bin", name)
 	if _, err := os.Stat(path); err != nil {
-		return "", fmt.Errorf("etcd binary %s is missing (%v): run %s from the repository root to build it", path, err, BuildToolsScript)
+		return "", fmt.Errorf("%s binary %s is missing (%v): run %s from the repository root to build it", name, path, err, BuildToolsScript)
 	}
 	return path, nil
 }
@@ -67,6 +74,12 @@ func FreePort() (int, error) {
 type EtcdOptions struct {
 	// UnsafeNoFsync passes --unsafe-no-fsync: faster, loses data on power failure only.
 	UnsafeNoFsync bool
+	// Snapshot is a snapshot file (SaveSnapshot, etcdctl snapshot save) that
+	// StartEtcd restores with etcdutl into the new data folder, for this
+	// member's name and peer URL, before it starts etcd on it.
+	Snapshot string
+	// RestoreArgs are further flags of that restore, such as --bump-revision.
+	RestoreArgs []string
 }
 
 // Etcd is a single-member etcd running as a child process on 127.0.0.1.
@@ -85,7 +98,8 @@ type Etcd struct {
 }
 
 // StartEtcd starts etcd on free loopback ports with its data in a temporary
-// folder, waits until it answers, and stops it (by PID) in t.Cleanup.
+// folder (restored from opts.Snapshot when set), waits until it answers, and
+// stops it (by PID) in t.Cleanup.
 func StartEtcd(t testing.TB, opts EtcdOptions) *Etcd {
 	t.Helper()
 	binary, err := EtcdBinary()
@@ -101,6 +115,11 @@ func StartEtcd(t testing.TB, opts EtcdOptions) *Etcd {
 		t.Fatal(err)
 	}
 	e.initialCluster = e.name + "=" + e.peerURL()
+	if opts.Snapshot != "" {
+		if err := RestoreSnapshot(opts.Snapshot, e.dataDir, e.name, e.peerURL(), opts.RestoreArgs...); err != nil {
+			t.Fatal(err)
+		}
+	}
 	t.Cleanup(func() { e.Kill() })
 	if err := e.start(); err != nil {
 		t.Fatalf("starting etcd: %v (log %s: %s)", err, e.logFile, e.tail())
