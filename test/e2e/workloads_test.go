@@ -349,6 +349,8 @@ func TestRollout(t *testing.T) {
 		`capstan_projection_workload_updates_total{kind="Deployment", result="success"}`,
 		`capstan_projection_workload_updates_total{kind="StatefulSet", result="success"}`,
 		`workqueue_adds_total{name="capstan_projection"}`,
+		`capstan_projection_lag_seconds_count`,
+		`capstan_projection_rollout_lag_seconds_count`,
 	} {
 		if v, ok := metrics[series]; !ok || v < 1 {
 			t.Errorf("%s = %v (present %v), want at least 1", series, v, ok)

@@ -72,6 +72,7 @@ type Controller struct {
 
 	synced []cache.InformerSynced
 	queue  workqueue.TypedRateLimitingInterface[cache.ObjectName]
+	lag    *lagTracker
 }
 
 // New returns a controller over the given informer factories: capstanInformers
@@ -101,6 +102,7 @@ func New(kube kubernetes.Interface, capstan versioned.Interface, capstanInformer
 		controllerRevisions: apps.ControllerRevisions().Lister(),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[cache.ObjectName](),
 			workqueue.TypedRateLimitingQueueConfig[cache.ObjectName]{Name: "capstan_projection"}),
+		lag: newLagTracker(),
 	}
 	handlers := []struct {
 		inf     cache.SharedIndexInformer
@@ -171,7 +173,12 @@ func object(obj any) metav1.Object {
 	return m
 }
 
+// configSetKeys returns the ConfigSet itself, and notes when its revision
+// was first seen, for the lag metrics.
 func (c *Controller) configSetKeys(obj any) []cache.ObjectName {
+	if cs, ok := obj.(*configv1beta1.ConfigSet); ok {
+		c.lag.observe(cs)
+	}
 	if m := object(obj); m != nil {
 		return []cache.ObjectName{{Namespace: m.GetNamespace(), Name: m.GetName()}}
 	}
@@ -267,6 +274,7 @@ func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
 	cs, err := c.configSets.ConfigSets(key.Namespace).Get(key.Name)
 	if apierrors.IsNotFound(err) {
 		// Its ConfigMaps and Secrets go with it through the garbage collector.
+		c.lag.forget(key)
 		return nil
 	}
 	if err != nil {
@@ -308,10 +316,11 @@ func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
 	if err != nil {
 		return err
 	}
-	rollErr := c.rollout(ctx, cs, proj, projected, consumers, ps)
+	pushed, rollErr := c.rollout(ctx, cs, proj, projected, consumers, ps)
 	if projected && rollErr == nil {
 		ps.RolloutRevision = current
 	}
+	c.lag.done(key, current, projected, pushed, projected && rollErr == nil)
 
 	if cs.Spec.Projection == nil && len(ps.Consumers) == 0 {
 		status.Projection = nil
@@ -640,7 +649,7 @@ func (c *Controller) usedInNamespace(ctx context.Context, namespace string) (set
 // and records in ps what each consumer's template refers to. A consumer
 // rolled back by hand stays where it is until the next revision.
 func (c *Controller) rollout(ctx context.Context, cs *configv1beta1.ConfigSet, proj *configv1beta1.ConfigSetProjection,
-	projected bool, consumers []consumer, ps *configv1beta1.ConfigSetProjectionStatus) error {
+	projected bool, consumers []consumer, ps *configv1beta1.ConfigSetProjectionStatus) (bool, error) {
 	current := cs.Status.CurrentRevision
 	known := map[[2]string]bool{}
 	for _, k := range ps.Consumers {
@@ -651,6 +660,7 @@ func (c *Controller) rollout(ctx context.Context, cs *configv1beta1.ConfigSet, p
 		target = ProjectedName(cs.Name, current)
 	}
 	var errs []error
+	pushed := false
 	statuses := make([]configv1beta1.ConfigSetConsumer, 0, len(consumers))
 	for _, w := range consumers {
 		rev := TemplateRevision(w.template.Annotations, cs.Name)
@@ -673,7 +683,7 @@ func (c *Controller) rollout(ctx context.Context, cs *configv1beta1.ConfigSet, p
 				errs = append(errs, fmt.Errorf("pointing %s %s at revision %d: %w", w.kind, w.name, current, err))
 			} else {
 				workloadUpdatesTotal.WithLabelValues(w.kind, "success").Inc()
-				rev, rolledOut = current, false
+				rev, rolledOut, pushed = current, false, true
 				klog.FromContext(ctx).V(2).Info("Pointed a workload at a ConfigSet revision", "configset", klog.KObj(cs),
 					"kind", w.kind, "name", w.name, "revision", current)
 			}
@@ -684,5 +694,5 @@ func (c *Controller) rollout(ctx context.Context, cs *configv1beta1.ConfigSet, p
 		return strings.Compare(a.Kind+"/"+a.Name, b.Kind+"/"+b.Name)
 	})
 	ps.Consumers = statuses
-	return errors.Join(errs...)
+	return pushed, errors.Join(errs...)
 }

@@ -32,6 +32,22 @@ var (
 		Help:           "Pod templates of consuming workloads pointed at a new revision, by kind and result (success, error).",
 		StabilityLevel: metrics.ALPHA,
 	}, []string{"kind", "result"})
+	projectionLag = metrics.NewHistogram(&metrics.HistogramOpts{
+		Namespace:      "capstan",
+		Subsystem:      "projection",
+		Name:           "lag_seconds",
+		Help:           "Time from the controller's first sight of a ConfigSet's new revision until its ConfigMap and Secret are written, once per revision.",
+		Buckets:        metrics.ExponentialBuckets(0.005, 2, 14),
+		StabilityLevel: metrics.ALPHA,
+	})
+	rolloutLag = metrics.NewHistogram(&metrics.HistogramOpts{
+		Namespace:      "capstan",
+		Subsystem:      "projection",
+		Name:           "rollout_lag_seconds",
+		Help:           "Time from the controller's first sight of a ConfigSet's new revision until every consuming workload that had to change points at it, once per revision with such workloads.",
+		Buckets:        metrics.ExponentialBuckets(0.005, 2, 14),
+		StabilityLevel: metrics.ALPHA,
+	})
 )
 
 var registerOnce sync.Once
@@ -39,6 +55,6 @@ var registerOnce sync.Once
 // registerMetrics adds the controller's metrics to the legacy registry once.
 func registerMetrics() {
 	registerOnce.Do(func() {
-		legacyregistry.MustRegister(syncsTotal, objectWritesTotal, workloadUpdatesTotal)
+		legacyregistry.MustRegister(syncsTotal, objectWritesTotal, workloadUpdatesTotal, projectionLag, rolloutLag)
 	})
 }
