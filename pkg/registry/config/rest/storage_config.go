@@ -52,8 +52,11 @@ type Storage struct {
 // NewAPIGroupInfo returns the group's APIGroupInfo with both versions served
 // from the same stores.
 func (p StorageProvider) NewAPIGroupInfo(optsGetter generic.RESTOptionsGetter) (*genericapiserver.APIGroupInfo, *Storage, error) {
+	// NewDefaultAPIGroupInfo's serializer encodes lists item by item
+	// (streaming) and offers CBOR when the CBORServingAndStorage feature gate
+	// is on; only protobuf, which Capstan's types lack, is taken out of it.
 	apiGroupInfo := genericapiserver.NewDefaultAPIGroupInfo(config.GroupName, p.Scheme, runtime.NewParameterCodec(p.Scheme), p.Codecs)
-	apiGroupInfo.NegotiatedSerializer = withoutProtobuf{p.Codecs}
+	apiGroupInfo.NegotiatedSerializer = withoutProtobuf{apiGroupInfo.NegotiatedSerializer}
 	raw := optsGetter
 	optsGetter = storageerr.RESTOptionsGetter{RESTOptionsGetter: raw}
 
@@ -103,16 +106,17 @@ func (g uncached) GetRESTOptions(resource schema.GroupResource, example runtime.
 	return opts, err
 }
 
-// withoutProtobuf offers every media type of the codec factory but protobuf:
-// Capstan's types have no protobuf form, so a client that asks for protobuf
-// with JSON as a fallback must be answered in JSON, not refused with 406.
+// withoutProtobuf offers every media type of the negotiated serializer but
+// protobuf: Capstan's types have no protobuf form, so a client that asks for
+// protobuf with JSON as a fallback must be answered in JSON, not refused with
+// 406.
 type withoutProtobuf struct {
-	serializer.CodecFactory
+	runtime.NegotiatedSerializer
 }
 
 func (f withoutProtobuf) SupportedMediaTypes() []runtime.SerializerInfo {
 	var out []runtime.SerializerInfo
-	for _, info := range f.CodecFactory.SupportedMediaTypes() {
+	for _, info := range f.NegotiatedSerializer.SupportedMediaTypes() {
 		if info.MediaType != runtime.ContentTypeProtobuf {
 			out = append(out, info)
 		}

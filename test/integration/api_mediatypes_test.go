@@ -1,0 +1,131 @@
+package integration
+
+import (
+	"bytes"
+	"net/http"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer/cbor"
+	"k8s.io/apiserver/pkg/features"
+	utilfeature "k8s.io/apiserver/pkg/util/feature"
+	"k8s.io/client-go/rest"
+	featuregatetesting "k8s.io/component-base/featuregate/testing"
+	"sigs.k8s.io/yaml"
+
+	apptesting "capstan.dev/capstan/cmd/apiserver/app/testing"
+	"capstan.dev/capstan/pkg/apis/config/v1beta1"
+	"capstan.dev/capstan/pkg/apiserver"
+)
+
+const configSetsPath = "/apis/config.capstan.dev/v1beta1/namespaces/default/configsets"
+
+// mediaRequest sends a request with the given Accept and Content-Type and
+// returns the status, the response's Content-Type and its body.
+func mediaRequest(t *testing.T, cfg *rest.Config, method, path, accept, contentType string, body []byte) (int, string, []byte) {
+	t.Helper()
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(method, cfg.Host+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", accept)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out bytes.Buffer
+	if _, err := out.ReadFrom(resp.Body); err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, resp.Header.Get("Content-Type"), out.Bytes()
+}
+
+// Every media type the negotiated serializer of k8s.io/apiserver offers for
+// an API group is served, CBOR when its feature gate is on, and protobuf,
+// which Capstan's types have no form for, falls back to JSON when the client
+// accepts it and is refused when it does not.
+func TestMediaTypes(t *testing.T) {
+	// Set for this test only: the gate is process-wide, and other tests' servers
+	// run in this process too.
+	featuregatetesting.SetFeatureGateDuringTest(t, utilfeature.DefaultFeatureGate, features.CBORServingAndStorage, true)
+	ts := apptesting.StartTestServer(t)
+	cfg := ts.ClientConfig
+	cborSerializer := cbor.NewSerializer(apiserver.Scheme, apiserver.Scheme)
+
+	// A create in CBOR.
+	cs := apiConfigSet("cbor-made", map[string]string{"LEVEL": "info"})
+	cs.Spec.SecretData = map[string][]byte{"TOKEN": []byte("s3cr3t")}
+	cs.APIVersion, cs.Kind = "config.capstan.dev/v1beta1", "ConfigSet"
+	var body bytes.Buffer
+	if err := cborSerializer.Encode(cs, &body); err != nil {
+		t.Fatal(err)
+	}
+	code, ct, out := mediaRequest(t, cfg, http.MethodPost, configSetsPath, "application/cbor", "application/cbor", body.Bytes())
+	if code != http.StatusCreated || ct != "application/cbor" {
+		t.Fatalf("CBOR create: %d %s: %s", code, ct, out)
+	}
+	created := &v1beta1.ConfigSet{}
+	if _, _, err := cborSerializer.Decode(out, nil, created); err != nil {
+		t.Fatalf("decoding the CBOR answer: %v", err)
+	}
+	if created.Status.CurrentRevision != 1 || string(created.Spec.SecretData["TOKEN"]) != "s3cr3t" {
+		t.Errorf("CBOR create answered revision %d, secret %q", created.Status.CurrentRevision, created.Spec.SecretData["TOKEN"])
+	}
+
+	for _, tc := range []struct {
+		accept, wantType string
+		decode           func([]byte, runtime.Object) error
+	}{
+		{"application/json", "application/json", func(b []byte, o runtime.Object) error { return yaml.Unmarshal(b, o) }},
+		{"application/yaml", "application/yaml", func(b []byte, o runtime.Object) error { return yaml.Unmarshal(b, o) }},
+		{"application/cbor", "application/cbor", func(b []byte, o runtime.Object) error {
+			_, _, err := cborSerializer.Decode(b, nil, o)
+			return err
+		}},
+		{"application/vnd.kubernetes.protobuf, application/json", "application/json", func(b []byte, o runtime.Object) error { return yaml.Unmarshal(b, o) }},
+	} {
+		t.Run(tc.accept, func(t *testing.T) {
+			code, ct, out := mediaRequest(t, cfg, http.MethodGet, configSetsPath, tc.accept, "", nil)
+			if code != http.StatusOK || ct != tc.wantType {
+				t.Fatalf("list: %d %q, want 200 %q: %s", code, ct, tc.wantType, out)
+			}
+			list := &v1beta1.ConfigSetList{}
+			if err := tc.decode(out, list); err != nil {
+				t.Fatalf("decoding the list: %v", err)
+			}
+			if len(list.Items) != 1 || list.Items[0].Name != "cbor-made" || list.Items[0].Spec.Data["LEVEL"] != "info" {
+				t.Errorf("list holds %+v", list.Items)
+			}
+			code, ct, out = mediaRequest(t, cfg, http.MethodGet, configSetsPath+"/cbor-made", tc.accept, "", nil)
+			got := &v1beta1.ConfigSet{}
+			if code != http.StatusOK || ct != tc.wantType {
+				t.Fatalf("get: %d %q: %s", code, ct, out)
+			}
+			if err := tc.decode(out, got); err != nil || got.UID != created.UID {
+				t.Errorf("get decoded to %s (%v), want UID %s", got.UID, err, created.UID)
+			}
+		})
+	}
+
+	code, _, out = mediaRequest(t, cfg, http.MethodGet, configSetsPath, "application/vnd.kubernetes.protobuf", "", nil)
+	if code != http.StatusNotAcceptable {
+		t.Errorf("protobuf only: %d, want 406: %s", code, out)
+	}
+}
+
+// Without the feature gate CBOR is not offered, as in kube-apiserver.
+func TestMediaTypesWithoutCBOR(t *testing.T) {
+	ts := apptesting.StartTestServer(t)
+	code, _, out := mediaRequest(t, ts.ClientConfig, http.MethodGet, configSetsPath, "application/cbor", "", nil)
+	if code != http.StatusNotAcceptable {
+		t.Errorf("CBOR without its feature gate: %d, want 406: %s", code, out)
+	}
+}
