@@ -289,12 +289,24 @@ func (l *load) client(id int) {
 	}
 }
 
+// keptKeys are the registers whose history keeps every revision a run
+// makes: a revision of theirs is never pruned, so it can be looked for later.
+func (l *load) keptKeys() []string {
+	var out []string
+	for _, k := range l.keys {
+		if l.limits[k] >= loadHistoryLimit {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
 // rollbackTarget picks an earlier acknowledged write of key whose revision
 // its own request wrote, so that the revision is there to roll back to. Keys
 // that prune have none: their targets may be gone, a 404 by design.
 func (l *load) rollbackTarget(rng *rand.Rand, key string) (ackedWrite, bool) {
 	if l.limits[key] < loadHistoryLimit {
-		return ackedWrite{}, false
+		return ackedWrite{}, false // its targets may be pruned: a 404 by design
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()

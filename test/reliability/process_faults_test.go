@@ -61,7 +61,7 @@ func TestCapstanKilledUnderLoad(t *testing.T) {
 		capstan.Kill()
 		// Writes the proxy still holds for the dead process never reach etcd.
 		proxy.SetMode(harness.Reset)
-		missing = missingCurrentRevisions(context.Background(), t, raw, encryption, "sigkill", l.keys)
+		missing = missingCurrentRevisions(context.Background(), t, raw, encryption, "sigkill", l.keptKeys())
 		proxy.SetLatency(0)
 		proxy.SetMode(harness.Pass)
 		if err := capstan.Start(); err != nil {
