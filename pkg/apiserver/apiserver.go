@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"capstan.dev/capstan/pkg/apis/config"
+	"capstan.dev/capstan/pkg/apiserver/scheme"
 	"capstan.dev/capstan/pkg/controller/configpolicystatus"
 	historycontroller "capstan.dev/capstan/pkg/controller/history"
 	"capstan.dev/capstan/pkg/controller/revisionquota"
@@ -86,10 +87,10 @@ func (c CompletedConfig) New() (*CapstanServer, error) {
 		return nil, fmt.Errorf("building the generic server: %w", err)
 	}
 
-	provider := configrest.StorageProvider{Scheme: Scheme, Codecs: Codecs, WithoutHistory: c.ExtraConfig.WithoutHistory, History: c.ExtraConfig.History,
+	provider := configrest.StorageProvider{Scheme: scheme.Scheme, Codecs: scheme.Codecs, WithoutHistory: c.ExtraConfig.WithoutHistory, History: c.ExtraConfig.History,
 		Authorizer: c.GenericConfig.Authorization.Authorizer}
 	if chain, ok := c.GenericConfig.AdmissionControl.(admission.ValidationInterface); ok && chain != nil {
-		provider.Admit = chainUpdateAdmitter{chain: chain, scheme: Scheme}
+		provider.Admit = chainUpdateAdmitter{chain: chain, scheme: scheme.Scheme}
 	}
 	apiGroupInfo, storage, err := provider.NewAPIGroupInfo(c.GenericConfig.RESTOptionsGetter)
 	if err != nil {

@@ -15,7 +15,7 @@ import (
 
 	apptesting "capstan.dev/capstan/cmd/apiserver/app/testing"
 	"capstan.dev/capstan/pkg/apis/config/v1beta1"
-	"capstan.dev/capstan/pkg/apiserver"
+	"capstan.dev/capstan/pkg/apiserver/scheme"
 )
 
 const configSetsPath = "/apis/config.capstan.dev/v1beta1/namespaces/default/configsets"
@@ -58,7 +58,7 @@ func TestMediaTypes(t *testing.T) {
 	featuregatetesting.SetFeatureGateDuringTest(t, utilfeature.DefaultFeatureGate, features.CBORServingAndStorage, true)
 	ts := apptesting.StartTestServer(t)
 	cfg := ts.ClientConfig
-	cborSerializer := cbor.NewSerializer(apiserver.Scheme, apiserver.Scheme)
+	cborSerializer := cbor.NewSerializer(scheme.Scheme, scheme.Scheme)
 
 	// A create in CBOR.
 	cs := apiConfigSet("cbor-made", map[string]string{"LEVEL": "info"})

@@ -38,19 +38,27 @@ const (
 	LocalKubeconfig = "kubeconfig"
 )
 
-// applyLocal configures local mode: it starts the embedded etcd, makes sure the
-// PKI, encryption key and kubeconfig exist, and sets up client-certificate
-// authentication with an authorizer that admits the admin only.
-func (o *Options) applyLocal(ctx context.Context, c *genericapiserver.RecommendedConfig) (func(), error) {
+// localPrepared is what prepareLocal made for applyLocal.
+type localPrepared struct {
+	pki *local.PKI
+	// etcdLocation says where the data is, for the start-up message.
+	etcdLocation string
+}
+
+// prepareLocal makes sure the PKI and encryption key exist in --data-dir,
+// starts the embedded etcd unless --etcd-servers names one, and points the
+// serving, etcd and encryption options at them. The returned cleanup stops
+// the embedded etcd.
+func (o *Options) prepareLocal(ctx context.Context) (*localPrepared, func(), error) {
 	noop := func() {}
 	r := o.Recommended
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
-		return noop, fmt.Errorf("--data-dir: %w", err)
+		return nil, noop, fmt.Errorf("--data-dir: %w", err)
 	}
 
 	pki, err := local.EnsurePKI(filepath.Join(o.DataDir, localPKIDir), []string{"localhost"}, servingIPs(r.SecureServing.BindAddress))
 	if err != nil {
-		return noop, err
+		return nil, noop, err
 	}
 	r.SecureServing.ServerCert.CertKey.CertFile = pki.ServingCertFile
 	r.SecureServing.ServerCert.CertKey.KeyFile = pki.ServingKeyFile
@@ -58,80 +66,63 @@ func (o *Options) applyLocal(ctx context.Context, c *genericapiserver.Recommende
 	if r.Etcd.EncryptionProviderConfigFilepath == "" {
 		path := filepath.Join(o.DataDir, localEncryptionConfig)
 		if _, err := local.EnsureEncryptionConfig(path, encryptedResources); err != nil {
-			return noop, err
+			return nil, noop, err
 		}
 		r.Etcd.EncryptionProviderConfigFilepath = path
 	}
 
-	cleanup := noop
-	etcdLocation := "etcd " + strings.Join(r.Etcd.StorageConfig.Transport.ServerList, ",")
-	if len(r.Etcd.StorageConfig.Transport.ServerList) == 0 {
-		// No --etcd-servers: run an embedded etcd with its data in --data-dir.
-		etcd, err := local.StartEtcd(ctx, local.EtcdOptions{
-			DataDir:       filepath.Join(o.DataDir, localEtcdDir),
-			UnsafeNoFsync: o.EtcdUnsafeNoFsync,
-			PKIDir:        filepath.Join(o.DataDir, localEtcdPKIDir),
-		})
-		if err != nil {
-			return noop, err
-		}
-		cleanup = etcd.Close
-		r.Etcd.StorageConfig.Transport.ServerList = etcd.Endpoints()
-		r.Etcd.StorageConfig.Transport.TrustedCAFile = etcd.PKI().CACertFile
-		r.Etcd.StorageConfig.Transport.CertFile = etcd.PKI().ClientCertFile
-		r.Etcd.StorageConfig.Transport.KeyFile = etcd.PKI().ClientKeyFile
-		etcdLocation = "embedded etcd, data in " + filepath.Join(o.DataDir, localEtcdDir)
+	prepared := &localPrepared{pki: pki, etcdLocation: "etcd " + strings.Join(r.Etcd.StorageConfig.Transport.ServerList, ",")}
+	if len(r.Etcd.StorageConfig.Transport.ServerList) > 0 {
+		return prepared, noop, nil
 	}
+	// No --etcd-servers: run an embedded etcd with its data in --data-dir.
+	etcd, err := local.StartEtcd(ctx, local.EtcdOptions{
+		DataDir:       filepath.Join(o.DataDir, localEtcdDir),
+		UnsafeNoFsync: o.EtcdUnsafeNoFsync,
+		PKIDir:        filepath.Join(o.DataDir, localEtcdPKIDir),
+	})
+	if err != nil {
+		return nil, noop, err
+	}
+	r.Etcd.StorageConfig.Transport.ServerList = etcd.Endpoints()
+	r.Etcd.StorageConfig.Transport.TrustedCAFile = etcd.PKI().CACertFile
+	r.Etcd.StorageConfig.Transport.CertFile = etcd.PKI().ClientCertFile
+	r.Etcd.StorageConfig.Transport.KeyFile = etcd.PKI().ClientKeyFile
+	prepared.etcdLocation = "embedded etcd, data in " + filepath.Join(o.DataDir, localEtcdDir)
+	return prepared, etcd.Close, nil
+}
 
-	if err := o.applyLocalServing(c, pki); err != nil {
-		return cleanup, err
-	}
-	// Capstan deletes a ConfigSet's revisions itself; the garbage collector's
-	// finalizers would leave ConfigSets terminating where no collector runs,
-	// and it could not strip owner references from read-only revisions.
-	r.Etcd.EnableGarbageCollection = false
-	if err := r.Etcd.ApplyWithStorageFactoryTo(o.newStorageFactory(), &c.Config); err != nil {
-		return cleanup, err
-	}
-	if err := r.Audit.ApplyTo(&c.Config); err != nil {
-		return cleanup, err
-	}
-	// As in aggregated mode: --tracing-config-file (and the egress selector
-	// its exporter dials through) apply in local mode too.
-	if err := r.EgressSelector.ApplyTo(&c.Config); err != nil {
-		return cleanup, err
-	}
-	if err := r.Traces.ApplyTo(c.Config.EgressSelector, &c.Config); err != nil {
-		return cleanup, err
-	}
-	if err := r.Features.ApplyTo(&c.Config, nil, nil); err != nil {
-		return cleanup, err
+// applyLocal completes the configuration the options made in local mode:
+// client-certificate authentication against the local CA with an authorizer
+// that admits the admin only, Capstan's own admission chain, and the admin
+// kubeconfig.
+func (o *Options) applyLocal(c *genericapiserver.RecommendedConfig, prepared *localPrepared) error {
+	r := o.Recommended
+	if err := o.applyLocalServing(c, prepared.pki); err != nil {
+		return err
 	}
 	if err := o.applyLocalAdmission(c); err != nil {
-		return cleanup, err
+		return err
 	}
 
 	serverURL := "https://" + net.JoinHostPort(kubeconfigHost(r.SecureServing.BindAddress), strconv.Itoa(r.SecureServing.BindPort))
 	kubeconfig := filepath.Join(o.DataDir, LocalKubeconfig)
-	if err := local.WriteKubeconfig(kubeconfig, serverURL, pki); err != nil {
-		return cleanup, err
+	if err := local.WriteKubeconfig(kubeconfig, serverURL, prepared.pki); err != nil {
+		return err
 	}
 	if o.Out != nil {
-		fmt.Fprintf(o.Out, "Capstan local mode: serving %s, %s\n", serverURL, etcdLocation)
+		fmt.Fprintf(o.Out, "Capstan local mode: serving %s, %s\n", serverURL, prepared.etcdLocation)
 		fmt.Fprintf(o.Out, "Admin kubeconfig: %s\n", kubeconfig)
 		fmt.Fprintf(o.Out, "Try: kubectl --kubeconfig %s get configsets -A\n", kubeconfig)
 	}
-	return cleanup, nil
+	return nil
 }
 
-// applyLocalServing sets up TLS serving, client-certificate authentication
+// applyLocalServing sets up client-certificate authentication
 // against the local CA (anonymous requests reach only the health checks), and
 // the admin-only authorizer.
 func (o *Options) applyLocalServing(c *genericapiserver.RecommendedConfig, pki *local.PKI) error {
 	r := o.Recommended
-	if err := r.SecureServing.ApplyTo(&c.SecureServing, &c.LoopbackClientConfig); err != nil {
-		return err
-	}
 	// A port of 0 picks a free one; the kubeconfig must name the real one.
 	if r.SecureServing.BindPort == 0 && c.SecureServing != nil && c.SecureServing.Listener != nil {
 		r.SecureServing.BindPort = c.SecureServing.Listener.Addr().(*net.TCPAddr).Port
@@ -209,7 +200,9 @@ func (o *Options) applyLocalAdmission(c *genericapiserver.RecommendedConfig) err
 	if err != nil {
 		return err
 	}
-	chain, err := o.Recommended.Admission.Plugins.NewFromPlugins(
+	plugins := admission.NewPlugins()
+	configpolicy.Register(plugins)
+	chain, err := plugins.NewFromPlugins(
 		[]string{configpolicy.PluginName},
 		noPluginConfig{},
 		admission.PluginInitializers(initializers),

@@ -10,18 +10,15 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/apiserver/pkg/admission/plugin/resourcequota"
 	genericoptions "k8s.io/apiserver/pkg/server/options"
-	serverstorage "k8s.io/apiserver/pkg/server/storage"
 	cliflag "k8s.io/component-base/cli/flag"
 
 	"capstan.dev/capstan/pkg/admission/plugin/configpolicy"
 	"capstan.dev/capstan/pkg/apis/config"
-	"capstan.dev/capstan/pkg/apis/config/v1alpha1"
 	"capstan.dev/capstan/pkg/apis/config/v1beta1"
-	"capstan.dev/capstan/pkg/apiserver"
+	"capstan.dev/capstan/pkg/apiserver/scheme"
 	"capstan.dev/capstan/pkg/registry/config/configrevision/history"
 )
 
@@ -37,10 +34,6 @@ const (
 	defaultEtcdPrefix = "/registry"
 	defaultSecurePort = 8443
 )
-
-// storedResources are the resources of the group and their etcd prefixes
-// below --etcd-prefix.
-var storedResources = []string{"configsets", "configrevisions", "configpolicies"}
 
 // encryptedResources are encrypted at rest by default in local mode: both hold
 // secret values.
@@ -76,7 +69,7 @@ type Options struct {
 func NewOptions(out io.Writer) *Options {
 	o := &Options{
 		Recommended: genericoptions.NewRecommendedOptions(defaultEtcdPrefix,
-			apiserver.Codecs.LegacyCodec(v1beta1.SchemeGroupVersion)),
+			scheme.Codecs.LegacyCodec(v1beta1.SchemeGroupVersion)),
 		ServerRun: genericoptions.NewServerRunOptions(),
 		Mode:      ModeAggregated,
 		DataDir:   ".capstan",
@@ -96,8 +89,10 @@ func NewOptions(out io.Writer) *Options {
 	resourcequota.Register(o.Recommended.Admission.Plugins)
 	o.Recommended.Admission.RecommendedPluginOrder = append(o.Recommended.Admission.RecommendedPluginOrder,
 		configpolicy.PluginName, resourcequota.PluginName)
-	// Objects are JSON in etcd: the types have no protobuf form.
-	o.Recommended.Etcd.DefaultStorageMediaType = "application/json"
+	// Capstan deletes a ConfigSet's revisions itself; the garbage collector's
+	// finalizers would leave ConfigSets terminating where no collector runs,
+	// and it could not strip owner references from read-only revisions.
+	o.Recommended.Etcd.EnableGarbageCollection = false
 	// Requests that wait on etcd must give up before clients do.
 	o.ServerRun.RequestTimeout = 60 * time.Second
 	return o
@@ -159,7 +154,13 @@ func (o *Options) Complete() error {
 	// There is no kube-apiserver to fetch flow-control configuration from; the
 	// max-in-flight limits protect the server instead.
 	o.Recommended.Features.EnablePriorityAndFairness = false
+	// Nor is there a cluster to delegate to or admit against: local mode
+	// brings its own authentication, authorizer and admission chain
+	// (applyLocal), and these options, left nil, apply nothing.
 	o.Recommended.CoreAPI = nil
+	o.Recommended.Authentication = nil
+	o.Recommended.Authorization = nil
+	o.Recommended.Admission = nil
 	return nil
 }
 
@@ -180,26 +181,4 @@ func (o *Options) Validate() error {
 	}
 	errs = append(errs, o.ServerRun.Validate()...)
 	return utilerrors.NewAggregate(errs)
-}
-
-// newStorageFactory stores every resource as v1beta1 JSON under
-// <prefix>/config.capstan.dev/<resource>.
-func (o *Options) newStorageFactory() *serverstorage.DefaultStorageFactory {
-	encoding := serverstorage.NewDefaultResourceEncodingConfig(apiserver.Scheme)
-	prefixes := map[schema.GroupResource]string{}
-	for _, r := range storedResources {
-		gr := config.Resource(r)
-		encoding.SetResourceEncoding(gr, v1beta1.SchemeGroupVersion, config.SchemeGroupVersion)
-		prefixes[gr] = config.GroupName + "/" + r
-	}
-	resources := serverstorage.NewResourceConfig()
-	resources.EnableVersions(v1beta1.SchemeGroupVersion, v1alpha1.SchemeGroupVersion)
-	return serverstorage.NewDefaultStorageFactory(
-		o.Recommended.Etcd.StorageConfig,
-		o.Recommended.Etcd.DefaultStorageMediaType,
-		apiserver.Codecs,
-		encoding,
-		resources,
-		prefixes,
-	)
 }

@@ -18,7 +18,6 @@ import (
 	"k8s.io/apiserver/pkg/registry/generic"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/apiserver/pkg/storage"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	cliflag "k8s.io/component-base/cli/flag"
@@ -30,6 +29,7 @@ import (
 	"capstan.dev/capstan/pkg/apis/config"
 	configv1beta1 "capstan.dev/capstan/pkg/apis/config/v1beta1"
 	"capstan.dev/capstan/pkg/apiserver"
+	"capstan.dev/capstan/pkg/apiserver/scheme"
 	clientset "capstan.dev/capstan/pkg/generated/clientset/versioned"
 	informers "capstan.dev/capstan/pkg/generated/informers/externalversions"
 	"capstan.dev/capstan/pkg/generated/openapi"
@@ -163,9 +163,9 @@ func (o *Options) checkStoredObjectsDecrypt(ctx context.Context, getter generic.
 // server has stopped.
 func (o *Options) Config(ctx context.Context) (*apiserver.Config, func(), error) {
 	cleanup := func() {}
-	serverConfig := genericapiserver.NewRecommendedConfig(apiserver.Codecs)
+	serverConfig := genericapiserver.NewRecommendedConfig(scheme.Codecs)
 
-	namer := openapinamer.NewDefinitionNamer(apiserver.Scheme)
+	namer := openapinamer.NewDefinitionNamer(scheme.Scheme)
 	serverConfig.OpenAPIConfig = genericapiserver.DefaultOpenAPIConfig(openapi.GetOpenAPIDefinitions, namer)
 	serverConfig.OpenAPIConfig.Info.Title = "Capstan"
 	serverConfig.OpenAPIConfig.Info.Version = version.Get().GitVersion
@@ -180,9 +180,15 @@ func (o *Options) Config(ctx context.Context) (*apiserver.Config, func(), error)
 	// Capstan's own informers (ConfigPolicies for admission, ConfigSets for
 	// the history reconciler) read through the loopback client, which exists
 	// once secure serving is configured. Revisions have no informer: the
-	// history keeps its own index of their summaries, read in-process.
+	// history keeps its own index of their summaries, read in-process. The
+	// initializer is built once: local mode asks for it again to build its
+	// own admission chain.
 	var configInformers informers.SharedInformerFactory
+	var configInitializers []admission.PluginInitializer
 	o.Recommended.ExtraAdmissionInitializers = func(c *genericapiserver.RecommendedConfig) ([]admission.PluginInitializer, error) {
+		if configInitializers != nil {
+			return configInitializers, nil
+		}
 		loopback := rest.CopyConfig(c.LoopbackClientConfig)
 		// The loopback default is protobuf, which Capstan's types do not have.
 		loopback.ContentType = runtime.ContentTypeJSON
@@ -192,20 +198,40 @@ func (o *Options) Config(ctx context.Context) (*apiserver.Config, func(), error)
 			return nil, err
 		}
 		configInformers = informers.NewSharedInformerFactoryWithOptions(client, informerResync, informers.WithTransform(trimCached))
-		return []admission.PluginInitializer{capstaninit.New(configInformers, quota.NewConfiguration(o.RecordHistory))}, nil
+		configInitializers = []admission.PluginInitializer{capstaninit.New(configInformers, quota.NewConfiguration(o.RecordHistory))}
+		return configInitializers, nil
 	}
 
-	var kubeClient kubernetes.Interface
-	switch o.Mode {
-	case ModeLocal:
+	// The one difference between the modes before the options apply is
+	// where etcd, the serving certificate and the encryption configuration
+	// come from: local mode starts an embedded etcd and writes its own PKI
+	// and key into --data-dir and fills the options in; aggregated mode
+	// takes them from flags.
+	var prepared *localPrepared
+	if o.Mode == ModeLocal {
 		var err error
-		cleanup, err = o.applyLocal(ctx, serverConfig)
-		if err != nil {
+		if prepared, cleanup, err = o.prepareLocal(ctx); err != nil {
 			return nil, cleanup, err
 		}
-	default:
+	}
+	// As sample-apiserver does, once, in both modes. In local mode the
+	// delegating authentication, authorization, admission and core API
+	// options are nil (Complete) and apply nothing; applyLocal puts its own
+	// in place afterwards.
+	if err := o.Recommended.ApplyTo(serverConfig); err != nil {
+		return nil, cleanup, err
+	}
+	var kubeClient kubernetes.Interface
+	if o.Mode == ModeLocal {
+		if err := o.applyLocal(serverConfig, prepared); err != nil {
+			return nil, cleanup, err
+		}
+	} else {
+		if serverConfig.ClientConfig == nil {
+			return nil, cleanup, fmt.Errorf("aggregated mode needs the cluster's core API: set --kubeconfig or run in a pod")
+		}
 		var err error
-		if kubeClient, err = o.applyAggregated(serverConfig); err != nil {
+		if kubeClient, err = kubernetes.NewForConfig(serverConfig.ClientConfig); err != nil {
 			return nil, cleanup, err
 		}
 	}
@@ -220,72 +246,6 @@ func (o *Options) Config(ctx context.Context) (*apiserver.Config, func(), error)
 			KubeClient:          kubeClient,
 		},
 	}, cleanup, nil
-}
-
-// applyAggregated configures the server to run behind kube-apiserver: external
-// etcd, delegated authentication and authorization, the cluster's admission
-// chain. It returns the client of the cluster's core API.
-func (o *Options) applyAggregated(c *genericapiserver.RecommendedConfig) (kubernetes.Interface, error) {
-	r := o.Recommended
-	// Capstan deletes a ConfigSet's revisions itself; the garbage collector's
-	// finalizers would leave ConfigSets terminating where no collector runs,
-	// and it could not strip owner references from read-only revisions.
-	r.Etcd.EnableGarbageCollection = false
-	if err := r.Etcd.ApplyWithStorageFactoryTo(o.newStorageFactory(), &c.Config); err != nil {
-		return nil, err
-	}
-	if err := r.EgressSelector.ApplyTo(&c.Config); err != nil {
-		return nil, err
-	}
-	if err := r.Traces.ApplyTo(c.Config.EgressSelector, &c.Config); err != nil {
-		return nil, err
-	}
-	if err := r.SecureServing.ApplyToConfig(&c.Config); err != nil {
-		return nil, err
-	}
-	if err := r.Authentication.ApplyTo(&c.Config.Authentication, c.SecureServing, c.OpenAPIConfig); err != nil {
-		return nil, err
-	}
-	if err := r.Authorization.ApplyTo(&c.Config.Authorization); err != nil {
-		return nil, err
-	}
-	if err := r.Audit.ApplyTo(&c.Config); err != nil {
-		return nil, err
-	}
-	if err := r.CoreAPI.ApplyTo(c); err != nil {
-		return nil, err
-	}
-	kubeClient, dynamicClient, err := coreClients(c)
-	if err != nil {
-		return nil, err
-	}
-	if err := r.Features.ApplyTo(&c.Config, kubeClient, c.SharedInformerFactory); err != nil {
-		return nil, err
-	}
-	initializers, err := r.ExtraAdmissionInitializers(c)
-	if err != nil {
-		return nil, err
-	}
-	if err := r.Admission.ApplyTo(&c.Config, c.SharedInformerFactory, kubeClient, dynamicClient, r.FeatureGate, c.EffectiveVersion, initializers...); err != nil {
-		return nil, err
-	}
-	return kubeClient, nil
-}
-
-// coreClients builds clients of the cluster's core API, which CoreAPI options configured.
-func coreClients(c *genericapiserver.RecommendedConfig) (kubernetes.Interface, dynamic.Interface, error) {
-	if c.ClientConfig == nil {
-		return nil, nil, fmt.Errorf("aggregated mode needs the cluster's core API: set --kubeconfig or run in a pod")
-	}
-	kubeClient, err := kubernetes.NewForConfig(c.ClientConfig)
-	if err != nil {
-		return nil, nil, err
-	}
-	dynamicClient, err := dynamic.NewForConfig(c.ClientConfig)
-	if err != nil {
-		return nil, nil, err
-	}
-	return kubeClient, dynamicClient, nil
 }
 
 // trimCached drops from the objects Capstan's informers keep what no reader of

@@ -1,4 +1,7 @@
-package apiserver
+// Package scheme holds the runtime.Scheme and codecs of Capstan's API server, in
+// a leaf package (as kube-aggregator's pkg/apiserver/scheme) so that what
+// encodes or decodes the served types need not import the server itself.
+package scheme
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
