@@ -19,7 +19,7 @@ import (
 	"capstan.dev/capstan/pkg/apis/config"
 	"capstan.dev/capstan/pkg/apiserver/scheme"
 	"capstan.dev/capstan/pkg/controller/configpolicystatus"
-	historycontroller "capstan.dev/capstan/pkg/controller/history"
+	"capstan.dev/capstan/pkg/controller/historyreconciler"
 	"capstan.dev/capstan/pkg/controller/revisionquota"
 	informers "capstan.dev/capstan/pkg/generated/informers/externalversions"
 	"capstan.dev/capstan/pkg/registry/config/configrevision/history"
@@ -114,10 +114,10 @@ func (c CompletedConfig) New() (*CapstanServer, error) {
 // controller and, in aggregated mode, the revision quota controller on the
 // informers, and starts all of them once the server serves.
 func (c CompletedConfig) addControllers(server *genericapiserver.GenericAPIServer, f informers.SharedInformerFactory, storage *configrest.Storage) error {
-	var reconciler *historycontroller.Reconciler
+	var reconciler *historyreconciler.Reconciler
 	if !c.ExtraConfig.WithoutHistory {
 		var err error
-		reconciler, err = historycontroller.NewReconciler(f, storage.History, storeConfigSetGetter{storage.ConfigSets.ConfigSet.Store})
+		reconciler, err = historyreconciler.NewReconciler(f, storage.History, storeConfigSetGetter{storage.ConfigSets.ConfigSet.Store})
 		if err != nil {
 			return err
 		}

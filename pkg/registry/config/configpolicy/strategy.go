@@ -19,7 +19,7 @@ import (
 
 	"capstan.dev/capstan/pkg/apis/config"
 	"capstan.dev/capstan/pkg/apis/config/validation"
-	"capstan.dev/capstan/pkg/registry/config/resetfields"
+	"capstan.dev/capstan/pkg/registry/resetfields"
 )
 
 // Strategy is the create, update and delete strategy of the main ConfigPolicy endpoint.

@@ -21,7 +21,7 @@ import (
 	"capstan.dev/capstan/pkg/registry/config/configrevision/history"
 	configrevisionstorage "capstan.dev/capstan/pkg/registry/config/configrevision/storage"
 	configsetstorage "capstan.dev/capstan/pkg/registry/config/configset/storage"
-	"capstan.dev/capstan/pkg/registry/config/storageerr"
+	"capstan.dev/capstan/pkg/registry/storagedecorator"
 )
 
 // StorageProvider builds the REST storage of the config.capstan.dev group.
@@ -58,12 +58,12 @@ func (p StorageProvider) NewAPIGroupInfo(optsGetter generic.RESTOptionsGetter) (
 	apiGroupInfo := genericapiserver.NewDefaultAPIGroupInfo(config.GroupName, p.Scheme, runtime.NewParameterCodec(p.Scheme), p.Codecs)
 	apiGroupInfo.NegotiatedSerializer = withoutProtobuf{apiGroupInfo.NegotiatedSerializer}
 	raw := optsGetter
-	optsGetter = storageerr.RESTOptionsGetter{RESTOptionsGetter: raw}
+	optsGetter = storagedecorator.RESTOptionsGetter{RESTOptionsGetter: raw}
 
 	// Revisions are served from etcd, without a watch cache: a replica's
 	// memory must not grow with the number or the size of revisions, which one
 	// tenant decides. The history keeps only summaries of them.
-	revisions, err := configrevisionstorage.NewStore(p.Scheme, storageerr.RESTOptionsGetter{RESTOptionsGetter: uncached{raw}})
+	revisions, err := configrevisionstorage.NewStore(p.Scheme, storagedecorator.RESTOptionsGetter{RESTOptionsGetter: uncached{raw}})
 	if err != nil {
 		return nil, nil, fmt.Errorf("building configrevisions storage: %w", err)
 	}

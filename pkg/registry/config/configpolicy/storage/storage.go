@@ -11,7 +11,7 @@ import (
 
 	"capstan.dev/capstan/pkg/apis/config"
 	"capstan.dev/capstan/pkg/registry/config/configpolicy"
-	"capstan.dev/capstan/pkg/registry/config/status"
+	"capstan.dev/capstan/pkg/registry/status"
 )
 
 // ConfigPolicyStorage holds the REST storage of the ConfigPolicy resource and its status.

@@ -6,7 +6,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"capstan.dev/capstan/pkg/apis/config"
-	"capstan.dev/capstan/pkg/registry/config/table"
+	"capstan.dev/capstan/pkg/registry/table"
 )
 
 // tableConvertor renders NAME, CONFIGSET, REVISION, AUTHOR, CAUSE, AGE; -o wide

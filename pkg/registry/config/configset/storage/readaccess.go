@@ -12,7 +12,7 @@ import (
 	"k8s.io/apiserver/pkg/registry/rest"
 
 	"capstan.dev/capstan/pkg/apis/config"
-	"capstan.dev/capstan/pkg/registry/config/status"
+	"capstan.dev/capstan/pkg/registry/status"
 )
 
 // readAccess makes the subresources that answer with the whole ConfigSet

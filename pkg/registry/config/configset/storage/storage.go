@@ -24,7 +24,7 @@ import (
 	"capstan.dev/capstan/pkg/apis/config"
 	"capstan.dev/capstan/pkg/registry/config/configrevision/history"
 	"capstan.dev/capstan/pkg/registry/config/configset"
-	"capstan.dev/capstan/pkg/registry/config/status"
+	"capstan.dev/capstan/pkg/registry/status"
 )
 
 // ConfigSetStorage holds the REST storage of the ConfigSet resource and its subresources.

@@ -4,7 +4,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"capstan.dev/capstan/pkg/apis/config"
-	"capstan.dev/capstan/pkg/registry/config/table"
+	"capstan.dev/capstan/pkg/registry/table"
 )
 
 // tableConvertor renders the columns docs/design.md names: NAME, KEYS,

@@ -1,8 +1,11 @@
-// Package storageerr turns storage errors that a client's request caused into
-// the 4xx answers Kubernetes clients expect, where k8s.io/apiserver would
-// otherwise answer 500: an object too large for etcd is a 413, a malformed
-// resourceVersion on get or watch is a 400.
-package storageerr
+// Package storagedecorator wraps the storage.Interface of each of Capstan's
+// stores. It does two things k8s.io/apiserver does not: storage errors that a
+// client's request caused become the 4xx answers Kubernetes clients expect
+// instead of a 500 (an object too large for etcd is a 413, a malformed
+// resourceVersion on get or watch is a 400), and each storage call gets a
+// deadline shortly before the request's, so that a slow etcd ends in a 504
+// the handler writes rather than a stream the timeout filter resets.
+package storagedecorator
 
 import (
 	"context"

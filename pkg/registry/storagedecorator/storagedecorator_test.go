@@ -1,4 +1,4 @@
-package storageerr
+package storagedecorator
 
 import (
 	"context"

@@ -1,11 +1,11 @@
-// Package history runs the reconciler that repairs ConfigSet history: a
+// Package historyreconciler runs the reconciler that repairs ConfigSet history: a
 // revision whose request did not write it (the request's server died, or etcd
 // applied the change after the request gave up), revisions whose ConfigSet is
 // gone, and history beyond the count or byte limit. It decides from the
 // ConfigSet informer and the history's index of revision summaries, so it
 // reads etcd only when they show something to repair, and every action is
 // idempotent, so several replicas may run it on one etcd.
-package history
+package historyreconciler
 
 import (
 	"context"
