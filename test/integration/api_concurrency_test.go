@@ -16,12 +16,12 @@ import (
 // TestAPIConcurrencyControl checks optimistic concurrency on update,
 // AlreadyExists on create, and delete preconditions.
 func TestAPIConcurrencyControl(t *testing.T) {
-	e := apiStart(t)
+	e := sharedEnv(t)
 	const ns = "concurrency"
 	client := e.cs.ConfigV1beta1().ConfigSets(ns)
 
 	t.Run("stale resourceVersion on update is a conflict", func(t *testing.T) {
-		first := e.apiMustCreateConfigSet(t, ns, apiConfigSet("stale", map[string]string{"k": "0"}))
+		first := e.mustCreate(t, ns, configSet("stale", map[string]string{"k": "0"}, nil))
 		fresh := first.DeepCopy()
 		fresh.Spec.Data["k"] = "1"
 		updated, err := client.Update(e.ctx, fresh, metav1.UpdateOptions{})
@@ -71,7 +71,7 @@ func TestAPIConcurrencyControl(t *testing.T) {
 		if err != nil {
 			t.Fatalf("create policy: %v", err)
 		}
-		e.apiOnFreshPolicy(t, p.Name, func(fresh *v1beta1.ConfigPolicy) error {
+		e.onFreshPolicy(t, p.Name, func(fresh *v1beta1.ConfigPolicy) error {
 			fresh.Spec.MaxKeys = ptr.To[int32](5)
 			_, err := pc.Update(e.ctx, fresh, metav1.UpdateOptions{})
 			return err
@@ -83,8 +83,8 @@ func TestAPIConcurrencyControl(t *testing.T) {
 	})
 
 	t.Run("create of an existing name is AlreadyExists", func(t *testing.T) {
-		orig := e.apiMustCreateConfigSet(t, ns, apiConfigSet("dup", map[string]string{"k": "original"}))
-		_, err := client.Create(e.ctx, apiConfigSet("dup", map[string]string{"k": "second"}), metav1.CreateOptions{})
+		orig := e.mustCreate(t, ns, configSet("dup", map[string]string{"k": "original"}, nil))
+		_, err := client.Create(e.ctx, configSet("dup", map[string]string{"k": "second"}, nil), metav1.CreateOptions{})
 		if !apierrors.IsAlreadyExists(err) {
 			t.Fatalf("second create: err = %v, want AlreadyExists", err)
 		}
@@ -113,7 +113,7 @@ func TestAPIConcurrencyControl(t *testing.T) {
 	})
 
 	t.Run("delete preconditions", func(t *testing.T) {
-		obj := e.apiMustCreateConfigSet(t, ns, apiConfigSet("guarded", map[string]string{"k": "v"}))
+		obj := e.mustCreate(t, ns, configSet("guarded", map[string]string{"k": "v"}, nil))
 		wrongUID := types.UID("00000000-0000-0000-0000-000000000000")
 		err := client.Delete(e.ctx, "guarded", metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &wrongUID}})
 		if !apierrors.IsConflict(err) {
@@ -144,7 +144,7 @@ func TestAPIConcurrencyControl(t *testing.T) {
 
 		// A ConfigSet recreated under the same name has a new UID: a delete
 		// aimed at the old one must not remove it.
-		e.apiMustCreateConfigSet(t, ns, apiConfigSet("guarded", nil))
+		e.mustCreate(t, ns, configSet("guarded", nil, nil))
 		if err := client.Delete(e.ctx, "guarded", metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}}); !apierrors.IsConflict(err) {
 			t.Errorf("delete of a recreated ConfigSet with the old UID: err = %v, want 409 Conflict", err)
 		}
@@ -160,7 +160,7 @@ func TestAPIConcurrencyControl(t *testing.T) {
 		if err := pc.Delete(e.ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &wrongUID}}); !apierrors.IsConflict(err) {
 			t.Errorf("policy delete with wrong UID: err = %v, want 409 Conflict", err)
 		}
-		e.apiOnFreshPolicy(t, p.Name, func(fresh *v1beta1.ConfigPolicy) error {
+		e.onFreshPolicy(t, p.Name, func(fresh *v1beta1.ConfigPolicy) error {
 			return pc.Delete(e.ctx, fresh.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &fresh.UID, ResourceVersion: &fresh.ResourceVersion}})
 		})
 		if _, err := pc.Get(e.ctx, p.Name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {

@@ -21,7 +21,7 @@ import (
 // TestAPIConfigSetCRUD creates, reads, lists, updates and deletes ConfigSets
 // through both served versions.
 func TestAPIConfigSetCRUD(t *testing.T) {
-	e := apiStart(t)
+	e := sharedEnv(t)
 
 	t.Run("v1beta1", func(t *testing.T) {
 		const ns = "crud-beta"
@@ -60,20 +60,20 @@ func TestAPIConfigSetCRUD(t *testing.T) {
 			t.Errorf("get labels = %v, want tier=web", got.Labels)
 		}
 
-		apiMustCreate := func(name string) {
-			if _, err := client.Create(e.ctx, apiConfigSet(name, map[string]string{"k": name}), metav1.CreateOptions{}); err != nil {
+		createNamed := func(name string) {
+			if _, err := client.Create(e.ctx, configSet(name, map[string]string{"k": name}, nil), metav1.CreateOptions{}); err != nil {
 				t.Fatalf("create %s: %v", name, err)
 			}
 		}
-		apiMustCreate("other")
-		if _, err := e.cs.ConfigV1beta1().ConfigSets("crud-beta-elsewhere").Create(e.ctx, apiConfigSet("elsewhere", nil), metav1.CreateOptions{}); err != nil {
+		createNamed("other")
+		if _, err := e.cs.ConfigV1beta1().ConfigSets("crud-beta-elsewhere").Create(e.ctx, configSet("elsewhere", nil, nil), metav1.CreateOptions{}); err != nil {
 			t.Fatalf("create in another namespace: %v", err)
 		}
 		list, err := client.List(e.ctx, metav1.ListOptions{})
 		if err != nil {
 			t.Fatalf("list: %v", err)
 		}
-		if names := apiNames(apiPtrs(list.Items)); !reflect.DeepEqual(names, []string{"app", "other"}) {
+		if names := namesOf(itemPtrs(list.Items)); !reflect.DeepEqual(names, []string{"app", "other"}) {
 			t.Errorf("list names = %v, want [app other] (only this namespace, sorted)", names)
 		}
 		if list.ResourceVersion == "" {
@@ -131,7 +131,7 @@ func TestAPIConfigSetCRUD(t *testing.T) {
 		if err != nil {
 			t.Fatalf("list after delete: %v", err)
 		}
-		if names := apiNames(apiPtrs(list.Items)); !reflect.DeepEqual(names, []string{"other"}) {
+		if names := namesOf(itemPtrs(list.Items)); !reflect.DeepEqual(names, []string{"other"}) {
 			t.Errorf("list after delete = %v, want [other]", names)
 		}
 	})
@@ -173,7 +173,7 @@ func TestAPIConfigSetCRUD(t *testing.T) {
 		if err != nil {
 			t.Fatalf("list: %v", err)
 		}
-		if names := apiNames(apiPtrs(list.Items)); !reflect.DeepEqual(names, []string{"legacy", "second"}) {
+		if names := namesOf(itemPtrs(list.Items)); !reflect.DeepEqual(names, []string{"legacy", "second"}) {
 			t.Errorf("list names = %v, want [legacy second]", names)
 		}
 		if len(list.Items) == 2 && !reflect.DeepEqual(list.Items[0].Spec.Entries, want) {
@@ -211,9 +211,9 @@ func TestAPIConfigSetCRUD(t *testing.T) {
 		const ns = "crud-collection"
 		client := e.cs.ConfigV1beta1().ConfigSets(ns)
 		for _, name := range []string{"x1", "x2", "y1"} {
-			obj := apiConfigSet(name, map[string]string{"k": "v"})
+			obj := configSet(name, map[string]string{"k": "v"}, nil)
 			obj.Labels = map[string]string{"group": name[:1]}
-			e.apiMustCreateConfigSet(t, ns, obj)
+			e.mustCreate(t, ns, obj)
 		}
 		if err := client.DeleteCollection(e.ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: "group=x"}); err != nil {
 			t.Fatalf("deletecollection: %v", err)
@@ -222,7 +222,7 @@ func TestAPIConfigSetCRUD(t *testing.T) {
 		if err != nil {
 			t.Fatalf("list: %v", err)
 		}
-		if names := apiNames(apiPtrs(list.Items)); !reflect.DeepEqual(names, []string{"y1"}) {
+		if names := namesOf(itemPtrs(list.Items)); !reflect.DeepEqual(names, []string{"y1"}) {
 			t.Errorf("after deletecollection group=x: %v, want [y1]", names)
 		}
 	})
@@ -231,7 +231,7 @@ func TestAPIConfigSetCRUD(t *testing.T) {
 // TestAPIConfigPolicyCRUD creates, reads, lists, updates and deletes the
 // cluster-scoped ConfigPolicies through both served versions.
 func TestAPIConfigPolicyCRUD(t *testing.T) {
-	e := apiStart(t)
+	e := sharedEnv(t)
 	// Every policy selects only ConfigSets with this label, which none has, so
 	// that the policies of this test never get in the way of another write.
 	selector := &metav1.LabelSelector{MatchLabels: map[string]string{"apitest-never": "selected"}}
@@ -282,12 +282,12 @@ func TestAPIConfigPolicyCRUD(t *testing.T) {
 		if err != nil {
 			t.Fatalf("list: %v", err)
 		}
-		if names := apiNames(apiPtrs(list.Items)); !reflect.DeepEqual(names, []string{"keys", "second"}) {
+		if names := namesOf(itemPtrs(list.Items)); !reflect.DeepEqual(names, []string{"keys", "second"}) {
 			t.Errorf("list names = %v, want [keys second]", names)
 		}
 
 		var updated *v1beta1.ConfigPolicy
-		e.apiOnFreshPolicy(t, "keys", func(p *v1beta1.ConfigPolicy) error {
+		e.onFreshPolicy(t, "keys", func(p *v1beta1.ConfigPolicy) error {
 			p.Spec.Enforcement = v1beta1.EnforcementDeny
 			p.Spec.ForbiddenKeys = []string{"password", "secret"}
 			var err error
@@ -339,7 +339,7 @@ func TestAPIConfigPolicyCRUD(t *testing.T) {
 		if err != nil {
 			t.Fatalf("list: %v", err)
 		}
-		if names := apiNames(apiPtrs(list.Items)); !reflect.DeepEqual(names, []string{"alpha"}) {
+		if names := namesOf(itemPtrs(list.Items)); !reflect.DeepEqual(names, []string{"alpha"}) {
 			t.Errorf("list names = %v, want [alpha]", names)
 		}
 		// The server writes the status of a new policy, so the update retries
@@ -395,9 +395,9 @@ func TestAPIConfigPolicyCRUD(t *testing.T) {
 // store, reads, watches and deletes them through both versions, and checks
 // that users cannot create, update or patch them.
 func TestAPIConfigRevisionCRUD(t *testing.T) {
-	e := apiStart(t)
+	e := sharedEnv(t)
 	const ns = "revisions"
-	owner := e.apiMustCreateConfigSet(t, ns, &v1beta1.ConfigSet{
+	owner := e.mustCreate(t, ns, &v1beta1.ConfigSet{
 		ObjectMeta: metav1.ObjectMeta{Name: "owner"},
 		Spec:       v1beta1.ConfigSetSpec{Data: map[string]string{"a": "1"}, RevisionHistoryLimit: ptr.To[int32](100)},
 	})
@@ -415,7 +415,7 @@ func TestAPIConfigRevisionCRUD(t *testing.T) {
 	}
 	beta := e.cs.ConfigV1beta1().ConfigRevisions(ns)
 	alpha := e.cs.ConfigV1alpha1().ConfigRevisions(ns)
-	manual := metav1.ListOptions{LabelSelector: apiManualLabel + "=true"}
+	manual := metav1.ListOptions{LabelSelector: manualLabel + "=true"}
 
 	// The watch starts before the revisions are written, from the list's
 	// resourceVersion, so that it sees exactly what this test writes.
@@ -437,23 +437,23 @@ func TestAPIConfigRevisionCRUD(t *testing.T) {
 	}
 	defer wAlpha.Stop()
 
-	e.apiMustCreateRevision(t, ns, apiRevision("owner-manual-1", "owner", 1, owner, map[string]string{"a": "1"}, nil))
-	e.apiMustCreateRevision(t, ns, apiRevision("owner-manual-2", "owner", 2, owner, map[string]string{"a": "2"}, map[string][]byte{"key": {0, 1, 2, 255}}))
-	third := apiRevision("owner-manual-3", "owner", 3, owner, map[string]string{"a": "3"}, nil)
+	e.mustCreateRevision(t, ns, manualRevision("owner-manual-1", "owner", 1, owner, map[string]string{"a": "1"}, nil))
+	e.mustCreateRevision(t, ns, manualRevision("owner-manual-2", "owner", 2, owner, map[string]string{"a": "2"}, map[string][]byte{"key": {0, 1, 2, 255}}))
+	third := manualRevision("owner-manual-3", "owner", 3, owner, map[string]string{"a": "3"}, nil)
 	third.RollbackOf = 1
-	e.apiMustCreateRevision(t, ns, third)
+	e.mustCreateRevision(t, ns, third)
 
 	t.Run("watch sees the server's writes", func(t *testing.T) {
 		for i, name := range []string{"owner-manual-1", "owner-manual-2", "owner-manual-3"} {
-			ev := apiNextEvent(t, w)
+			ev := nextEvent(t, w)
 			rev, ok := ev.Object.(*v1beta1.ConfigRevision)
 			if ev.Type != watch.Added || !ok || rev.Name != name || rev.Revision != int64(i+1) {
-				t.Fatalf("v1beta1 event %d = %s %s, want ADDED %s", i, ev.Type, apiDescribe(ev.Object), name)
+				t.Fatalf("v1beta1 event %d = %s %s, want ADDED %s", i, ev.Type, describe(ev.Object), name)
 			}
-			ev = apiNextEvent(t, wAlpha)
+			ev = nextEvent(t, wAlpha)
 			arev, ok := ev.Object.(*v1alpha1.ConfigRevision)
 			if ev.Type != watch.Added || !ok || arev.Name != name || arev.Revision != int64(i+1) {
-				t.Fatalf("v1alpha1 event %d = %s %s, want ADDED %s", i, ev.Type, apiDescribe(ev.Object), name)
+				t.Fatalf("v1alpha1 event %d = %s %s, want ADDED %s", i, ev.Type, describe(ev.Object), name)
 			}
 		}
 	})
@@ -464,7 +464,7 @@ func TestAPIConfigRevisionCRUD(t *testing.T) {
 			t.Fatalf("get: %v", err)
 		}
 		if rev.ConfigSetName != "owner" || rev.Revision != 2 || rev.Author != "apitest" || rev.ChangeCause != "revision 2" || rev.RollbackOf != 0 {
-			t.Errorf("get = %s", apiDescribe(rev))
+			t.Errorf("get = %s", describe(rev))
 		}
 		if !reflect.DeepEqual(rev.Data, map[string]string{"a": "2"}) || !bytes.Equal(rev.SecretData["key"], []byte{0, 1, 2, 255}) {
 			t.Errorf("get entries: data %v secretData %v", rev.Data, rev.SecretData)
@@ -494,7 +494,7 @@ func TestAPIConfigRevisionCRUD(t *testing.T) {
 			{Key: "key", Value: base64.StdEncoding.EncodeToString([]byte{0, 1, 2, 255}), Secret: true},
 		}
 		if rev.ConfigSetName != "owner" || rev.Revision != 2 || !reflect.DeepEqual(rev.Entries, want) {
-			t.Errorf("get = %s, want entries %+v", apiDescribe(rev), want)
+			t.Errorf("get = %s, want entries %+v", describe(rev), want)
 		}
 	})
 
@@ -503,14 +503,14 @@ func TestAPIConfigRevisionCRUD(t *testing.T) {
 		if err != nil {
 			t.Fatalf("list: %v", err)
 		}
-		if names := apiNames(apiPtrs(list.Items)); !reflect.DeepEqual(names, []string{"owner-manual-1", "owner-manual-2", "owner-manual-3"}) {
+		if names := namesOf(itemPtrs(list.Items)); !reflect.DeepEqual(names, []string{"owner-manual-1", "owner-manual-2", "owner-manual-3"}) {
 			t.Errorf("v1beta1 list = %v", names)
 		}
 		alist, err := alpha.List(e.ctx, manual)
 		if err != nil {
 			t.Fatalf("list v1alpha1: %v", err)
 		}
-		if names := apiNames(apiPtrs(alist.Items)); !reflect.DeepEqual(names, []string{"owner-manual-1", "owner-manual-2", "owner-manual-3"}) {
+		if names := namesOf(itemPtrs(alist.Items)); !reflect.DeepEqual(names, []string{"owner-manual-1", "owner-manual-2", "owner-manual-3"}) {
 			t.Errorf("v1alpha1 list = %v", names)
 		}
 	})
@@ -585,9 +585,9 @@ func TestAPIConfigRevisionCRUD(t *testing.T) {
 			t.Fatalf("delete v1alpha1: %v", err)
 		}
 		for _, name := range []string{"owner-manual-1", "owner-manual-2"} {
-			ev := apiNextEvent(t, w)
+			ev := nextEvent(t, w)
 			if ev.Type != watch.Deleted {
-				t.Fatalf("event = %s %s, want DELETED %s", ev.Type, apiDescribe(ev.Object), name)
+				t.Fatalf("event = %s %s, want DELETED %s", ev.Type, describe(ev.Object), name)
 			}
 			if rev := ev.Object.(*v1beta1.ConfigRevision); rev.Name != name {
 				t.Fatalf("DELETED %s, want %s", rev.Name, name)
@@ -601,16 +601,16 @@ func TestAPIConfigRevisionCRUD(t *testing.T) {
 		if err := beta.DeleteCollection(e.ctx, metav1.DeleteOptions{}, manual); err != nil {
 			t.Fatalf("deletecollection: %v", err)
 		}
-		ev := apiNextEvent(t, w)
+		ev := nextEvent(t, w)
 		if rev, ok := ev.Object.(*v1beta1.ConfigRevision); ev.Type != watch.Deleted || !ok || rev.Name != "owner-manual-3" {
-			t.Fatalf("event = %s %s, want DELETED owner-manual-3", ev.Type, apiDescribe(ev.Object))
+			t.Fatalf("event = %s %s, want DELETED owner-manual-3", ev.Type, describe(ev.Object))
 		}
 		list, err := beta.List(e.ctx, manual)
 		if err != nil {
 			t.Fatalf("list: %v", err)
 		}
 		if len(list.Items) != 0 {
-			t.Errorf("after deletecollection: %v", apiNames(apiPtrs(list.Items)))
+			t.Errorf("after deletecollection: %v", namesOf(itemPtrs(list.Items)))
 		}
 		if _, err := e.cs.ConfigV1beta1().ConfigSets(ns).Get(e.ctx, "owner", metav1.GetOptions{}); err != nil {
 			t.Errorf("deleting revisions touched their ConfigSet: %v", err)

@@ -18,18 +18,18 @@ import (
 	"capstan.dev/capstan/pkg/apis/config/v1beta1"
 )
 
-// stTableAccept asks for a server-side table, as kubectl get does.
-const stTableAccept = "application/json;as=Table;v=v1;g=meta.k8s.io"
+// tableAccept asks for a server-side table, as kubectl get does.
+const tableAccept = "application/json;as=Table;v=v1;g=meta.k8s.io"
 
-// stAge matches the AGE cell of an object created moments ago.
-var stAge = regexp.MustCompile(`^[0-9]+s$`)
+// ageCell matches the AGE cell of an object created moments ago.
+var ageCell = regexp.MustCompile(`^[0-9]+s$`)
 
 // TestTable checks the tables `kubectl get` prints for every kind: the
 // columns docs/design.md names, in order, and the cells of known objects.
 func TestTable(t *testing.T) {
 	ts := capstantesting.StartTestServer(t)
-	client := stClientset(t, ts)
-	api := stNewAPI(t, ts)
+	client := newClientset(t, ts)
+	api := newRawAPI(t, ts)
 	ctx := t.Context()
 	const ns = "tables"
 
@@ -65,25 +65,25 @@ func TestTable(t *testing.T) {
 		for _, version := range []string{"v1beta1", "v1alpha1"} {
 			t.Run(version+" get", func(t *testing.T) {
 				table := api.getTable(t, "/apis/config.capstan.dev/"+version+"/namespaces/"+ns+"/configsets/web")
-				stRequireColumns(t, table, wantColumns, true)
+				requireColumns(t, table, wantColumns, true)
 				if len(table.Rows) != 1 {
 					t.Fatalf("table has %d rows, want 1", len(table.Rows))
 				}
-				stRequireRow(t, table, 0, "web", "3", "2", "false")
-				stRequireWideCells(t, table, 0, wantWide)
-				stRequireRowObject(t, table, 0, "web")
+				requireRow(t, table, 0, "web", "3", "2", "false")
+				requireWideCells(t, table, 0, wantWide)
+				requireRowObject(t, table, 0, "web")
 			})
 		}
 
 		t.Run("list", func(t *testing.T) {
 			table := api.getTable(t, "/apis/config.capstan.dev/v1beta1/namespaces/"+ns+"/configsets")
-			stRequireColumns(t, table, wantColumns, true)
+			requireColumns(t, table, wantColumns, true)
 			if len(table.Rows) != 2 {
 				t.Fatalf("table has %d rows, want 2 (web, worker)", len(table.Rows))
 			}
-			stRequireRow(t, table, 0, "web", "3", "2", "false")
-			stRequireRow(t, table, 1, "worker", "1", "1", "true")
-			stRequireWideCells(t, table, 1, map[string]string{"Secret Keys": "0", "History Limit": "10"})
+			requireRow(t, table, 0, "web", "3", "2", "false")
+			requireRow(t, table, 1, "worker", "1", "1", "true")
+			requireWideCells(t, table, 1, map[string]string{"Secret Keys": "0", "History Limit": "10"})
 			if table.ResourceVersion == "" {
 				t.Errorf("list table has no resourceVersion; kubectl get -w needs it")
 			}
@@ -94,12 +94,12 @@ func TestTable(t *testing.T) {
 			if len(table.Rows) != 1 || table.Continue == "" {
 				t.Fatalf("table with limit=1 has %d rows and continue %q, want 1 row and a token", len(table.Rows), table.Continue)
 			}
-			stRequireRow(t, table, 0, "web")
+			requireRow(t, table, 0, "web")
 			next := api.getTable(t, "/apis/config.capstan.dev/v1beta1/namespaces/"+ns+"/configsets?limit=1&continue="+url.QueryEscape(table.Continue))
 			if len(next.Rows) != 1 {
 				t.Fatalf("second page has %d rows, want 1", len(next.Rows))
 			}
-			stRequireRow(t, next, 0, "worker")
+			requireRow(t, next, 0, "worker")
 		})
 	})
 
@@ -143,24 +143,24 @@ func TestTable(t *testing.T) {
 		wantColumns := []string{"Name", "ConfigSet", "Revision", "Author", "Cause", "Age"}
 		t.Run("get", func(t *testing.T) {
 			table := api.getTable(t, "/apis/config.capstan.dev/v1beta1/namespaces/"+ns+"/configrevisions/st-history-rev-a")
-			stRequireColumns(t, table, wantColumns, false)
+			requireColumns(t, table, wantColumns, false)
 			if len(table.Rows) != 1 {
 				t.Fatalf("table has %d rows, want 1", len(table.Rows))
 			}
-			stRequireRow(t, table, 0, "st-history-rev-a", "st-history", "4", "alice@example.com", "raise the pool size")
-			stRequireWideCells(t, table, 0, map[string]string{"Rollback Of": "<none>", "Keys": "3"})
-			stRequireRowObject(t, table, 0, "st-history-rev-a")
+			requireRow(t, table, 0, "st-history-rev-a", "st-history", "4", "alice@example.com", "raise the pool size")
+			requireWideCells(t, table, 0, map[string]string{"Rollback Of": "<none>", "Keys": "3"})
+			requireRowObject(t, table, 0, "st-history-rev-a")
 		})
 		t.Run("list by configSetName", func(t *testing.T) {
 			table := api.getTable(t, "/apis/config.capstan.dev/v1beta1/namespaces/"+ns+"/configrevisions?fieldSelector="+
 				url.QueryEscape(config.ConfigRevisionConfigSetNameField+"=st-history")+"&labelSelector=st-table%3Dmanual")
-			stRequireColumns(t, table, wantColumns, false)
+			requireColumns(t, table, wantColumns, false)
 			if len(table.Rows) != 2 {
 				t.Fatalf("table has %d rows, want 2", len(table.Rows))
 			}
-			stRequireRow(t, table, 0, "st-history-rev-a", "st-history", "4", "alice@example.com", "raise the pool size")
-			stRequireRow(t, table, 1, "st-history-rev-b", "st-history", "5", "bob", "<none>")
-			stRequireWideCells(t, table, 1, map[string]string{"Rollback Of": "3", "Keys": "0"})
+			requireRow(t, table, 0, "st-history-rev-a", "st-history", "4", "alice@example.com", "raise the pool size")
+			requireRow(t, table, 1, "st-history-rev-b", "st-history", "5", "bob", "<none>")
+			requireWideCells(t, table, 1, map[string]string{"Rollback Of": "3", "Keys": "0"})
 		})
 	})
 
@@ -175,54 +175,54 @@ func TestTable(t *testing.T) {
 				`"spec":{"selector":{"matchLabels":{"tier":"st-none"}},"requiredKeys":["LOG_LEVEL"]}}`,
 		}
 		for _, body := range policies {
-			api.do(t, http.MethodPost, stPolicies, "application/json", []byte(body)).requireCode(t, http.StatusCreated)
+			api.do(t, http.MethodPost, policiesPath, "application/json", []byte(body)).requireCode(t, http.StatusCreated)
 		}
 
 		wantColumns := []string{"Name", "Enforcement", "Rules", "Age"}
 		t.Run("get", func(t *testing.T) {
-			table := api.getTable(t, stPolicies+"/guard-warn")
-			stRequireColumns(t, table, wantColumns, false)
+			table := api.getTable(t, policiesPath+"/guard-warn")
+			requireColumns(t, table, wantColumns, false)
 			if len(table.Rows) != 1 {
 				t.Fatalf("table has %d rows, want 1", len(table.Rows))
 			}
-			stRequireRow(t, table, 0, "guard-warn", "Warn", "2")
-			stRequireWideCells(t, table, 0, map[string]string{"Selector": "tier=st-none"})
-			stRequireRowObject(t, table, 0, "guard-warn")
+			requireRow(t, table, 0, "guard-warn", "Warn", "2")
+			requireWideCells(t, table, 0, map[string]string{"Selector": "tier=st-none"})
+			requireRowObject(t, table, 0, "guard-warn")
 		})
 		t.Run("list", func(t *testing.T) {
-			table := api.getTable(t, stPolicies)
-			stRequireColumns(t, table, wantColumns, false)
+			table := api.getTable(t, policiesPath)
+			requireColumns(t, table, wantColumns, false)
 			if len(table.Rows) != 2 {
 				t.Fatalf("table has %d rows, want 2", len(table.Rows))
 			}
-			stRequireRow(t, table, 0, "guard-default", "Deny", "0")
-			stRequireRow(t, table, 1, "guard-warn", "Warn", "2")
+			requireRow(t, table, 0, "guard-default", "Deny", "0")
+			requireRow(t, table, 1, "guard-warn", "Warn", "2")
 		})
 	})
 }
 
 // getTable GETs path as a meta.k8s.io/v1 Table.
-func (a stAPI) getTable(t *testing.T, path string) *metav1.Table {
+func (a rawAPI) getTable(t *testing.T, path string) *metav1.Table {
 	t.Helper()
-	resp := a.do(t, http.MethodGet, path, "", nil, "Accept", stTableAccept)
+	resp := a.do(t, http.MethodGet, path, "", nil, "Accept", tableAccept)
 	resp.requireCode(t, http.StatusOK)
 	if ct := resp.header.Get("Content-Type"); ct != "application/json;as=Table;v=v1;g=meta.k8s.io" && ct != "application/json" {
 		t.Errorf("GET %s as a table: Content-Type %q", path, ct)
 	}
 	var table metav1.Table
 	if err := json.Unmarshal(resp.body, &table); err != nil {
-		t.Fatalf("GET %s: decoding the table: %v; body: %s", path, err, stHead(resp.body))
+		t.Fatalf("GET %s: decoding the table: %v; body: %s", path, err, head(resp.body))
 	}
 	if table.Kind != "Table" || table.APIVersion != "meta.k8s.io/v1" {
-		t.Fatalf("GET %s: got %s %s, want a meta.k8s.io/v1 Table; body: %s", path, table.APIVersion, table.Kind, stHead(resp.body))
+		t.Fatalf("GET %s: got %s %s, want a meta.k8s.io/v1 Table; body: %s", path, table.APIVersion, table.Kind, head(resp.body))
 	}
 	return &table
 }
 
-// stRequireColumns checks the priority-0 columns exactly and in order, and
+// requireColumns checks the priority-0 columns exactly and in order, and
 // that every other column is a wide (priority 1) one after them. When
 // wantWide is true there must be at least one wide column.
-func stRequireColumns(t *testing.T, table *metav1.Table, want []string, wantWide bool) {
+func requireColumns(t *testing.T, table *metav1.Table, want []string, wantWide bool) {
 	t.Helper()
 	var names []string
 	for _, c := range table.ColumnDefinitions {
@@ -247,9 +247,9 @@ func stRequireColumns(t *testing.T, table *metav1.Table, want []string, wantWide
 	}
 }
 
-// stRequireRow checks the first cells of row i, then that the Age cell is
+// requireRow checks the first cells of row i, then that the Age cell is
 // an age, whatever column it is in.
-func stRequireRow(t *testing.T, table *metav1.Table, i int, want ...string) {
+func requireRow(t *testing.T, table *metav1.Table, i int, want ...string) {
 	t.Helper()
 	if i >= len(table.Rows) {
 		t.Fatalf("table has %d rows, want row %d", len(table.Rows), i)
@@ -266,15 +266,15 @@ func stRequireRow(t *testing.T, table *metav1.Table, i int, want ...string) {
 		t.Errorf("row %d starts with %q, want %q", i, got, want)
 	}
 	for j, c := range table.ColumnDefinitions {
-		if c.Name == "Age" && !stAge.MatchString(fmt.Sprint(row.Cells[j])) {
+		if c.Name == "Age" && !ageCell.MatchString(fmt.Sprint(row.Cells[j])) {
 			t.Errorf("row %d: Age is %q, want seconds since creation", i, row.Cells[j])
 		}
 	}
 }
 
-// stRequireWideCells checks, by column name, the wide cells of row i that
+// requireWideCells checks, by column name, the wide cells of row i that
 // are present; docs/design.md does not name the wide columns.
-func stRequireWideCells(t *testing.T, table *metav1.Table, i int, want map[string]string) {
+func requireWideCells(t *testing.T, table *metav1.Table, i int, want map[string]string) {
 	t.Helper()
 	for j, c := range table.ColumnDefinitions {
 		w, ok := want[c.Name]
@@ -287,13 +287,13 @@ func stRequireWideCells(t *testing.T, table *metav1.Table, i int, want map[strin
 	}
 }
 
-// stRequireRowObject checks that row i carries the object's metadata, which
+// requireRowObject checks that row i carries the object's metadata, which
 // kubectl uses for --show-labels and for names in the output.
-func stRequireRowObject(t *testing.T, table *metav1.Table, i int, name string) {
+func requireRowObject(t *testing.T, table *metav1.Table, i int, name string) {
 	t.Helper()
 	var obj metav1.PartialObjectMetadata
 	if err := json.Unmarshal(table.Rows[i].Object.Raw, &obj); err != nil {
-		t.Fatalf("row %d object: %v: %s", i, err, stHead(table.Rows[i].Object.Raw))
+		t.Fatalf("row %d object: %v: %s", i, err, head(table.Rows[i].Object.Raw))
 	}
 	if obj.Kind != "PartialObjectMetadata" || obj.Name != name {
 		t.Errorf("row %d object is %s %q, want PartialObjectMetadata %q", i, obj.Kind, obj.Name, name)
