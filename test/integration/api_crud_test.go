@@ -21,7 +21,8 @@ import (
 // TestAPIConfigSetCRUD creates, reads, lists, updates and deletes ConfigSets
 // through both served versions.
 func TestAPIConfigSetCRUD(t *testing.T) {
-	e := sharedEnv(t)
+	// A server of its own: the test lists the ConfigSets of every namespace and expects only its own.
+	e := startEnv(t)
 
 	t.Run("v1beta1", func(t *testing.T) {
 		const ns = "crud-beta"
@@ -231,7 +232,8 @@ func TestAPIConfigSetCRUD(t *testing.T) {
 // TestAPIConfigPolicyCRUD creates, reads, lists, updates and deletes the
 // cluster-scoped ConfigPolicies through both served versions.
 func TestAPIConfigPolicyCRUD(t *testing.T) {
-	e := sharedEnv(t)
+	// A server of its own: the test lists every ConfigPolicy and expects only its own.
+	e := startEnv(t)
 	// Every policy selects only ConfigSets with this label, which none has, so
 	// that the policies of this test never get in the way of another write.
 	selector := &metav1.LabelSelector{MatchLabels: map[string]string{"apitest-never": "selected"}}

@@ -120,7 +120,8 @@ func TestAPIPagination(t *testing.T) {
 
 // TestAPISelectors filters lists with label and field selectors on every kind.
 func TestAPISelectors(t *testing.T) {
-	e := sharedEnv(t)
+	// A server of its own: the test selects among every ConfigPolicy by field and expects only its own.
+	e := startEnv(t)
 	const ns = "selectors"
 	sets := e.cs.ConfigV1beta1().ConfigSets(ns)
 	for _, c := range []struct {

@@ -56,6 +56,7 @@ func TestMediaTypes(t *testing.T) {
 	// Set for this test only: the gate is process-wide, and other tests' servers
 	// run in this process too.
 	featuregatetesting.SetFeatureGateDuringTest(t, utilfeature.DefaultFeatureGate, features.CBORServingAndStorage, true)
+	// A server of its own: the CBOR gate must be on when the server starts.
 	ts := capstantesting.StartTestServer(t)
 	cfg := ts.ClientConfig
 	cborSerializer := cbor.NewSerializer(apiserver.Scheme, apiserver.Scheme)
@@ -123,7 +124,7 @@ func TestMediaTypes(t *testing.T) {
 
 // Without the feature gate CBOR is not offered, as in kube-apiserver.
 func TestMediaTypesWithoutCBOR(t *testing.T) {
-	ts := capstantesting.StartTestServer(t)
+	ts := sharedServer(t)
 	code, _, out := mediaRequest(t, ts.ClientConfig, http.MethodGet, configSetsPath, "application/cbor", "", nil)
 	if code != http.StatusNotAcceptable {
 		t.Errorf("CBOR without its feature gate: %d, want 406: %s", code, out)

@@ -22,6 +22,7 @@ import (
 // a policy, and never holds a secret value.
 func TestAuditPolicyExample(t *testing.T) {
 	logFile := filepath.Join(t.TempDir(), "audit.log")
+	// A server of its own: --audit-policy-file and the audit log are per server.
 	e := startEnv(t, "--audit-policy-file="+filepath.Join(repoRoot(t), "artifacts", "audit", "policy.yaml"),
 		"--audit-log-path="+logFile, "--audit-log-mode=blocking")
 	const ns = "audited"

@@ -32,7 +32,7 @@ const (
 // every request gets the exact 4xx, a Status naming the field or reason, and
 // that nothing was written.
 func TestBadInput(t *testing.T) {
-	ts := capstantesting.StartTestServer(t)
+	ts := sharedServer(t)
 	api := newRawAPI(t, ts)
 
 	t.Run("invalid ConfigSets are 422 naming the field", func(t *testing.T) {

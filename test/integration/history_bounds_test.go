@@ -20,6 +20,7 @@ import (
 // tenant that raises the limit and writes large values keeps a short history,
 // the current revision always stays, and the writes that prune say so.
 func TestHistoryByteBudget(t *testing.T) {
+	// A server of its own: --history-max-bytes sets the byte budget.
 	e := startEnv(t, "--history-max-bytes=4096")
 	const ns, name = "bytes", "big"
 	client := e.cs.ConfigV1beta1().ConfigSets(ns)
@@ -63,7 +64,7 @@ func TestHistoryByteBudget(t *testing.T) {
 // path that re-encrypts it after a key rotation; it must send the revision
 // back exactly as stored, and any change is a 422.
 func TestRevisionsAreOnlyRewrittenUnchanged(t *testing.T) {
-	e := startEnv(t)
+	e := sharedEnv(t)
 	const ns, name = "rewrite", "app"
 	e.mustCreate(t, ns, configSet(name, map[string]string{"k": "v"}, map[string][]byte{"s": []byte("secret")}))
 	revs := e.listRevisions(t, ns, name)
@@ -112,6 +113,8 @@ func TestRevisionsAreOnlyRewrittenUnchanged(t *testing.T) {
 func TestAuthorWhenTheClientTimesOut(t *testing.T) {
 	// A long grace period: a revision the request failed to write would be
 	// restored by the reconciler only after the test looked.
+	// A server of its own: --history-repair-grace-period=5m keeps the
+	// reconciler from repairing what the test looks at.
 	e := startEnv(t, "--history-repair-grace-period=5m")
 	cs, ctx := e.cs, e.ctx
 	const ns, name = "timeouts", "app"

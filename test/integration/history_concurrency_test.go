@@ -44,7 +44,7 @@ var conflictBackoff = wait.Backoff{Steps: 100000, Duration: 2 * time.Millisecond
 // exactly 1..401 without a gap, and each acknowledged revision must record
 // exactly the entries that write stored.
 func TestHistoryConcurrentWriters(t *testing.T) {
-	e := startEnv(t)
+	e := sharedEnv(t)
 	const ns, name = "hi-concurrent", "shared"
 	client := e.cs.ConfigV1beta1().ConfigSets(ns)
 

@@ -27,7 +27,7 @@ func (e *env) setValue(t *testing.T, ns, name string, value int64) *v1beta1.Conf
 // TestHistoryPruning checks that only revisionHistoryLimit revisions are
 // kept, the newest, and that the limit can be lowered and raised.
 func TestHistoryPruning(t *testing.T) {
-	e := startEnv(t)
+	e := sharedEnv(t)
 	const ns, name = "hi-pruning", "pruned"
 
 	cs := configSet(name, map[string]string{"n": "1"}, nil)
@@ -122,7 +122,7 @@ func (e *env) makeHistory(t *testing.T, ns, name string, labels map[string]strin
 // garbage collector), that an orphaning delete removes it too, and that a new
 // ConfigSet with the same name starts a history of its own.
 func TestHistoryCascade(t *testing.T) {
-	e := startEnv(t)
+	e := sharedEnv(t)
 	const ns = "hi-cascade"
 	client := e.cs.ConfigV1beta1().ConfigSets(ns)
 

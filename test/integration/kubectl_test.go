@@ -34,6 +34,7 @@ func TestKubectl(t *testing.T) {
 	configSetYAML := filepath.Join(examples, "configset.yaml")
 	alphaYAML := filepath.Join(examples, "configset-v1alpha1.yaml")
 
+	// A server of its own: the test backs up and restores every ConfigSet of the cluster (get -A).
 	ts := capstantesting.StartTestServer(t)
 	client := newClientset(t, ts)
 	k := kubectl{path: kubectlPath, kubeconfig: ts.Kubeconfig, cacheDir: t.TempDir(), home: t.TempDir(), timeout: kubectlTimeout}

@@ -49,6 +49,8 @@ func requireDelta(t *testing.T, before, after map[string]float64, want map[strin
 // count and by bytes, repairs, rollbacks, and policy decisions with their
 // rules' evaluations and cost.
 func TestMetrics(t *testing.T) {
+	// A server of its own: --history-max-bytes and --history-repair-grace-period,
+	// and counters that only this test moves.
 	e := startEnv(t, "--history-max-bytes=4096", "--history-repair-grace-period=1s")
 	const ns = "metrics"
 	sets := e.cs.ConfigV1beta1().ConfigSets(ns)

@@ -47,7 +47,7 @@ func TestPlugin(t *testing.T) {
 	binDir := t.TempDir()
 	buildPlugin(t, filepath.Join(binDir, "kubectl-capstan"))
 
-	ts := capstantesting.StartTestServer(t)
+	ts := sharedServer(t)
 	client := newClientset(t, ts)
 	k := kubectl{
 		path:       kubectlPath,

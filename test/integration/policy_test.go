@@ -159,7 +159,7 @@ func (e *env) requireAbsent(t *testing.T, ns, name string) {
 // succeeds) and then, for the same policy, with Warn (the violating create
 // succeeds with a warning that names them).
 func TestPolicyRuleKinds(t *testing.T) {
-	e := startEnv(t)
+	e := sharedEnv(t)
 	const ns = "hi-policy-kinds"
 
 	immutable := func(cs *v1beta1.ConfigSet) *v1beta1.ConfigSet {
@@ -321,7 +321,7 @@ func TestPolicyRuleKinds(t *testing.T) {
 // TestPolicySelection checks that a policy applies only to the ConfigSets its
 // selector picks, and that a namespaceSelector matches nothing in local mode.
 func TestPolicySelection(t *testing.T) {
-	e := startEnv(t)
+	e := sharedEnv(t)
 	const ns = "hi-policy-selection"
 	client := e.cs.ConfigV1beta1().ConfigSets(ns)
 
@@ -397,7 +397,7 @@ func TestPolicySelection(t *testing.T) {
 // rollback, including a rollback to a revision that breaks it; and that it
 // leaves status updates and deletes alone.
 func TestPolicyWritePaths(t *testing.T) {
-	e := startEnv(t)
+	e := sharedEnv(t)
 	const ns, policy, selects = "hi-policy-writes", "hi-no-forbidden", "writes"
 	const rule = `forbiddenKeys: not allowed: "forbidden"`
 	client := e.cs.ConfigV1beta1().ConfigSets(ns)
@@ -524,7 +524,7 @@ func TestPolicyWritePaths(t *testing.T) {
 // TestPolicyInvalid checks that a policy that could never be evaluated is
 // refused with 422 when it is written, naming the field.
 func TestPolicyInvalid(t *testing.T) {
-	e := startEnv(t)
+	e := sharedEnv(t)
 	client := e.cs.ConfigV1beta1().ConfigPolicies()
 	cases := []struct {
 		name  string
@@ -589,7 +589,7 @@ func TestPolicyInvalid(t *testing.T) {
 // runtime limit: the write is denied, with a message about the cost limit,
 // while a small ConfigSet passes the same rule.
 func TestPolicyCostLimit(t *testing.T) {
-	e := startEnv(t)
+	e := sharedEnv(t)
 	const ns, policy, selects = "hi-policy-cost", "hi-cost", "cost"
 	client := e.cs.ConfigV1beta1().ConfigSets(ns)
 	e.mustCreatePolicy(t, newPolicy(policy, selects, v1beta1.ConfigPolicySpec{
@@ -626,7 +626,7 @@ func TestPolicyCostLimit(t *testing.T) {
 // restart: a new policy denies the next write once the plugin's informer has
 // it, relaxing or deleting it allows the next write.
 func TestPolicyLiveChanges(t *testing.T) {
-	e := startEnv(t)
+	e := sharedEnv(t)
 	const ns, policy, selects = "hi-policy-live", "hi-live", "live"
 	client := e.cs.ConfigV1beta1().ConfigSets(ns)
 	violating := func(name string) *v1beta1.ConfigSet {

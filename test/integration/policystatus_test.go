@@ -35,6 +35,7 @@ func waitPolicyReady(t *testing.T, c versioned.Interface, name string) (*v1beta1
 }
 
 func TestPolicyStatusReportsReady(t *testing.T) {
+	// A server of its own: the test its policies select every ConfigSet of the cluster.
 	ts := capstantesting.StartTestServer(t)
 	c := versioned.NewForConfigOrDie(ts.ClientConfig)
 	ctx := context.Background()

@@ -31,6 +31,8 @@ type replicaPair struct {
 
 func startReplicaPair(t *testing.T) *replicaPair {
 	t.Helper()
+	// Servers of their own: two replicas on one etcd, with
+	// --history-repair-grace-period=1s.
 	a := capstantesting.StartTestServer(t, "--history-repair-grace-period=1s")
 	b := capstantesting.StartTestServer(t, append(a.EtcdFlags(),
 		"--history-repair-grace-period=1s",
@@ -188,6 +190,7 @@ func TestReconcilerRepairsHistoryWithTwoReplicas(t *testing.T) {
 // costs) keeps the revision counter but writes no revisions, and no
 // reconciler restores them.
 func TestWithoutHistory(t *testing.T) {
+	// A server of its own: --record-history=false.
 	ts := capstantesting.StartTestServer(t, "--record-history=false", "--history-repair-grace-period=100ms")
 	c := versioned.NewForConfigOrDie(ts.ClientConfig)
 	ctx := context.Background()

@@ -62,7 +62,7 @@ func (e *env) requireUnchanged(t *testing.T, want *v1beta1.ConfigSet, wantNumber
 // TestRollback exercises the rollback subresource: what it restores and
 // records, its errors, dry run, the old API version, and concurrent rollbacks.
 func TestRollback(t *testing.T) {
-	e := startEnv(t)
+	e := sharedEnv(t)
 	const ns = "hi-rollback"
 	client := e.cs.ConfigV1beta1().ConfigSets(ns)
 

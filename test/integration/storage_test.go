@@ -37,6 +37,7 @@ const (
 // exact key, the encryption prefix, the absence of any plaintext, and, once
 // decrypted with the server's own EncryptionConfiguration, a v1beta1 object.
 func TestStorage(t *testing.T) {
+	// A server of its own: the test expects its policy to be the only configpolicies key in etcd.
 	ts := capstantesting.StartTestServer(t)
 	client := newClientset(t, ts)
 	etcd := etcdClient(t, ts)

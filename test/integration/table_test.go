@@ -27,6 +27,7 @@ var ageCell = regexp.MustCompile(`^[0-9]+s$`)
 // TestTable checks the tables `kubectl get` prints for every kind: the
 // columns docs/design.md names, in order, and the cells of known objects.
 func TestTable(t *testing.T) {
+	// A server of its own: the test lists every ConfigPolicy and expects only its own.
 	ts := capstantesting.StartTestServer(t)
 	client := newClientset(t, ts)
 	api := newRawAPI(t, ts)
