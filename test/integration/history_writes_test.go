@@ -25,7 +25,7 @@ import (
 // the author, the change-cause annotation at that moment and, for a rollback,
 // the revision it restored. Then it checks the writes that must make none.
 func TestHistoryWritePaths(t *testing.T) {
-	e := startEnv(t)
+	e := sharedEnv(t)
 	const ns, name = "hi-paths", "paths"
 	client := e.cs.ConfigV1beta1().ConfigSets(ns)
 
@@ -300,49 +300,6 @@ func TestHistoryWritePaths(t *testing.T) {
 		}
 	})
 
-	t.Run("dry-run create", func(t *testing.T) {
-		const dryName = "paths-dry"
-		got, err := client.Create(e.ctx, configSet(dryName, map[string]string{"a": "1"}, nil), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
-		if err != nil {
-			t.Fatalf("dry-run create: %v", err)
-		}
-		if got.Status.CurrentRevision != 1 {
-			t.Errorf("dry-run create: response currentRevision = %d, want 1", got.Status.CurrentRevision)
-		}
-		if _, err := client.Get(e.ctx, dryName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-			t.Errorf("get after dry-run create: err = %v, want NotFound", err)
-		}
-		if revs := e.listRevisions(t, ns, dryName); len(revs) != 0 {
-			t.Errorf("dry-run create wrote revisions %v", revisionNumbers(revs))
-		}
-		// A dry-run apply that would create is the same.
-		if _, err := client.Apply(e.ctx, configac.ConfigSet(dryName, ns).WithSpec(configac.ConfigSetSpec().WithData(map[string]string{"a": "1"})),
-			metav1.ApplyOptions{FieldManager: "hi-dry-applier", DryRun: []string{metav1.DryRunAll}}); err != nil {
-			t.Fatalf("dry-run creating apply: %v", err)
-		}
-		if revs := e.listRevisions(t, ns, dryName); len(revs) != 0 {
-			t.Errorf("dry-run creating apply wrote revisions %v", revisionNumbers(revs))
-		}
-	})
-
-	t.Run("apply that creates", func(t *testing.T) {
-		const applyName = "paths-applied"
-		got, err := client.Apply(e.ctx, configac.ConfigSet(applyName, ns).
-			WithAnnotations(map[string]string{causeAnnotation: "hi: created by apply"}).
-			WithSpec(configac.ConfigSetSpec().WithData(map[string]string{"k": "v"}).WithSecretData(map[string][]byte{"t": []byte("s")})),
-			metav1.ApplyOptions{FieldManager: "hi-applier"})
-		if err != nil {
-			t.Fatalf("creating apply: %v", err)
-		}
-		if got.Status.CurrentRevision != 1 {
-			t.Errorf("creating apply: currentRevision = %d, want 1", got.Status.CurrentRevision)
-		}
-		revs := e.requireNumbers(t, ns, applyName, []int64{1})
-		requireRevision(t, &revs[0], got, revisionWant{
-			revision: 1, data: map[string]string{"k": "v"}, secretData: map[string][]byte{"t": []byte("s")}, cause: "hi: created by apply",
-		})
-	})
-
 	t.Run("every kept revision is unchanged", func(t *testing.T) {
 		// Revisions are immutable snapshots: the later writes did not touch
 		// the earlier revisions.
@@ -366,30 +323,88 @@ func TestHistoryWritePaths(t *testing.T) {
 		}
 	})
 
-	// Revision names are <configset>-<n>, with a long ConfigSet name cut and
-	// given a hash of the full name. A ConfigSet whose name is exactly that
-	// cut-and-hash form is a different ConfigSet: each must get a revision 1
-	// of its own.
-	t.Run("long ConfigSet names", func(t *testing.T) {
-		long := strings.Repeat("l", 253)
-		sum := sha256.Sum256([]byte(long))
-		short := long[:240] + "-" + hex.EncodeToString(sum[:])[:10]
-		for _, n := range []string{long, short} {
-			got := e.mustCreate(t, ns, configSet(n, map[string]string{"len": fmt.Sprint(len(n))}, nil))
-			revs := e.listRevisions(t, ns, n)
-			if len(revs) != 1 {
-				t.Errorf("ConfigSet of %d characters: revisions %v, want exactly [1]", len(n), revisionNumbers(revs))
-				continue
-			}
-			rev := revs[0]
-			if rev.ConfigSetName != n || rev.Revision != 1 || rev.Data["len"] != fmt.Sprint(len(n)) ||
-				len(rev.OwnerReferences) != 1 || rev.OwnerReferences[0].UID != got.UID || rev.Author != adminUser {
-				t.Errorf("ConfigSet of %d characters: revision %s = configSetName %d chars, revision %d, data %v, owner %+v, author %q; want its own revision 1",
-					len(n), rev.Name, len(rev.ConfigSetName), rev.Revision, rev.Data, rev.OwnerReferences, rev.Author)
-			}
-			if len(rev.Name) > 253 {
-				t.Errorf("revision name of %d characters", len(rev.Name))
-			}
-		}
+}
+
+// TestHistoryDryRunCreate checks that a dry-run create, and a dry-run apply that
+// would create, make no ConfigSet and no revision.
+func TestHistoryDryRunCreate(t *testing.T) {
+	e := sharedEnv(t)
+	const ns = "history-dry-run"
+	client := e.cs.ConfigV1beta1().ConfigSets(ns)
+	const dryName = "paths-dry"
+	got, err := client.Create(e.ctx, configSet(dryName, map[string]string{"a": "1"}, nil), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	if err != nil {
+		t.Fatalf("dry-run create: %v", err)
+	}
+	if got.Status.CurrentRevision != 1 {
+		t.Errorf("dry-run create: response currentRevision = %d, want 1", got.Status.CurrentRevision)
+	}
+	if _, err := client.Get(e.ctx, dryName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("get after dry-run create: err = %v, want NotFound", err)
+	}
+	if revs := e.listRevisions(t, ns, dryName); len(revs) != 0 {
+		t.Errorf("dry-run create wrote revisions %v", revisionNumbers(revs))
+	}
+	// A dry-run apply that would create is the same.
+	if _, err := client.Apply(e.ctx, configac.ConfigSet(dryName, ns).WithSpec(configac.ConfigSetSpec().WithData(map[string]string{"a": "1"})),
+		metav1.ApplyOptions{FieldManager: "hi-dry-applier", DryRun: []string{metav1.DryRunAll}}); err != nil {
+		t.Fatalf("dry-run creating apply: %v", err)
+	}
+	if revs := e.listRevisions(t, ns, dryName); len(revs) != 0 {
+		t.Errorf("dry-run creating apply wrote revisions %v", revisionNumbers(revs))
+	}
+}
+
+// TestHistoryApplyThatCreates checks that a server-side apply that creates a
+// ConfigSet makes its revision 1.
+func TestHistoryApplyThatCreates(t *testing.T) {
+	e := sharedEnv(t)
+	const ns = "history-apply-creates"
+	client := e.cs.ConfigV1beta1().ConfigSets(ns)
+	const applyName = "paths-applied"
+	got, err := client.Apply(e.ctx, configac.ConfigSet(applyName, ns).
+		WithAnnotations(map[string]string{causeAnnotation: "hi: created by apply"}).
+		WithSpec(configac.ConfigSetSpec().WithData(map[string]string{"k": "v"}).WithSecretData(map[string][]byte{"t": []byte("s")})),
+		metav1.ApplyOptions{FieldManager: "hi-applier"})
+	if err != nil {
+		t.Fatalf("creating apply: %v", err)
+	}
+	if got.Status.CurrentRevision != 1 {
+		t.Errorf("creating apply: currentRevision = %d, want 1", got.Status.CurrentRevision)
+	}
+	revs := e.requireNumbers(t, ns, applyName, []int64{1})
+	requireRevision(t, &revs[0], got, revisionWant{
+		revision: 1, data: map[string]string{"k": "v"}, secretData: map[string][]byte{"t": []byte("s")}, cause: "hi: created by apply",
 	})
+}
+
+// TestHistoryLongConfigSetNames checks the revisions of ConfigSets with long names.
+//
+// Revision names are <configset>-<n>, with a long ConfigSet name cut and
+// given a hash of the full name. A ConfigSet whose name is exactly that
+// cut-and-hash form is a different ConfigSet: each must get a revision 1
+// of its own.
+func TestHistoryLongConfigSetNames(t *testing.T) {
+	e := sharedEnv(t)
+	const ns = "history-long-names"
+	long := strings.Repeat("l", 253)
+	sum := sha256.Sum256([]byte(long))
+	short := long[:240] + "-" + hex.EncodeToString(sum[:])[:10]
+	for _, n := range []string{long, short} {
+		got := e.mustCreate(t, ns, configSet(n, map[string]string{"len": fmt.Sprint(len(n))}, nil))
+		revs := e.listRevisions(t, ns, n)
+		if len(revs) != 1 {
+			t.Errorf("ConfigSet of %d characters: revisions %v, want exactly [1]", len(n), revisionNumbers(revs))
+			continue
+		}
+		rev := revs[0]
+		if rev.ConfigSetName != n || rev.Revision != 1 || rev.Data["len"] != fmt.Sprint(len(n)) ||
+			len(rev.OwnerReferences) != 1 || rev.OwnerReferences[0].UID != got.UID || rev.Author != adminUser {
+			t.Errorf("ConfigSet of %d characters: revision %s = configSetName %d chars, revision %d, data %v, owner %+v, author %q; want its own revision 1",
+				len(n), rev.Name, len(rev.ConfigSetName), rev.Revision, rev.Data, rev.OwnerReferences, rev.Author)
+		}
+		if len(rev.Name) > 253 {
+			t.Errorf("revision name of %d characters", len(rev.Name))
+		}
+	}
 }
