@@ -21,8 +21,7 @@ import (
 // TestAPIConfigSetCRUD creates, reads, lists, updates and deletes ConfigSets
 // through both served versions.
 func TestAPIConfigSetCRUD(t *testing.T) {
-	// A server of its own: the test lists the ConfigSets of every namespace and expects only its own.
-	e := startEnv(t)
+	e := sharedEnv(t)
 
 	t.Run("v1beta1", func(t *testing.T) {
 		const ns = "crud-beta"

@@ -120,8 +120,7 @@ func TestAPIPagination(t *testing.T) {
 
 // TestAPISelectors filters lists with label and field selectors on every kind.
 func TestAPISelectors(t *testing.T) {
-	// A server of its own: the test selects among every ConfigPolicy by field and expects only its own.
-	e := startEnv(t)
+	e := sharedEnv(t)
 	const ns = "selectors"
 	sets := e.cs.ConfigV1beta1().ConfigSets(ns)
 	for _, c := range []struct {
@@ -274,52 +273,6 @@ func TestAPISelectors(t *testing.T) {
 		}
 	})
 
-	t.Run("configpolicies by field", func(t *testing.T) {
-		never := &metav1.LabelSelector{MatchLabels: map[string]string{"apitest-never": "selected"}}
-		for _, c := range []struct {
-			name        string
-			enforcement v1beta1.EnforcementAction
-		}{{"p-deny", v1beta1.EnforcementDeny}, {"p-warn-1", v1beta1.EnforcementWarn}, {"p-default", ""}, {"p-warn-2", v1beta1.EnforcementWarn}} {
-			if _, err := e.cs.ConfigV1beta1().ConfigPolicies().Create(e.ctx, &v1beta1.ConfigPolicy{
-				ObjectMeta: metav1.ObjectMeta{Name: c.name, Labels: map[string]string{"team": "a"}},
-				Spec:       v1beta1.ConfigPolicySpec{Selector: never, Enforcement: c.enforcement},
-			}, metav1.CreateOptions{}); err != nil {
-				t.Fatalf("create policy %s: %v", c.name, err)
-			}
-		}
-		for _, c := range []struct {
-			selector string
-			want     []string
-		}{
-			{"spec.enforcement=Warn", []string{"p-warn-1", "p-warn-2"}},
-			{"spec.enforcement=Deny", []string{"p-default", "p-deny"}},
-			{"spec.enforcement!=Warn", []string{"p-default", "p-deny"}},
-			{"metadata.name=p-warn-2", []string{"p-warn-2"}},
-		} {
-			l, err := e.cs.ConfigV1beta1().ConfigPolicies().List(e.ctx, metav1.ListOptions{FieldSelector: c.selector})
-			if err != nil {
-				t.Fatalf("list policies %q: %v", c.selector, err)
-			}
-			if got := namesOf(itemPtrs(l.Items)); !reflect.DeepEqual(got, c.want) {
-				t.Errorf("policy field selector %q = %v, want %v", c.selector, got, c.want)
-			}
-			al, err := e.cs.ConfigV1alpha1().ConfigPolicies().List(e.ctx, metav1.ListOptions{FieldSelector: c.selector})
-			if err != nil {
-				t.Fatalf("v1alpha1 list policies %q: %v", c.selector, err)
-			}
-			if got := namesOf(itemPtrs(al.Items)); !reflect.DeepEqual(got, c.want) {
-				t.Errorf("v1alpha1 policy field selector %q = %v, want %v", c.selector, got, c.want)
-			}
-		}
-		l, err := e.cs.ConfigV1beta1().ConfigPolicies().List(e.ctx, metav1.ListOptions{LabelSelector: "team=a", FieldSelector: "spec.enforcement=Warn"})
-		if err != nil {
-			t.Fatalf("list: %v", err)
-		}
-		if got := namesOf(itemPtrs(l.Items)); !reflect.DeepEqual(got, []string{"p-warn-1", "p-warn-2"}) {
-			t.Errorf("team=a and Warn = %v", got)
-		}
-	})
-
 	t.Run("field selector on a watch", func(t *testing.T) {
 		l, err := sets.List(e.ctx, metav1.ListOptions{FieldSelector: "spec.immutable=true"})
 		if err != nil {
@@ -341,25 +294,82 @@ func TestAPISelectors(t *testing.T) {
 		}
 	})
 
-	t.Run("unsupported field selectors are a bad request", func(t *testing.T) {
-		checks := map[string]error{}
-		_, checks["configsets spec.data.k"] = sets.List(e.ctx, metav1.ListOptions{FieldSelector: "spec.data.k=v"})
-		_, checks["configsets status.currentRevision"] = sets.List(e.ctx, metav1.ListOptions{FieldSelector: "status.currentRevision=1"})
-		_, checks["v1alpha1 configsets spec.entries"] = e.cs.ConfigV1alpha1().ConfigSets(ns).List(e.ctx, metav1.ListOptions{FieldSelector: "spec.entries=x"})
-		_, checks["configsets watch"] = sets.Watch(e.ctx, metav1.ListOptions{FieldSelector: "spec.revisionHistoryLimit=10"})
-		_, checks["configrevisions author"] = e.cs.ConfigV1beta1().ConfigRevisions(ns).List(e.ctx, metav1.ListOptions{FieldSelector: "author=apitest"})
-		_, checks["v1alpha1 configrevisions author"] = e.cs.ConfigV1alpha1().ConfigRevisions(ns).List(e.ctx, metav1.ListOptions{FieldSelector: "author=apitest"})
-		_, checks["configpolicies spec.keyPattern"] = e.cs.ConfigV1beta1().ConfigPolicies().List(e.ctx, metav1.ListOptions{FieldSelector: "spec.keyPattern=x"})
-		_, checks["configpolicies spec.immutable"] = e.cs.ConfigV1beta1().ConfigPolicies().List(e.ctx, metav1.ListOptions{FieldSelector: "spec.immutable=true"})
-		keys := make([]string, 0, len(checks))
-		for k := range checks {
-			keys = append(keys, k)
+}
+
+// TestAPIUnsupportedFieldSelectors: unsupported field selectors are a bad request.
+func TestAPIUnsupportedFieldSelectors(t *testing.T) {
+	e := sharedEnv(t)
+	const ns = "unsupported-selectors"
+	sets := e.cs.ConfigV1beta1().ConfigSets(ns)
+
+	checks := map[string]error{}
+	_, checks["configsets spec.data.k"] = sets.List(e.ctx, metav1.ListOptions{FieldSelector: "spec.data.k=v"})
+	_, checks["configsets status.currentRevision"] = sets.List(e.ctx, metav1.ListOptions{FieldSelector: "status.currentRevision=1"})
+	_, checks["v1alpha1 configsets spec.entries"] = e.cs.ConfigV1alpha1().ConfigSets(ns).List(e.ctx, metav1.ListOptions{FieldSelector: "spec.entries=x"})
+	_, checks["configsets watch"] = sets.Watch(e.ctx, metav1.ListOptions{FieldSelector: "spec.revisionHistoryLimit=10"})
+	_, checks["configrevisions author"] = e.cs.ConfigV1beta1().ConfigRevisions(ns).List(e.ctx, metav1.ListOptions{FieldSelector: "author=apitest"})
+	_, checks["v1alpha1 configrevisions author"] = e.cs.ConfigV1alpha1().ConfigRevisions(ns).List(e.ctx, metav1.ListOptions{FieldSelector: "author=apitest"})
+	_, checks["configpolicies spec.keyPattern"] = e.cs.ConfigV1beta1().ConfigPolicies().List(e.ctx, metav1.ListOptions{FieldSelector: "spec.keyPattern=x"})
+	_, checks["configpolicies spec.immutable"] = e.cs.ConfigV1beta1().ConfigPolicies().List(e.ctx, metav1.ListOptions{FieldSelector: "spec.immutable=true"})
+	keys := make([]string, 0, len(checks))
+	for k := range checks {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if err := checks[k]; !apierrors.IsBadRequest(err) {
+			t.Errorf("%s: err = %v, want 400 BadRequest", k, err)
 		}
-		slices.Sort(keys)
-		for _, k := range keys {
-			if err := checks[k]; !apierrors.IsBadRequest(err) {
-				t.Errorf("%s: err = %v, want 400 BadRequest", k, err)
-			}
+	}
+}
+
+// TestAPISelectorsOnConfigPolicies: configpolicies by field.
+func TestAPISelectorsOnConfigPolicies(t *testing.T) {
+	// A server of its own: the test selects among every ConfigPolicy by field
+	// and expects only its own.
+	e := startEnv(t)
+
+	never := &metav1.LabelSelector{MatchLabels: map[string]string{"apitest-never": "selected"}}
+	for _, c := range []struct {
+		name        string
+		enforcement v1beta1.EnforcementAction
+	}{{"p-deny", v1beta1.EnforcementDeny}, {"p-warn-1", v1beta1.EnforcementWarn}, {"p-default", ""}, {"p-warn-2", v1beta1.EnforcementWarn}} {
+		if _, err := e.cs.ConfigV1beta1().ConfigPolicies().Create(e.ctx, &v1beta1.ConfigPolicy{
+			ObjectMeta: metav1.ObjectMeta{Name: c.name, Labels: map[string]string{"team": "a"}},
+			Spec:       v1beta1.ConfigPolicySpec{Selector: never, Enforcement: c.enforcement},
+		}, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("create policy %s: %v", c.name, err)
 		}
-	})
+	}
+	for _, c := range []struct {
+		selector string
+		want     []string
+	}{
+		{"spec.enforcement=Warn", []string{"p-warn-1", "p-warn-2"}},
+		{"spec.enforcement=Deny", []string{"p-default", "p-deny"}},
+		{"spec.enforcement!=Warn", []string{"p-default", "p-deny"}},
+		{"metadata.name=p-warn-2", []string{"p-warn-2"}},
+	} {
+		l, err := e.cs.ConfigV1beta1().ConfigPolicies().List(e.ctx, metav1.ListOptions{FieldSelector: c.selector})
+		if err != nil {
+			t.Fatalf("list policies %q: %v", c.selector, err)
+		}
+		if got := namesOf(itemPtrs(l.Items)); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("policy field selector %q = %v, want %v", c.selector, got, c.want)
+		}
+		al, err := e.cs.ConfigV1alpha1().ConfigPolicies().List(e.ctx, metav1.ListOptions{FieldSelector: c.selector})
+		if err != nil {
+			t.Fatalf("v1alpha1 list policies %q: %v", c.selector, err)
+		}
+		if got := namesOf(itemPtrs(al.Items)); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("v1alpha1 policy field selector %q = %v, want %v", c.selector, got, c.want)
+		}
+	}
+	l, err := e.cs.ConfigV1beta1().ConfigPolicies().List(e.ctx, metav1.ListOptions{LabelSelector: "team=a", FieldSelector: "spec.enforcement=Warn"})
+	if err != nil {
+		t.Fatalf("list: %v", err)
+	}
+	if got := namesOf(itemPtrs(l.Items)); !reflect.DeepEqual(got, []string{"p-warn-1", "p-warn-2"}) {
+		t.Errorf("team=a and Warn = %v", got)
+	}
 }
