@@ -24,181 +24,192 @@ const tableAccept = "application/json;as=Table;v=v1;g=meta.k8s.io"
 // ageCell matches the AGE cell of an object created moments ago.
 var ageCell = regexp.MustCompile(`^[0-9]+s$`)
 
-// TestTable checks the tables `kubectl get` prints for every kind: the
-// columns docs/design.md names, in order, and the cells of known objects.
-func TestTable(t *testing.T) {
-	// A server of its own: the test lists every ConfigPolicy and expects only its own.
-	ts := capstantesting.StartTestServer(t)
+// The TestTable tests check the tables `kubectl get` prints for every kind:
+// the columns docs/design.md names, in order, and the cells of known objects.
+
+// TestTableConfigSet: ConfigSet.
+func TestTableConfigSet(t *testing.T) {
+	ts := sharedServer(t)
 	client := newClientset(t, ts)
 	api := newRawAPI(t, ts)
 	ctx := t.Context()
 	const ns = "tables"
 
-	t.Run("ConfigSet", func(t *testing.T) {
-		limit := int32(7)
-		_, err := client.ConfigV1beta1().ConfigSets(ns).Create(ctx, &v1beta1.ConfigSet{
-			ObjectMeta: metav1.ObjectMeta{Name: "web"},
-			Spec: v1beta1.ConfigSetSpec{
-				Data:                 map[string]string{"A": "1", "B": "2"},
-				SecretData:           map[string][]byte{"S": []byte("s")},
-				RevisionHistoryLimit: &limit,
-			},
-		}, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatalf("creating ConfigSet web: %v", err)
-		}
-		// One change of the entries, so that REVISION is 2.
-		patch := []byte(`{"spec":{"data":{"A":"10"}}}`)
-		if _, err := client.ConfigV1beta1().ConfigSets(ns).Patch(ctx, "web", "application/merge-patch+json", patch, metav1.PatchOptions{}); err != nil {
-			t.Fatalf("patching ConfigSet web: %v", err)
-		}
-		immutable := true
-		_, err = client.ConfigV1beta1().ConfigSets(ns).Create(ctx, &v1beta1.ConfigSet{
-			ObjectMeta: metav1.ObjectMeta{Name: "worker"},
-			Spec:       v1beta1.ConfigSetSpec{Data: map[string]string{"Q": "jobs"}, Immutable: &immutable},
-		}, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatalf("creating ConfigSet worker: %v", err)
-		}
+	limit := int32(7)
+	_, err := client.ConfigV1beta1().ConfigSets(ns).Create(ctx, &v1beta1.ConfigSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec: v1beta1.ConfigSetSpec{
+			Data:                 map[string]string{"A": "1", "B": "2"},
+			SecretData:           map[string][]byte{"S": []byte("s")},
+			RevisionHistoryLimit: &limit,
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("creating ConfigSet web: %v", err)
+	}
+	// One change of the entries, so that REVISION is 2.
+	patch := []byte(`{"spec":{"data":{"A":"10"}}}`)
+	if _, err := client.ConfigV1beta1().ConfigSets(ns).Patch(ctx, "web", "application/merge-patch+json", patch, metav1.PatchOptions{}); err != nil {
+		t.Fatalf("patching ConfigSet web: %v", err)
+	}
+	immutable := true
+	_, err = client.ConfigV1beta1().ConfigSets(ns).Create(ctx, &v1beta1.ConfigSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "worker"},
+		Spec:       v1beta1.ConfigSetSpec{Data: map[string]string{"Q": "jobs"}, Immutable: &immutable},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("creating ConfigSet worker: %v", err)
+	}
 
-		wantColumns := []string{"Name", "Keys", "Revision", "Immutable", "Age"}
-		wantWide := map[string]string{"Secret Keys": "1", "History Limit": "7"}
-		for _, version := range []string{"v1beta1", "v1alpha1"} {
-			t.Run(version+" get", func(t *testing.T) {
-				table := api.getTable(t, "/apis/config.capstan.dev/"+version+"/namespaces/"+ns+"/configsets/web")
-				requireColumns(t, table, wantColumns, true)
-				if len(table.Rows) != 1 {
-					t.Fatalf("table has %d rows, want 1", len(table.Rows))
-				}
-				requireRow(t, table, 0, "web", "3", "2", "false")
-				requireWideCells(t, table, 0, wantWide)
-				requireRowObject(t, table, 0, "web")
-			})
-		}
-
-		t.Run("list", func(t *testing.T) {
-			table := api.getTable(t, "/apis/config.capstan.dev/v1beta1/namespaces/"+ns+"/configsets")
+	wantColumns := []string{"Name", "Keys", "Revision", "Immutable", "Age"}
+	wantWide := map[string]string{"Secret Keys": "1", "History Limit": "7"}
+	for _, version := range []string{"v1beta1", "v1alpha1"} {
+		t.Run(version+" get", func(t *testing.T) {
+			table := api.getTable(t, "/apis/config.capstan.dev/"+version+"/namespaces/"+ns+"/configsets/web")
 			requireColumns(t, table, wantColumns, true)
-			if len(table.Rows) != 2 {
-				t.Fatalf("table has %d rows, want 2 (web, worker)", len(table.Rows))
+			if len(table.Rows) != 1 {
+				t.Fatalf("table has %d rows, want 1", len(table.Rows))
 			}
 			requireRow(t, table, 0, "web", "3", "2", "false")
-			requireRow(t, table, 1, "worker", "1", "1", "true")
-			requireWideCells(t, table, 1, map[string]string{"Secret Keys": "0", "History Limit": "10"})
-			if table.ResourceVersion == "" {
-				t.Errorf("list table has no resourceVersion; kubectl get -w needs it")
-			}
+			requireWideCells(t, table, 0, wantWide)
+			requireRowObject(t, table, 0, "web")
 		})
+	}
 
-		t.Run("paged list carries the continue token", func(t *testing.T) {
-			table := api.getTable(t, "/apis/config.capstan.dev/v1beta1/namespaces/"+ns+"/configsets?limit=1")
-			if len(table.Rows) != 1 || table.Continue == "" {
-				t.Fatalf("table with limit=1 has %d rows and continue %q, want 1 row and a token", len(table.Rows), table.Continue)
-			}
-			requireRow(t, table, 0, "web")
-			next := api.getTable(t, "/apis/config.capstan.dev/v1beta1/namespaces/"+ns+"/configsets?limit=1&continue="+url.QueryEscape(table.Continue))
-			if len(next.Rows) != 1 {
-				t.Fatalf("second page has %d rows, want 1", len(next.Rows))
-			}
-			requireRow(t, next, 0, "worker")
-		})
+	t.Run("list", func(t *testing.T) {
+		table := api.getTable(t, "/apis/config.capstan.dev/v1beta1/namespaces/"+ns+"/configsets")
+		requireColumns(t, table, wantColumns, true)
+		if len(table.Rows) != 2 {
+			t.Fatalf("table has %d rows, want 2 (web, worker)", len(table.Rows))
+		}
+		requireRow(t, table, 0, "web", "3", "2", "false")
+		requireRow(t, table, 1, "worker", "1", "1", "true")
+		requireWideCells(t, table, 1, map[string]string{"Secret Keys": "0", "History Limit": "10"})
+		if table.ResourceVersion == "" {
+			t.Errorf("list table has no resourceVersion; kubectl get -w needs it")
+		}
 	})
 
-	t.Run("ConfigRevision", func(t *testing.T) {
-		// The revisions belong to a real ConfigSet: the history reconciler
-		// deletes revisions whose ConfigSet does not exist.
-		owner, err := client.ConfigV1beta1().ConfigSets(ns).Create(ctx, &v1beta1.ConfigSet{
-			ObjectMeta: metav1.ObjectMeta{Name: "st-history"},
-			Spec:       v1beta1.ConfigSetSpec{Data: map[string]string{"A": "1"}},
-		}, metav1.CreateOptions{})
+	t.Run("paged list carries the continue token", func(t *testing.T) {
+		table := api.getTable(t, "/apis/config.capstan.dev/v1beta1/namespaces/"+ns+"/configsets?limit=1")
+		if len(table.Rows) != 1 || table.Continue == "" {
+			t.Fatalf("table with limit=1 has %d rows and continue %q, want 1 row and a token", len(table.Rows), table.Continue)
+		}
+		requireRow(t, table, 0, "web")
+		next := api.getTable(t, "/apis/config.capstan.dev/v1beta1/namespaces/"+ns+"/configsets?limit=1&continue="+url.QueryEscape(table.Continue))
+		if len(next.Rows) != 1 {
+			t.Fatalf("second page has %d rows, want 1", len(next.Rows))
+		}
+		requireRow(t, next, 0, "worker")
+	})
+}
+
+// TestTableConfigRevision: ConfigRevision.
+func TestTableConfigRevision(t *testing.T) {
+	ts := sharedServer(t)
+	client := newClientset(t, ts)
+	api := newRawAPI(t, ts)
+	ctx := t.Context()
+	const ns = "table-revisions"
+
+	// The revisions belong to a real ConfigSet: the history reconciler
+	// deletes revisions whose ConfigSet does not exist.
+	owner, err := client.ConfigV1beta1().ConfigSets(ns).Create(ctx, &v1beta1.ConfigSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "st-history"},
+		Spec:       v1beta1.ConfigSetSpec{Data: map[string]string{"A": "1"}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ownedBy := []metav1.OwnerReference{{APIVersion: "config.capstan.dev/v1beta1", Kind: "ConfigSet", Name: owner.Name, UID: owner.UID}}
+	manual := map[string]string{"st-table": "manual"}
+	revisions := []*config.ConfigRevision{
+		{
+			ObjectMeta:    metav1.ObjectMeta{Name: "st-history-rev-a", Namespace: ns, Labels: manual, OwnerReferences: ownedBy},
+			ConfigSetName: "st-history",
+			Revision:      4,
+			Data:          map[string]string{"A": "1", "B": "2"},
+			SecretData:    map[string][]byte{"S": []byte("s")},
+			Author:        "alice@example.com",
+			ChangeCause:   "raise the pool size",
+		},
+		{
+			ObjectMeta:    metav1.ObjectMeta{Name: "st-history-rev-b", Namespace: ns, Labels: manual, OwnerReferences: ownedBy},
+			ConfigSetName: "st-history",
+			Revision:      5,
+			Author:        "bob",
+			RollbackOf:    3,
+		},
+	}
+	for _, rev := range revisions {
+		_, err := ts.Server.Storage.ConfigRevisions.Create(genericapirequest.WithNamespace(ctx, ns), rev, rest.ValidateAllObjectFunc, &metav1.CreateOptions{})
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("creating ConfigRevision %s through the store: %v", rev.Name, err)
 		}
-		ownedBy := []metav1.OwnerReference{{APIVersion: "config.capstan.dev/v1beta1", Kind: "ConfigSet", Name: owner.Name, UID: owner.UID}}
-		manual := map[string]string{"st-table": "manual"}
-		revisions := []*config.ConfigRevision{
-			{
-				ObjectMeta:    metav1.ObjectMeta{Name: "st-history-rev-a", Namespace: ns, Labels: manual, OwnerReferences: ownedBy},
-				ConfigSetName: "st-history",
-				Revision:      4,
-				Data:          map[string]string{"A": "1", "B": "2"},
-				SecretData:    map[string][]byte{"S": []byte("s")},
-				Author:        "alice@example.com",
-				ChangeCause:   "raise the pool size",
-			},
-			{
-				ObjectMeta:    metav1.ObjectMeta{Name: "st-history-rev-b", Namespace: ns, Labels: manual, OwnerReferences: ownedBy},
-				ConfigSetName: "st-history",
-				Revision:      5,
-				Author:        "bob",
-				RollbackOf:    3,
-			},
-		}
-		for _, rev := range revisions {
-			_, err := ts.Server.Storage.ConfigRevisions.Create(genericapirequest.WithNamespace(ctx, ns), rev, rest.ValidateAllObjectFunc, &metav1.CreateOptions{})
-			if err != nil {
-				t.Fatalf("creating ConfigRevision %s through the store: %v", rev.Name, err)
-			}
-		}
+	}
 
-		wantColumns := []string{"Name", "ConfigSet", "Revision", "Author", "Cause", "Age"}
-		t.Run("get", func(t *testing.T) {
-			table := api.getTable(t, "/apis/config.capstan.dev/v1beta1/namespaces/"+ns+"/configrevisions/st-history-rev-a")
-			requireColumns(t, table, wantColumns, false)
-			if len(table.Rows) != 1 {
-				t.Fatalf("table has %d rows, want 1", len(table.Rows))
-			}
-			requireRow(t, table, 0, "st-history-rev-a", "st-history", "4", "alice@example.com", "raise the pool size")
-			requireWideCells(t, table, 0, map[string]string{"Rollback Of": "<none>", "Keys": "3"})
-			requireRowObject(t, table, 0, "st-history-rev-a")
-		})
-		t.Run("list by configSetName", func(t *testing.T) {
-			table := api.getTable(t, "/apis/config.capstan.dev/v1beta1/namespaces/"+ns+"/configrevisions?fieldSelector="+
-				url.QueryEscape(config.ConfigRevisionConfigSetNameField+"=st-history")+"&labelSelector=st-table%3Dmanual")
-			requireColumns(t, table, wantColumns, false)
-			if len(table.Rows) != 2 {
-				t.Fatalf("table has %d rows, want 2", len(table.Rows))
-			}
-			requireRow(t, table, 0, "st-history-rev-a", "st-history", "4", "alice@example.com", "raise the pool size")
-			requireRow(t, table, 1, "st-history-rev-b", "st-history", "5", "bob", "<none>")
-			requireWideCells(t, table, 1, map[string]string{"Rollback Of": "3", "Keys": "0"})
-		})
+	wantColumns := []string{"Name", "ConfigSet", "Revision", "Author", "Cause", "Age"}
+	t.Run("get", func(t *testing.T) {
+		table := api.getTable(t, "/apis/config.capstan.dev/v1beta1/namespaces/"+ns+"/configrevisions/st-history-rev-a")
+		requireColumns(t, table, wantColumns, false)
+		if len(table.Rows) != 1 {
+			t.Fatalf("table has %d rows, want 1", len(table.Rows))
+		}
+		requireRow(t, table, 0, "st-history-rev-a", "st-history", "4", "alice@example.com", "raise the pool size")
+		requireWideCells(t, table, 0, map[string]string{"Rollback Of": "<none>", "Keys": "3"})
+		requireRowObject(t, table, 0, "st-history-rev-a")
 	})
-
-	t.Run("ConfigPolicy", func(t *testing.T) {
-		// Selectors that match no ConfigSet, so that the policies change nothing else.
-		policies := []string{
-			`{"apiVersion":"config.capstan.dev/v1beta1","kind":"ConfigPolicy","metadata":{"name":"guard-warn"},` +
-				`"spec":{"selector":{"matchLabels":{"tier":"st-none"}},"enforcement":"Warn",` +
-				`"rules":[{"expression":"size(data) < 100","message":"too many"},{"expression":"!('DEBUG' in data)","message":"no DEBUG"}]}}`,
-			// No enforcement: it defaults to Deny.
-			`{"apiVersion":"config.capstan.dev/v1beta1","kind":"ConfigPolicy","metadata":{"name":"guard-default"},` +
-				`"spec":{"selector":{"matchLabels":{"tier":"st-none"}},"requiredKeys":["LOG_LEVEL"]}}`,
+	t.Run("list by configSetName", func(t *testing.T) {
+		table := api.getTable(t, "/apis/config.capstan.dev/v1beta1/namespaces/"+ns+"/configrevisions?fieldSelector="+
+			url.QueryEscape(config.ConfigRevisionConfigSetNameField+"=st-history")+"&labelSelector=st-table%3Dmanual")
+		requireColumns(t, table, wantColumns, false)
+		if len(table.Rows) != 2 {
+			t.Fatalf("table has %d rows, want 2", len(table.Rows))
 		}
-		for _, body := range policies {
-			api.do(t, http.MethodPost, policiesPath, "application/json", []byte(body)).requireCode(t, http.StatusCreated)
-		}
+		requireRow(t, table, 0, "st-history-rev-a", "st-history", "4", "alice@example.com", "raise the pool size")
+		requireRow(t, table, 1, "st-history-rev-b", "st-history", "5", "bob", "<none>")
+		requireWideCells(t, table, 1, map[string]string{"Rollback Of": "3", "Keys": "0"})
+	})
+}
 
-		wantColumns := []string{"Name", "Enforcement", "Rules", "Age"}
-		t.Run("get", func(t *testing.T) {
-			table := api.getTable(t, policiesPath+"/guard-warn")
-			requireColumns(t, table, wantColumns, false)
-			if len(table.Rows) != 1 {
-				t.Fatalf("table has %d rows, want 1", len(table.Rows))
-			}
-			requireRow(t, table, 0, "guard-warn", "Warn", "2")
-			requireWideCells(t, table, 0, map[string]string{"Selector": "tier=st-none"})
-			requireRowObject(t, table, 0, "guard-warn")
-		})
-		t.Run("list", func(t *testing.T) {
-			table := api.getTable(t, policiesPath)
-			requireColumns(t, table, wantColumns, false)
-			if len(table.Rows) != 2 {
-				t.Fatalf("table has %d rows, want 2", len(table.Rows))
-			}
-			requireRow(t, table, 0, "guard-default", "Deny", "0")
-			requireRow(t, table, 1, "guard-warn", "Warn", "2")
-		})
+// TestTableConfigPolicy: ConfigPolicy.
+func TestTableConfigPolicy(t *testing.T) {
+	// A server of its own: the test lists every ConfigPolicy and expects only its own.
+	ts := capstantesting.StartTestServer(t)
+	api := newRawAPI(t, ts)
+
+	// Selectors that match no ConfigSet, so that the policies change nothing else.
+	policies := []string{
+		`{"apiVersion":"config.capstan.dev/v1beta1","kind":"ConfigPolicy","metadata":{"name":"guard-warn"},` +
+			`"spec":{"selector":{"matchLabels":{"tier":"st-none"}},"enforcement":"Warn",` +
+			`"rules":[{"expression":"size(data) < 100","message":"too many"},{"expression":"!('DEBUG' in data)","message":"no DEBUG"}]}}`,
+		// No enforcement: it defaults to Deny.
+		`{"apiVersion":"config.capstan.dev/v1beta1","kind":"ConfigPolicy","metadata":{"name":"guard-default"},` +
+			`"spec":{"selector":{"matchLabels":{"tier":"st-none"}},"requiredKeys":["LOG_LEVEL"]}}`,
+	}
+	for _, body := range policies {
+		api.do(t, http.MethodPost, policiesPath, "application/json", []byte(body)).requireCode(t, http.StatusCreated)
+	}
+
+	wantColumns := []string{"Name", "Enforcement", "Rules", "Age"}
+	t.Run("get", func(t *testing.T) {
+		table := api.getTable(t, policiesPath+"/guard-warn")
+		requireColumns(t, table, wantColumns, false)
+		if len(table.Rows) != 1 {
+			t.Fatalf("table has %d rows, want 1", len(table.Rows))
+		}
+		requireRow(t, table, 0, "guard-warn", "Warn", "2")
+		requireWideCells(t, table, 0, map[string]string{"Selector": "tier=st-none"})
+		requireRowObject(t, table, 0, "guard-warn")
+	})
+	t.Run("list", func(t *testing.T) {
+		table := api.getTable(t, policiesPath)
+		requireColumns(t, table, wantColumns, false)
+		if len(table.Rows) != 2 {
+			t.Fatalf("table has %d rows, want 2", len(table.Rows))
+		}
+		requireRow(t, table, 0, "guard-default", "Deny", "0")
+		requireRow(t, table, 1, "guard-warn", "Warn", "2")
 	})
 }
 
