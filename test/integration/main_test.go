@@ -24,8 +24,15 @@ import (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	shared.stop()
+	for _, f := range packageCleanups {
+		f()
+	}
 	os.Exit(code)
 }
+
+// packageCleanups run after every test, for what tests share beyond the
+// server (the plugin binary).
+var packageCleanups []func()
 
 // shared is the package's server, started at first use.
 var shared sharedServerState

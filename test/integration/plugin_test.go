@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -43,19 +44,10 @@ var maskedSecretLine = regexp.MustCompile(`^([-+ ])DB_PASSWORD=<secret: (\d+) by
 // TestPlugin builds kubectl-capstan, puts it on PATH and runs it as
 // `kubectl capstan …` with the real kubectl against an in-process server.
 func TestPlugin(t *testing.T) {
-	kubectlPath := findKubectl(t)
-	binDir := t.TempDir()
-	buildPlugin(t, filepath.Join(binDir, "kubectl-capstan"))
-
 	ts := sharedServer(t)
+	k := pluginKubectl(t, ts)
+	binDir := pluginBuild.dir
 	client := newClientset(t, ts)
-	k := kubectl{
-		path:       kubectlPath,
-		kubeconfig: ts.Kubeconfig,
-		home:       t.TempDir(),
-		pathEnv:    binDir + string(os.PathListSeparator) + os.Getenv("PATH"),
-		timeout:    pluginRunTimeout,
-	}
 	ctx := t.Context()
 
 	rev1 := revisionEntries{
@@ -230,128 +222,188 @@ func TestPlugin(t *testing.T) {
 		requireContains(t, stderr, `error: configset "storefront" not found in namespace "default"`)
 	})
 
-	t.Run("a pruned revision cannot be restored", func(t *testing.T) {
-		pruned := &v1beta1.ConfigSet{
-			ObjectMeta: metav1.ObjectMeta{Name: "pruned", Namespace: pluginNamespace},
-			Spec:       v1beta1.ConfigSetSpec{Data: map[string]string{"N": "1"}, RevisionHistoryLimit: ptr.To[int32](2)},
-		}
-		if _, err := client.ConfigV1beta1().ConfigSets(pluginNamespace).Create(ctx, pruned, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		changeWithCause(t, client, "pruned", "two", func(s *v1beta1.ConfigSetSpec) { s.Data["N"] = "2" })
-		changeWithCause(t, client, "pruned", "three", func(s *v1beta1.ConfigSetSpec) { s.Data["N"] = "3" })
+}
 
-		out := k.run(t, "capstan", "history", "pruned", "-n", pluginNamespace)
-		rows := parseHistory(t, out)
-		if len(rows) != 2 || rows[0].revision != "2" || rows[1].revision != "3" || !rows[1].current {
-			t.Errorf("history of a configset keeping 2 revisions:\n%s", out)
-		}
-		stderr := k.fail(t, "capstan", "rollback", "pruned", "--to", "1", "-n", pluginNamespace)
-		requireContains(t, stderr, "error: revision 1 of configset/pruned is not kept (kept revisions: 2-3)")
-		if got := getPluginConfigSet(t, client, "pruned"); got.Status.CurrentRevision != 3 || got.Spec.Data["N"] != "3" {
-			t.Errorf("a failed rollback changed the configset: revision %d, %v", got.Status.CurrentRevision, got.Spec.Data)
-		}
-	})
+// TestPluginPrunedRevisionCannotBeRestored: a pruned revision cannot be restored.
+func TestPluginPrunedRevisionCannotBeRestored(t *testing.T) {
+	ts := sharedServer(t)
+	k := pluginKubectl(t, ts)
+	client := newClientset(t, ts)
+	ctx := t.Context()
 
-	t.Run("an immutable configset cannot be rolled back", func(t *testing.T) {
-		frozen := &v1beta1.ConfigSet{
-			ObjectMeta: metav1.ObjectMeta{Name: "frozen", Namespace: pluginNamespace},
-			Spec:       v1beta1.ConfigSetSpec{Data: map[string]string{"N": "1"}, Immutable: ptr.To(true)},
-		}
-		if _, err := client.ConfigV1beta1().ConfigSets(pluginNamespace).Create(ctx, frozen, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		stderr := k.fail(t, "capstan", "rollback", "frozen", "--to", "1", "-n", pluginNamespace)
-		requireContains(t, stderr, "error: cannot roll back configset/frozen: it is immutable (spec.immutable is true), so its entries can no longer change")
-	})
+	pruned := &v1beta1.ConfigSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "pruned", Namespace: pluginNamespace},
+		Spec:       v1beta1.ConfigSetSpec{Data: map[string]string{"N": "1"}, RevisionHistoryLimit: ptr.To[int32](2)},
+	}
+	if _, err := client.ConfigV1beta1().ConfigSets(pluginNamespace).Create(ctx, pruned, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	changeWithCause(t, client, "pruned", "two", func(s *v1beta1.ConfigSetSpec) { s.Data["N"] = "2" })
+	changeWithCause(t, client, "pruned", "three", func(s *v1beta1.ConfigSetSpec) { s.Data["N"] = "3" })
 
-	t.Run("a long name whose revisions get shortened names", func(t *testing.T) {
-		name := "long-" + strings.Repeat("x", 248)
-		long := &v1beta1.ConfigSet{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: pluginNamespace},
-			Spec:       v1beta1.ConfigSetSpec{Data: map[string]string{"N": "1"}},
+	out := k.run(t, "capstan", "history", "pruned", "-n", pluginNamespace)
+	rows := parseHistory(t, out)
+	if len(rows) != 2 || rows[0].revision != "2" || rows[1].revision != "3" || !rows[1].current {
+		t.Errorf("history of a configset keeping 2 revisions:\n%s", out)
+	}
+	stderr := k.fail(t, "capstan", "rollback", "pruned", "--to", "1", "-n", pluginNamespace)
+	requireContains(t, stderr, "error: revision 1 of configset/pruned is not kept (kept revisions: 2-3)")
+	if got := getPluginConfigSet(t, client, "pruned"); got.Status.CurrentRevision != 3 || got.Spec.Data["N"] != "3" {
+		t.Errorf("a failed rollback changed the configset: revision %d, %v", got.Status.CurrentRevision, got.Spec.Data)
+	}
+}
+
+// TestPluginImmutableConfigSetCannotBeRolledBack: an immutable configset cannot be rolled back.
+func TestPluginImmutableConfigSetCannotBeRolledBack(t *testing.T) {
+	ts := sharedServer(t)
+	k := pluginKubectl(t, ts)
+	client := newClientset(t, ts)
+	ctx := t.Context()
+
+	frozen := &v1beta1.ConfigSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "frozen", Namespace: pluginNamespace},
+		Spec:       v1beta1.ConfigSetSpec{Data: map[string]string{"N": "1"}, Immutable: ptr.To(true)},
+	}
+	if _, err := client.ConfigV1beta1().ConfigSets(pluginNamespace).Create(ctx, frozen, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	stderr := k.fail(t, "capstan", "rollback", "frozen", "--to", "1", "-n", pluginNamespace)
+	requireContains(t, stderr, "error: cannot roll back configset/frozen: it is immutable (spec.immutable is true), so its entries can no longer change")
+}
+
+// TestPluginLongName: a long name whose revisions get shortened names.
+func TestPluginLongName(t *testing.T) {
+	ts := sharedServer(t)
+	k := pluginKubectl(t, ts)
+	client := newClientset(t, ts)
+	ctx := t.Context()
+
+	name := "long-" + strings.Repeat("x", 248)
+	long := &v1beta1.ConfigSet{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: pluginNamespace},
+		Spec:       v1beta1.ConfigSetSpec{Data: map[string]string{"N": "1"}},
+	}
+	if _, err := client.ConfigV1beta1().ConfigSets(pluginNamespace).Create(ctx, long, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	changeWithCause(t, client, name, "two", func(s *v1beta1.ConfigSetSpec) { s.Data["N"] = "2" })
+	revisions, err := client.ConfigV1beta1().ConfigRevisions(pluginNamespace).List(ctx, metav1.ListOptions{FieldSelector: "configSetName=" + name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range revisions.Items {
+		if r.Name == fmt.Sprintf("%s-%d", name, r.Revision) {
+			t.Fatalf("revision %d is named %s-%d; this test needs the server to shorten it", r.Revision, name, r.Revision)
 		}
-		if _, err := client.ConfigV1beta1().ConfigSets(pluginNamespace).Create(ctx, long, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		changeWithCause(t, client, name, "two", func(s *v1beta1.ConfigSetSpec) { s.Data["N"] = "2" })
-		revisions, err := client.ConfigV1beta1().ConfigRevisions(pluginNamespace).List(ctx, metav1.ListOptions{FieldSelector: "configSetName=" + name})
+	}
+
+	rows := parseHistory(t, k.run(t, "capstan", "history", name, "-n", pluginNamespace))
+	if len(rows) != 2 || rows[1].cause != "two" || !rows[1].current {
+		t.Errorf("history of a long-named configset: %+v", rows)
+	}
+	out := k.run(t, "capstan", "diff", name, "1", "-n", pluginNamespace)
+	if lines := splitLines(out); !slices.Contains(lines, "-N=1") || !slices.Contains(lines, "+N=2") {
+		t.Errorf("diff of a long-named configset:\n%s", out)
+	}
+	out = k.run(t, "capstan", "rollback", name, "--to", "1", "-n", pluginNamespace)
+	requireContains(t, out, "rolled back to revision 1 (now revision 3)")
+	if got := getPluginConfigSet(t, client, name); got.Spec.Data["N"] != "1" {
+		t.Errorf("after the rollback N is %q, want 1", got.Spec.Data["N"])
+	}
+}
+
+// TestPluginPoliciesApplyToRollbacks: policies apply to rollbacks, with warnings shown.
+func TestPluginPoliciesApplyToRollbacks(t *testing.T) {
+	ts := sharedServer(t)
+	k := pluginKubectl(t, ts)
+	client := newClientset(t, ts)
+	ctx := t.Context()
+
+	labels := map[string]string{"team": "payments"}
+	policed := &v1beta1.ConfigSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "policed", Namespace: pluginNamespace, Labels: labels},
+		Spec:       v1beta1.ConfigSetSpec{Data: map[string]string{"DEBUG": "true", "N": "1"}},
+	}
+	if _, err := client.ConfigV1beta1().ConfigSets(pluginNamespace).Create(ctx, policed, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	changeWithCause(t, client, "policed", "no debug", func(s *v1beta1.ConfigSetSpec) { delete(s.Data, "DEBUG") })
+	policy := &v1beta1.ConfigPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "no-debug"},
+		Spec: v1beta1.ConfigPolicySpec{
+			Selector:      &metav1.LabelSelector{MatchLabels: labels},
+			ForbiddenKeys: []string{"DEBUG"},
+			Enforcement:   v1beta1.EnforcementWarn,
+		},
+	}
+	if _, err := client.ConfigV1beta1().ConfigPolicies().Create(ctx, policy, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitForPolicy(t, ts, labels, "to warn", func(warned bool, err error) bool { return warned && err == nil })
+
+	stdout, stderr, code := k.execCode(t, "capstan", "rollback", "policed", "--to", "1", "-n", pluginNamespace)
+	if code != 0 || stdout != "configset/policed rolled back to revision 1 (now revision 3)\n" {
+		t.Errorf("rollback under a Warn policy exited with %d and printed %q; stderr:\n%s", code, stdout, stderr)
+	}
+	if !strings.HasPrefix(stderr, "Warning: ") || !strings.Contains(stderr, "no-debug") {
+		t.Errorf("rollback under a Warn policy does not print the server's warning; stderr:\n%s", stderr)
+	}
+
+	changeWithCause(t, client, "policed", "no debug again", func(s *v1beta1.ConfigSetSpec) { delete(s.Data, "DEBUG") })
+	deny, err := client.ConfigV1beta1().ConfigPolicies().Get(ctx, "no-debug", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deny.Spec.Enforcement = v1beta1.EnforcementDeny
+	if _, err := client.ConfigV1beta1().ConfigPolicies().Update(ctx, deny, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitForPolicy(t, ts, labels, "to deny", func(_ bool, err error) bool { return err != nil })
+
+	stderr = k.fail(t, "capstan", "rollback", "policed", "--to", "1", "-n", pluginNamespace)
+	requireContains(t, stderr, "error: cannot roll back configset/policed to revision 1: ")
+	requireContains(t, stderr, "no-debug")
+	if got := getPluginConfigSet(t, client, "policed"); got.Status.CurrentRevision != 4 || got.Spec.Data["DEBUG"] != "" {
+		t.Errorf("a denied rollback changed the configset: revision %d, %v", got.Status.CurrentRevision, got.Spec.Data)
+	}
+	if err := client.ConfigV1beta1().ConfigPolicies().Delete(ctx, "no-debug", metav1.DeleteOptions{}); err != nil {
+		t.Errorf("deleting the policy: %v", err)
+	}
+}
+
+// pluginBuild is the kubectl-capstan binary, built once for the package in a
+// folder that TestMain removes.
+var pluginBuild struct {
+	once sync.Once
+	dir  string
+	ok   bool
+}
+
+// pluginKubectl returns the real kubectl with kubectl-capstan on its PATH,
+// against ts, building the plugin on first use.
+func pluginKubectl(t *testing.T, ts *capstantesting.TestServer) kubectl {
+	t.Helper()
+	kubectlPath := findKubectl(t)
+	pluginBuild.once.Do(func() {
+		dir, err := os.MkdirTemp("", "capstan-plugin-")
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("creating the plugin's folder: %v", err)
 		}
-		for _, r := range revisions.Items {
-			if r.Name == fmt.Sprintf("%s-%d", name, r.Revision) {
-				t.Fatalf("revision %d is named %s-%d; this test needs the server to shorten it", r.Revision, name, r.Revision)
-			}
-		}
-
-		rows := parseHistory(t, k.run(t, "capstan", "history", name, "-n", pluginNamespace))
-		if len(rows) != 2 || rows[1].cause != "two" || !rows[1].current {
-			t.Errorf("history of a long-named configset: %+v", rows)
-		}
-		out := k.run(t, "capstan", "diff", name, "1", "-n", pluginNamespace)
-		if lines := splitLines(out); !slices.Contains(lines, "-N=1") || !slices.Contains(lines, "+N=2") {
-			t.Errorf("diff of a long-named configset:\n%s", out)
-		}
-		out = k.run(t, "capstan", "rollback", name, "--to", "1", "-n", pluginNamespace)
-		requireContains(t, out, "rolled back to revision 1 (now revision 3)")
-		if got := getPluginConfigSet(t, client, name); got.Spec.Data["N"] != "1" {
-			t.Errorf("after the rollback N is %q, want 1", got.Spec.Data["N"])
-		}
+		pluginBuild.dir = dir
+		packageCleanups = append(packageCleanups, func() { _ = os.RemoveAll(dir) })
+		buildPlugin(t, filepath.Join(dir, "kubectl-capstan"))
+		pluginBuild.ok = true
 	})
-
-	t.Run("policies apply to rollbacks, with warnings shown", func(t *testing.T) {
-		labels := map[string]string{"team": "payments"}
-		policed := &v1beta1.ConfigSet{
-			ObjectMeta: metav1.ObjectMeta{Name: "policed", Namespace: pluginNamespace, Labels: labels},
-			Spec:       v1beta1.ConfigSetSpec{Data: map[string]string{"DEBUG": "true", "N": "1"}},
-		}
-		if _, err := client.ConfigV1beta1().ConfigSets(pluginNamespace).Create(ctx, policed, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		changeWithCause(t, client, "policed", "no debug", func(s *v1beta1.ConfigSetSpec) { delete(s.Data, "DEBUG") })
-		policy := &v1beta1.ConfigPolicy{
-			ObjectMeta: metav1.ObjectMeta{Name: "no-debug"},
-			Spec: v1beta1.ConfigPolicySpec{
-				Selector:      &metav1.LabelSelector{MatchLabels: labels},
-				ForbiddenKeys: []string{"DEBUG"},
-				Enforcement:   v1beta1.EnforcementWarn,
-			},
-		}
-		if _, err := client.ConfigV1beta1().ConfigPolicies().Create(ctx, policy, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		waitForPolicy(t, ts, labels, "to warn", func(warned bool, err error) bool { return warned && err == nil })
-
-		stdout, stderr, code := k.execCode(t, "capstan", "rollback", "policed", "--to", "1", "-n", pluginNamespace)
-		if code != 0 || stdout != "configset/policed rolled back to revision 1 (now revision 3)\n" {
-			t.Errorf("rollback under a Warn policy exited with %d and printed %q; stderr:\n%s", code, stdout, stderr)
-		}
-		if !strings.HasPrefix(stderr, "Warning: ") || !strings.Contains(stderr, "no-debug") {
-			t.Errorf("rollback under a Warn policy does not print the server's warning; stderr:\n%s", stderr)
-		}
-
-		changeWithCause(t, client, "policed", "no debug again", func(s *v1beta1.ConfigSetSpec) { delete(s.Data, "DEBUG") })
-		deny, err := client.ConfigV1beta1().ConfigPolicies().Get(ctx, "no-debug", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		deny.Spec.Enforcement = v1beta1.EnforcementDeny
-		if _, err := client.ConfigV1beta1().ConfigPolicies().Update(ctx, deny, metav1.UpdateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		waitForPolicy(t, ts, labels, "to deny", func(_ bool, err error) bool { return err != nil })
-
-		stderr = k.fail(t, "capstan", "rollback", "policed", "--to", "1", "-n", pluginNamespace)
-		requireContains(t, stderr, "error: cannot roll back configset/policed to revision 1: ")
-		requireContains(t, stderr, "no-debug")
-		if got := getPluginConfigSet(t, client, "policed"); got.Status.CurrentRevision != 4 || got.Spec.Data["DEBUG"] != "" {
-			t.Errorf("a denied rollback changed the configset: revision %d, %v", got.Status.CurrentRevision, got.Spec.Data)
-		}
-		if err := client.ConfigV1beta1().ConfigPolicies().Delete(ctx, "no-debug", metav1.DeleteOptions{}); err != nil {
-			t.Errorf("deleting the policy: %v", err)
-		}
-	})
+	if !pluginBuild.ok {
+		t.Fatalf("kubectl-capstan could not be built (see the first test that tried)")
+	}
+	return kubectl{
+		path:       kubectlPath,
+		kubeconfig: ts.Kubeconfig,
+		home:       t.TempDir(),
+		pathEnv:    pluginBuild.dir + string(os.PathListSeparator) + os.Getenv("PATH"),
+		timeout:    pluginRunTimeout,
+	}
 }
 
 // waitForPolicy waits until the admission plugin, which learns about
