@@ -18,214 +18,220 @@ import (
 	"capstan.dev/capstan/pkg/apis/config/v1beta1"
 )
 
-// TestAPIConfigSetCRUD creates, reads, lists, updates and deletes ConfigSets
-// through both served versions.
-func TestAPIConfigSetCRUD(t *testing.T) {
+// The TestAPIConfigSetCRUD tests create, read, list, update and delete
+// ConfigSets through both served versions, each in namespaces of its own.
+
+// TestAPIConfigSetCRUDV1beta1: v1beta1.
+func TestAPIConfigSetCRUDV1beta1(t *testing.T) {
 	e := sharedEnv(t)
 
-	t.Run("v1beta1", func(t *testing.T) {
-		const ns = "crud-beta"
-		client := e.cs.ConfigV1beta1().ConfigSets(ns)
-		created, err := client.Create(e.ctx, &v1beta1.ConfigSet{
-			ObjectMeta: metav1.ObjectMeta{Name: "app", Labels: map[string]string{"tier": "web"}},
-			Spec: v1beta1.ConfigSetSpec{
-				Data:       map[string]string{"LOG_LEVEL": "debug", "port": "8080"},
-				SecretData: map[string][]byte{"password": []byte("s3cr3t")},
-			},
-		}, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatalf("create: %v", err)
-		}
-		if created.Namespace != ns || created.Name != "app" || created.UID == "" || created.ResourceVersion == "" {
-			t.Errorf("create returned metadata %+v; want namespace %q, name app, a UID and a resourceVersion", created.ObjectMeta, ns)
-		}
-		if created.CreationTimestamp.IsZero() {
-			t.Errorf("create returned no creationTimestamp")
-		}
+	const ns = "crud-beta"
+	client := e.cs.ConfigV1beta1().ConfigSets(ns)
+	created, err := client.Create(e.ctx, &v1beta1.ConfigSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "app", Labels: map[string]string{"tier": "web"}},
+		Spec: v1beta1.ConfigSetSpec{
+			Data:       map[string]string{"LOG_LEVEL": "debug", "port": "8080"},
+			SecretData: map[string][]byte{"password": []byte("s3cr3t")},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	if created.Namespace != ns || created.Name != "app" || created.UID == "" || created.ResourceVersion == "" {
+		t.Errorf("create returned metadata %+v; want namespace %q, name app, a UID and a resourceVersion", created.ObjectMeta, ns)
+	}
+	if created.CreationTimestamp.IsZero() {
+		t.Errorf("create returned no creationTimestamp")
+	}
 
-		got, err := client.Get(e.ctx, "app", metav1.GetOptions{})
-		if err != nil {
-			t.Fatalf("get: %v", err)
-		}
-		if want := map[string]string{"LOG_LEVEL": "debug", "port": "8080"}; !reflect.DeepEqual(got.Spec.Data, want) {
-			t.Errorf("get data = %v, want %v", got.Spec.Data, want)
-		}
-		if !bytes.Equal(got.Spec.SecretData["password"], []byte("s3cr3t")) || len(got.Spec.SecretData) != 1 {
-			t.Errorf("get secretData = %v, want password=s3cr3t", got.Spec.SecretData)
-		}
-		if got.UID != created.UID || got.ResourceVersion != created.ResourceVersion {
-			t.Errorf("get uid/rv = %s/%s, want %s/%s", got.UID, got.ResourceVersion, created.UID, created.ResourceVersion)
-		}
-		if got.Labels["tier"] != "web" {
-			t.Errorf("get labels = %v, want tier=web", got.Labels)
-		}
+	got, err := client.Get(e.ctx, "app", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("get: %v", err)
+	}
+	if want := map[string]string{"LOG_LEVEL": "debug", "port": "8080"}; !reflect.DeepEqual(got.Spec.Data, want) {
+		t.Errorf("get data = %v, want %v", got.Spec.Data, want)
+	}
+	if !bytes.Equal(got.Spec.SecretData["password"], []byte("s3cr3t")) || len(got.Spec.SecretData) != 1 {
+		t.Errorf("get secretData = %v, want password=s3cr3t", got.Spec.SecretData)
+	}
+	if got.UID != created.UID || got.ResourceVersion != created.ResourceVersion {
+		t.Errorf("get uid/rv = %s/%s, want %s/%s", got.UID, got.ResourceVersion, created.UID, created.ResourceVersion)
+	}
+	if got.Labels["tier"] != "web" {
+		t.Errorf("get labels = %v, want tier=web", got.Labels)
+	}
 
-		createNamed := func(name string) {
-			if _, err := client.Create(e.ctx, configSet(name, map[string]string{"k": name}, nil), metav1.CreateOptions{}); err != nil {
-				t.Fatalf("create %s: %v", name, err)
-			}
+	createNamed := func(name string) {
+		if _, err := client.Create(e.ctx, configSet(name, map[string]string{"k": name}, nil), metav1.CreateOptions{}); err != nil {
+			t.Fatalf("create %s: %v", name, err)
 		}
-		createNamed("other")
-		if _, err := e.cs.ConfigV1beta1().ConfigSets("crud-beta-elsewhere").Create(e.ctx, configSet("elsewhere", nil, nil), metav1.CreateOptions{}); err != nil {
-			t.Fatalf("create in another namespace: %v", err)
+	}
+	createNamed("other")
+	if _, err := e.cs.ConfigV1beta1().ConfigSets("crud-beta-elsewhere").Create(e.ctx, configSet("elsewhere", nil, nil), metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create in another namespace: %v", err)
+	}
+	list, err := client.List(e.ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatalf("list: %v", err)
+	}
+	if names := namesOf(itemPtrs(list.Items)); !reflect.DeepEqual(names, []string{"app", "other"}) {
+		t.Errorf("list names = %v, want [app other] (only this namespace, sorted)", names)
+	}
+	if list.ResourceVersion == "" {
+		t.Errorf("list has no resourceVersion")
+	}
+	all, err := e.cs.ConfigV1beta1().ConfigSets("").List(e.ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatalf("list across namespaces: %v", err)
+	}
+	var allNames []string
+	for _, item := range all.Items {
+		if item.Namespace == ns || item.Namespace == "crud-beta-elsewhere" {
+			allNames = append(allNames, item.Namespace+"/"+item.Name)
 		}
-		list, err := client.List(e.ctx, metav1.ListOptions{})
-		if err != nil {
-			t.Fatalf("list: %v", err)
-		}
-		if names := namesOf(itemPtrs(list.Items)); !reflect.DeepEqual(names, []string{"app", "other"}) {
-			t.Errorf("list names = %v, want [app other] (only this namespace, sorted)", names)
-		}
-		if list.ResourceVersion == "" {
-			t.Errorf("list has no resourceVersion")
-		}
-		all, err := e.cs.ConfigV1beta1().ConfigSets("").List(e.ctx, metav1.ListOptions{})
-		if err != nil {
-			t.Fatalf("list across namespaces: %v", err)
-		}
-		var allNames []string
-		for _, item := range all.Items {
-			if item.Namespace == ns || item.Namespace == "crud-beta-elsewhere" {
-				allNames = append(allNames, item.Namespace+"/"+item.Name)
-			}
-		}
-		slices.Sort(allNames)
-		if want := []string{"crud-beta-elsewhere/elsewhere", "crud-beta/app", "crud-beta/other"}; !reflect.DeepEqual(allNames, want) {
-			t.Errorf("list across namespaces = %v, want %v", allNames, want)
-		}
+	}
+	slices.Sort(allNames)
+	if want := []string{"crud-beta-elsewhere/elsewhere", "crud-beta/app", "crud-beta/other"}; !reflect.DeepEqual(allNames, want) {
+		t.Errorf("list across namespaces = %v, want %v", allNames, want)
+	}
 
-		got.Spec.Data["port"] = "9090"
-		delete(got.Spec.Data, "LOG_LEVEL")
-		got.Spec.SecretData["token"] = []byte("t0k")
-		updated, err := client.Update(e.ctx, got, metav1.UpdateOptions{})
-		if err != nil {
-			t.Fatalf("update: %v", err)
-		}
-		if updated.ResourceVersion == got.ResourceVersion {
-			t.Errorf("update kept resourceVersion %s", updated.ResourceVersion)
-		}
-		reread, err := client.Get(e.ctx, "app", metav1.GetOptions{})
-		if err != nil {
-			t.Fatalf("get after update: %v", err)
-		}
-		if want := map[string]string{"port": "9090"}; !reflect.DeepEqual(reread.Spec.Data, want) {
-			t.Errorf("data after update = %v, want %v", reread.Spec.Data, want)
-		}
-		if len(reread.Spec.SecretData) != 2 || string(reread.Spec.SecretData["token"]) != "t0k" || string(reread.Spec.SecretData["password"]) != "s3cr3t" {
-			t.Errorf("secretData after update = %v, want password and token", reread.Spec.SecretData)
-		}
+	got.Spec.Data["port"] = "9090"
+	delete(got.Spec.Data, "LOG_LEVEL")
+	got.Spec.SecretData["token"] = []byte("t0k")
+	updated, err := client.Update(e.ctx, got, metav1.UpdateOptions{})
+	if err != nil {
+		t.Fatalf("update: %v", err)
+	}
+	if updated.ResourceVersion == got.ResourceVersion {
+		t.Errorf("update kept resourceVersion %s", updated.ResourceVersion)
+	}
+	reread, err := client.Get(e.ctx, "app", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("get after update: %v", err)
+	}
+	if want := map[string]string{"port": "9090"}; !reflect.DeepEqual(reread.Spec.Data, want) {
+		t.Errorf("data after update = %v, want %v", reread.Spec.Data, want)
+	}
+	if len(reread.Spec.SecretData) != 2 || string(reread.Spec.SecretData["token"]) != "t0k" || string(reread.Spec.SecretData["password"]) != "s3cr3t" {
+		t.Errorf("secretData after update = %v, want password and token", reread.Spec.SecretData)
+	}
 
-		if err := client.Delete(e.ctx, "app", metav1.DeleteOptions{}); err != nil {
-			t.Fatalf("delete: %v", err)
-		}
-		if _, err := client.Get(e.ctx, "app", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-			t.Errorf("get after delete: err = %v, want NotFound", err)
-		}
-		if err := client.Delete(e.ctx, "app", metav1.DeleteOptions{}); !apierrors.IsNotFound(err) {
-			t.Errorf("second delete: err = %v, want NotFound", err)
-		}
-		if _, err := client.Update(e.ctx, reread, metav1.UpdateOptions{}); !apierrors.IsNotFound(err) {
-			t.Errorf("update of a deleted ConfigSet: err = %v, want NotFound (no create on update)", err)
-		}
-		list, err = client.List(e.ctx, metav1.ListOptions{})
-		if err != nil {
-			t.Fatalf("list after delete: %v", err)
-		}
-		if names := namesOf(itemPtrs(list.Items)); !reflect.DeepEqual(names, []string{"other"}) {
-			t.Errorf("list after delete = %v, want [other]", names)
-		}
-	})
+	if err := client.Delete(e.ctx, "app", metav1.DeleteOptions{}); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	if _, err := client.Get(e.ctx, "app", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("get after delete: err = %v, want NotFound", err)
+	}
+	if err := client.Delete(e.ctx, "app", metav1.DeleteOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("second delete: err = %v, want NotFound", err)
+	}
+	if _, err := client.Update(e.ctx, reread, metav1.UpdateOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("update of a deleted ConfigSet: err = %v, want NotFound (no create on update)", err)
+	}
+	list, err = client.List(e.ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatalf("list after delete: %v", err)
+	}
+	if names := namesOf(itemPtrs(list.Items)); !reflect.DeepEqual(names, []string{"other"}) {
+		t.Errorf("list after delete = %v, want [other]", names)
+	}
+}
 
-	t.Run("v1alpha1", func(t *testing.T) {
-		const ns = "crud-alpha"
-		client := e.cs.ConfigV1alpha1().ConfigSets(ns)
-		secret := base64.StdEncoding.EncodeToString([]byte("hunter2"))
-		created, err := client.Create(e.ctx, &v1alpha1.ConfigSet{
-			ObjectMeta: metav1.ObjectMeta{Name: "legacy"},
-			Spec: v1alpha1.ConfigSetSpec{Entries: []v1alpha1.ConfigEntry{
-				{Key: "b", Value: "2"},
-				{Key: "a", Value: "1"},
-				{Key: "pw", Value: secret, Secret: true},
-			}},
-		}, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatalf("create: %v", err)
-		}
-		if created.UID == "" || created.Status.CurrentRevision != 1 {
-			t.Errorf("create returned uid %q, currentRevision %d; want a UID and revision 1", created.UID, created.Status.CurrentRevision)
-		}
-		got, err := client.Get(e.ctx, "legacy", metav1.GetOptions{})
-		if err != nil {
-			t.Fatalf("get: %v", err)
-		}
-		want := []v1alpha1.ConfigEntry{{Key: "a", Value: "1"}, {Key: "b", Value: "2"}, {Key: "pw", Value: secret, Secret: true}}
-		if !reflect.DeepEqual(got.Spec.Entries, want) {
-			t.Errorf("get entries = %+v, want %+v (sorted by key)", got.Spec.Entries, want)
-		}
-		if got.APIVersion != "" && got.APIVersion != v1alpha1.SchemeGroupVersion.String() {
-			t.Errorf("get apiVersion = %q", got.APIVersion)
-		}
+// TestAPIConfigSetCRUDV1alpha1: v1alpha1.
+func TestAPIConfigSetCRUDV1alpha1(t *testing.T) {
+	e := sharedEnv(t)
 
-		if _, err := client.Create(e.ctx, &v1alpha1.ConfigSet{ObjectMeta: metav1.ObjectMeta{Name: "second"}}, metav1.CreateOptions{}); err != nil {
-			t.Fatalf("create second: %v", err)
-		}
-		list, err := client.List(e.ctx, metav1.ListOptions{})
-		if err != nil {
-			t.Fatalf("list: %v", err)
-		}
-		if names := namesOf(itemPtrs(list.Items)); !reflect.DeepEqual(names, []string{"legacy", "second"}) {
-			t.Errorf("list names = %v, want [legacy second]", names)
-		}
-		if len(list.Items) == 2 && !reflect.DeepEqual(list.Items[0].Spec.Entries, want) {
-			t.Errorf("list entries = %+v, want %+v", list.Items[0].Spec.Entries, want)
-		}
+	const ns = "crud-alpha"
+	client := e.cs.ConfigV1alpha1().ConfigSets(ns)
+	secret := base64.StdEncoding.EncodeToString([]byte("hunter2"))
+	created, err := client.Create(e.ctx, &v1alpha1.ConfigSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "legacy"},
+		Spec: v1alpha1.ConfigSetSpec{Entries: []v1alpha1.ConfigEntry{
+			{Key: "b", Value: "2"},
+			{Key: "a", Value: "1"},
+			{Key: "pw", Value: secret, Secret: true},
+		}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	if created.UID == "" || created.Status.CurrentRevision != 1 {
+		t.Errorf("create returned uid %q, currentRevision %d; want a UID and revision 1", created.UID, created.Status.CurrentRevision)
+	}
+	got, err := client.Get(e.ctx, "legacy", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("get: %v", err)
+	}
+	want := []v1alpha1.ConfigEntry{{Key: "a", Value: "1"}, {Key: "b", Value: "2"}, {Key: "pw", Value: secret, Secret: true}}
+	if !reflect.DeepEqual(got.Spec.Entries, want) {
+		t.Errorf("get entries = %+v, want %+v (sorted by key)", got.Spec.Entries, want)
+	}
+	if got.APIVersion != "" && got.APIVersion != v1alpha1.SchemeGroupVersion.String() {
+		t.Errorf("get apiVersion = %q", got.APIVersion)
+	}
 
-		got.Spec.Entries = []v1alpha1.ConfigEntry{{Key: "a", Value: "one"}, {Key: "pw", Value: secret, Secret: true}}
-		updated, err := client.Update(e.ctx, got, metav1.UpdateOptions{})
-		if err != nil {
-			t.Fatalf("update: %v", err)
-		}
-		if updated.Status.CurrentRevision != 2 {
-			t.Errorf("currentRevision after entries change = %d, want 2", updated.Status.CurrentRevision)
-		}
-		beta, err := e.cs.ConfigV1beta1().ConfigSets(ns).Get(e.ctx, "legacy", metav1.GetOptions{})
-		if err != nil {
-			t.Fatalf("get v1beta1: %v", err)
-		}
-		if !reflect.DeepEqual(beta.Spec.Data, map[string]string{"a": "one"}) || string(beta.Spec.SecretData["pw"]) != "hunter2" || len(beta.Spec.SecretData) != 1 {
-			t.Errorf("v1beta1 view after v1alpha1 update: data %v secretData %v; want a=one, pw=hunter2", beta.Spec.Data, beta.Spec.SecretData)
-		}
+	if _, err := client.Create(e.ctx, &v1alpha1.ConfigSet{ObjectMeta: metav1.ObjectMeta{Name: "second"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create second: %v", err)
+	}
+	list, err := client.List(e.ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatalf("list: %v", err)
+	}
+	if names := namesOf(itemPtrs(list.Items)); !reflect.DeepEqual(names, []string{"legacy", "second"}) {
+		t.Errorf("list names = %v, want [legacy second]", names)
+	}
+	if len(list.Items) == 2 && !reflect.DeepEqual(list.Items[0].Spec.Entries, want) {
+		t.Errorf("list entries = %+v, want %+v", list.Items[0].Spec.Entries, want)
+	}
 
-		if err := client.Delete(e.ctx, "legacy", metav1.DeleteOptions{}); err != nil {
-			t.Fatalf("delete: %v", err)
-		}
-		if _, err := client.Get(e.ctx, "legacy", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-			t.Errorf("get after delete: err = %v, want NotFound", err)
-		}
-		if _, err := e.cs.ConfigV1beta1().ConfigSets(ns).Get(e.ctx, "legacy", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-			t.Errorf("v1beta1 get after v1alpha1 delete: err = %v, want NotFound", err)
-		}
-	})
+	got.Spec.Entries = []v1alpha1.ConfigEntry{{Key: "a", Value: "one"}, {Key: "pw", Value: secret, Secret: true}}
+	updated, err := client.Update(e.ctx, got, metav1.UpdateOptions{})
+	if err != nil {
+		t.Fatalf("update: %v", err)
+	}
+	if updated.Status.CurrentRevision != 2 {
+		t.Errorf("currentRevision after entries change = %d, want 2", updated.Status.CurrentRevision)
+	}
+	beta, err := e.cs.ConfigV1beta1().ConfigSets(ns).Get(e.ctx, "legacy", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("get v1beta1: %v", err)
+	}
+	if !reflect.DeepEqual(beta.Spec.Data, map[string]string{"a": "one"}) || string(beta.Spec.SecretData["pw"]) != "hunter2" || len(beta.Spec.SecretData) != 1 {
+		t.Errorf("v1beta1 view after v1alpha1 update: data %v secretData %v; want a=one, pw=hunter2", beta.Spec.Data, beta.Spec.SecretData)
+	}
 
-	t.Run("deletecollection", func(t *testing.T) {
-		const ns = "crud-collection"
-		client := e.cs.ConfigV1beta1().ConfigSets(ns)
-		for _, name := range []string{"x1", "x2", "y1"} {
-			obj := configSet(name, map[string]string{"k": "v"}, nil)
-			obj.Labels = map[string]string{"group": name[:1]}
-			e.mustCreate(t, ns, obj)
-		}
-		if err := client.DeleteCollection(e.ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: "group=x"}); err != nil {
-			t.Fatalf("deletecollection: %v", err)
-		}
-		list, err := client.List(e.ctx, metav1.ListOptions{})
-		if err != nil {
-			t.Fatalf("list: %v", err)
-		}
-		if names := namesOf(itemPtrs(list.Items)); !reflect.DeepEqual(names, []string{"y1"}) {
-			t.Errorf("after deletecollection group=x: %v, want [y1]", names)
-		}
-	})
+	if err := client.Delete(e.ctx, "legacy", metav1.DeleteOptions{}); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	if _, err := client.Get(e.ctx, "legacy", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("get after delete: err = %v, want NotFound", err)
+	}
+	if _, err := e.cs.ConfigV1beta1().ConfigSets(ns).Get(e.ctx, "legacy", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("v1beta1 get after v1alpha1 delete: err = %v, want NotFound", err)
+	}
+}
+
+// TestAPIConfigSetDeleteCollection: deletecollection.
+func TestAPIConfigSetDeleteCollection(t *testing.T) {
+	e := sharedEnv(t)
+
+	const ns = "crud-collection"
+	client := e.cs.ConfigV1beta1().ConfigSets(ns)
+	for _, name := range []string{"x1", "x2", "y1"} {
+		obj := configSet(name, map[string]string{"k": "v"}, nil)
+		obj.Labels = map[string]string{"group": name[:1]}
+		e.mustCreate(t, ns, obj)
+	}
+	if err := client.DeleteCollection(e.ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: "group=x"}); err != nil {
+		t.Fatalf("deletecollection: %v", err)
+	}
+	list, err := client.List(e.ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatalf("list: %v", err)
+	}
+	if names := namesOf(itemPtrs(list.Items)); !reflect.DeepEqual(names, []string{"y1"}) {
+		t.Errorf("after deletecollection group=x: %v, want [y1]", names)
+	}
 }
 
 // TestAPIConfigPolicyCRUD creates, reads, lists, updates and deletes the
