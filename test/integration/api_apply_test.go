@@ -15,9 +15,9 @@ import (
 	configac "capstan.dev/capstan/pkg/generated/applyconfiguration/config/v1beta1"
 )
 
-// apiManagedEntry returns the managedFields entry of manager for the given
+// managedEntry returns the managedFields entry of manager for the given
 // subresource ("" for the main resource), or nil.
-func apiManagedEntry(obj metav1.Object, manager, subresource string) *metav1.ManagedFieldsEntry {
+func managedEntry(obj metav1.Object, manager, subresource string) *metav1.ManagedFieldsEntry {
 	for _, m := range obj.GetManagedFields() {
 		if m.Manager == manager && m.Subresource == subresource {
 			return &m
@@ -26,9 +26,9 @@ func apiManagedEntry(obj metav1.Object, manager, subresource string) *metav1.Man
 	return nil
 }
 
-// apiOwns reports whether entry's field set contains the path, given in the
+// ownsField reports whether entry's field set contains the path, given in the
 // managedFields spelling ("f:spec", "f:data", "f:a").
-func apiOwns(t *testing.T, entry *metav1.ManagedFieldsEntry, path ...string) bool {
+func ownsField(t *testing.T, entry *metav1.ManagedFieldsEntry, path ...string) bool {
 	t.Helper()
 	if entry == nil || entry.FieldsV1 == nil {
 		return false
@@ -51,7 +51,7 @@ func apiOwns(t *testing.T, entry *metav1.ManagedFieldsEntry, path ...string) boo
 // configurations: field ownership, conflicts, forcing, and the status as a
 // reset field.
 func TestAPIServerSideApply(t *testing.T) {
-	e := apiStart(t)
+	e := sharedEnv(t)
 	const ns = "apply"
 	client := e.cs.ConfigV1beta1().ConfigSets(ns)
 
@@ -63,7 +63,7 @@ func TestAPIServerSideApply(t *testing.T) {
 	if err != nil {
 		t.Errorf("alice's apply of a new ConfigSet: %v; want it created", err)
 		// Create it through an update-style apply so that the rest of the test still runs.
-		if _, err := client.Create(e.ctx, apiConfigSet("shared", nil), metav1.CreateOptions{FieldManager: "setup"}); err != nil {
+		if _, err := client.Create(e.ctx, configSet("shared", nil, nil), metav1.CreateOptions{FieldManager: "setup"}); err != nil {
 			t.Fatalf("create: %v", err)
 		}
 		alice, err = client.Apply(e.ctx, configac.ConfigSet("shared", ns).
@@ -80,14 +80,14 @@ func TestAPIServerSideApply(t *testing.T) {
 	if alice.Spec.Data["a"] != "1" {
 		t.Errorf("after alice: data %v; want a=1", alice.Spec.Data)
 	}
-	if entry := apiManagedEntry(alice, "alice", ""); entry == nil || entry.Operation != metav1.ManagedFieldsOperationApply ||
-		!apiOwns(t, entry, "f:spec", "f:data", "f:a") || entry.APIVersion != "config.capstan.dev/v1beta1" {
+	if entry := managedEntry(alice, "alice", ""); entry == nil || entry.Operation != metav1.ManagedFieldsOperationApply ||
+		!ownsField(t, entry, "f:spec", "f:data", "f:a") || entry.APIVersion != "config.capstan.dev/v1beta1" {
 		t.Errorf("alice's managedFields entry = %+v, want an Apply entry owning f:spec.f:data.f:a", entry)
 	}
 	if revs, err := e.cs.ConfigV1beta1().ConfigRevisions(ns).List(e.ctx, metav1.ListOptions{FieldSelector: "configSetName=shared"}); err != nil {
 		t.Errorf("list revisions: %v", err)
 	} else if len(revs.Items) == 0 || revs.Items[len(revs.Items)-1].Revision != baseRevision || revs.Items[len(revs.Items)-1].Data["a"] != "1" {
-		t.Errorf("revisions after alice's apply = %s, want the last to be revision %d with a=1", apiDescribe(revs), baseRevision)
+		t.Errorf("revisions after alice's apply = %s, want the last to be revision %d with a=1", describe(revs), baseRevision)
 	}
 
 	t.Run("conflict names the owner", func(t *testing.T) {
@@ -124,10 +124,10 @@ func TestAPIServerSideApply(t *testing.T) {
 		if err != nil {
 			t.Fatalf("get: %v", err)
 		}
-		if entry := apiManagedEntry(got, "bob", ""); !apiOwns(t, entry, "f:spec", "f:data", "f:a") || entry.Operation != metav1.ManagedFieldsOperationApply {
+		if entry := managedEntry(got, "bob", ""); !ownsField(t, entry, "f:spec", "f:data", "f:a") || entry.Operation != metav1.ManagedFieldsOperationApply {
 			t.Errorf("bob's entry = %+v, want an Apply entry owning f:spec.f:data.f:a", entry)
 		}
-		if entry := apiManagedEntry(got, "alice", ""); apiOwns(t, entry, "f:spec", "f:data", "f:a") {
+		if entry := managedEntry(got, "alice", ""); ownsField(t, entry, "f:spec", "f:data", "f:a") {
 			t.Errorf("alice still owns f:spec.f:data.f:a: %s", entry.FieldsV1.Raw)
 		}
 
@@ -171,11 +171,11 @@ func TestAPIServerSideApply(t *testing.T) {
 		if after.Generation != before.Generation {
 			t.Errorf("generation = %d, want %d (no spec change)", after.Generation, before.Generation)
 		}
-		entry := apiManagedEntry(after, "carol", "")
-		if !apiOwns(t, entry, "f:metadata", "f:labels", "f:owner") {
+		entry := managedEntry(after, "carol", "")
+		if !ownsField(t, entry, "f:metadata", "f:labels", "f:owner") {
 			t.Errorf("carol's entry = %+v, want it to own f:metadata.f:labels.f:owner", entry)
 		}
-		if apiOwns(t, entry, "f:status") {
+		if ownsField(t, entry, "f:status") {
 			t.Errorf("carol's entry claims the status: %s", entry.FieldsV1.Raw)
 		}
 	})
@@ -212,11 +212,11 @@ func TestAPIServerSideApply(t *testing.T) {
 		if len(reread.Status.Conditions) != 1 || reread.Status.Conditions[0].Type != "Applied" {
 			t.Errorf("stored conditions = %+v", reread.Status.Conditions)
 		}
-		entry := apiManagedEntry(reread, "controller", "status")
-		if !apiOwns(t, entry, "f:status", "f:conditions") {
+		entry := managedEntry(reread, "controller", "status")
+		if !ownsField(t, entry, "f:status", "f:conditions") {
 			t.Errorf("controller's status entry = %+v, want it to own f:status.f:conditions", entry)
 		}
-		if apiOwns(t, entry, "f:spec") || apiOwns(t, entry, "f:status", "f:currentRevision") {
+		if ownsField(t, entry, "f:spec") || ownsField(t, entry, "f:status", "f:currentRevision") {
 			t.Errorf("controller's status entry claims reset fields: %s", entry.FieldsV1.Raw)
 		}
 
@@ -261,8 +261,8 @@ func TestAPIServerSideApply(t *testing.T) {
 		if !reflect.DeepEqual(result.Spec.Data, map[string]string{"x": "1", "y": "0"}) || string(result.Spec.SecretData["s"]) != "\x01\x02" || len(result.Spec.SecretData) != 1 {
 			t.Errorf("v1alpha1 apply stored data %v secretData %v", result.Spec.Data, result.Spec.SecretData)
 		}
-		if entry := apiManagedEntry(result, "dave", ""); entry == nil || entry.APIVersion != "config.capstan.dev/v1alpha1" ||
-			entry.Operation != metav1.ManagedFieldsOperationApply || !apiOwns(t, entry, "f:spec", "f:entries") {
+		if entry := managedEntry(result, "dave", ""); entry == nil || entry.APIVersion != "config.capstan.dev/v1alpha1" ||
+			entry.Operation != metav1.ManagedFieldsOperationApply || !ownsField(t, entry, "f:spec", "f:entries") {
 			t.Errorf("dave's entry = %+v, want an Apply entry in v1alpha1 owning spec.entries", entry)
 		}
 		if result.Status.CurrentRevision != 2 {

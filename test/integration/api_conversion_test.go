@@ -16,7 +16,7 @@ import (
 // TestAPIVersionRoundTrip writes through one version, reads and writes back
 // through the other, and checks that nothing is lost either way.
 func TestAPIVersionRoundTrip(t *testing.T) {
-	e := apiStart(t)
+	e := sharedEnv(t)
 	const ns = "roundtrip"
 	alpha := e.cs.ConfigV1alpha1().ConfigSets(ns)
 	beta := e.cs.ConfigV1beta1().ConfigSets(ns)
@@ -58,7 +58,7 @@ func TestAPIVersionRoundTrip(t *testing.T) {
 			t.Errorf("v1beta1 secretData[empty-secret] = %q (present %v), want present and empty", v, ok)
 		}
 		if ptr.Deref(b1.Spec.RevisionHistoryLimit, -1) != 7 || ptr.Deref(b1.Spec.Immutable, true) {
-			t.Errorf("v1beta1 revisionHistoryLimit/immutable = %s/%s, want 7/false", apiDescribeInt32(b1.Spec.RevisionHistoryLimit), apiDescribeBool(b1.Spec.Immutable))
+			t.Errorf("v1beta1 revisionHistoryLimit/immutable = %s/%s, want 7/false", describeInt32(b1.Spec.RevisionHistoryLimit), describeBool(b1.Spec.Immutable))
 		}
 		if b1.Status.CurrentRevision != 1 {
 			t.Errorf("currentRevision = %d, want 1", b1.Status.CurrentRevision)
@@ -158,7 +158,7 @@ func TestAPIVersionRoundTrip(t *testing.T) {
 			t.Errorf("v1alpha1 entries = %+v, want %+v", a.Spec.Entries, want)
 		}
 		if ptr.Deref(a.Spec.RevisionHistoryLimit, -1) != 10 || a.Status.CurrentRevision != 1 {
-			t.Errorf("v1alpha1 revisionHistoryLimit %s revision %d, want 10, 1", apiDescribeInt32(a.Spec.RevisionHistoryLimit), a.Status.CurrentRevision)
+			t.Errorf("v1alpha1 revisionHistoryLimit %s revision %d, want 10, 1", describeInt32(a.Spec.RevisionHistoryLimit), a.Status.CurrentRevision)
 		}
 
 		if _, err := alpha.Update(e.ctx, a, metav1.UpdateOptions{}); err != nil {
@@ -180,7 +180,7 @@ func TestAPIVersionRoundTrip(t *testing.T) {
 	})
 
 	t.Run("status conditions survive both versions", func(t *testing.T) {
-		cur := apiMustGetConfigSet(t, e, ns, "new-client")
+		cur := e.mustGet(t, ns, "new-client")
 		cur.Status.Conditions = []metav1.Condition{{Type: "Applied", Status: metav1.ConditionTrue, Reason: "Done", Message: "m", LastTransitionTime: metav1.Now()}}
 		if _, err := beta.UpdateStatus(e.ctx, cur, metav1.UpdateOptions{}); err != nil {
 			t.Fatalf("update status: %v", err)
@@ -200,7 +200,7 @@ func TestAPIVersionRoundTrip(t *testing.T) {
 		if a2.Status.CurrentRevision != 2 || len(a2.Status.Conditions) != 1 {
 			t.Errorf("after v1alpha1 update: revision %d conditions %+v, want 2 and the condition kept", a2.Status.CurrentRevision, a2.Status.Conditions)
 		}
-		b := apiMustGetConfigSet(t, e, ns, "new-client")
+		b := e.mustGet(t, ns, "new-client")
 		if b.Spec.Data["zz"] != "last" || !bytes.Equal(b.Spec.SecretData["bin"], []byte{0, 255, 1}) {
 			t.Errorf("v1beta1 after v1alpha1 update: data %q secretData %v", b.Spec.Data, b.Spec.SecretData)
 		}

@@ -18,220 +18,227 @@ import (
 	"capstan.dev/capstan/pkg/apis/config/v1beta1"
 )
 
-// TestAPIConfigSetCRUD creates, reads, lists, updates and deletes ConfigSets
-// through both served versions.
-func TestAPIConfigSetCRUD(t *testing.T) {
-	e := apiStart(t)
+// The TestAPIConfigSetCRUD tests create, read, list, update and delete
+// ConfigSets through both served versions, each in namespaces of its own.
 
-	t.Run("v1beta1", func(t *testing.T) {
-		const ns = "crud-beta"
-		client := e.cs.ConfigV1beta1().ConfigSets(ns)
-		created, err := client.Create(e.ctx, &v1beta1.ConfigSet{
-			ObjectMeta: metav1.ObjectMeta{Name: "app", Labels: map[string]string{"tier": "web"}},
-			Spec: v1beta1.ConfigSetSpec{
-				Data:       map[string]string{"LOG_LEVEL": "debug", "port": "8080"},
-				SecretData: map[string][]byte{"password": []byte("s3cr3t")},
-			},
-		}, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatalf("create: %v", err)
-		}
-		if created.Namespace != ns || created.Name != "app" || created.UID == "" || created.ResourceVersion == "" {
-			t.Errorf("create returned metadata %+v; want namespace %q, name app, a UID and a resourceVersion", created.ObjectMeta, ns)
-		}
-		if created.CreationTimestamp.IsZero() {
-			t.Errorf("create returned no creationTimestamp")
-		}
+// TestAPIConfigSetCRUDV1beta1: v1beta1.
+func TestAPIConfigSetCRUDV1beta1(t *testing.T) {
+	e := sharedEnv(t)
 
-		got, err := client.Get(e.ctx, "app", metav1.GetOptions{})
-		if err != nil {
-			t.Fatalf("get: %v", err)
-		}
-		if want := map[string]string{"LOG_LEVEL": "debug", "port": "8080"}; !reflect.DeepEqual(got.Spec.Data, want) {
-			t.Errorf("get data = %v, want %v", got.Spec.Data, want)
-		}
-		if !bytes.Equal(got.Spec.SecretData["password"], []byte("s3cr3t")) || len(got.Spec.SecretData) != 1 {
-			t.Errorf("get secretData = %v, want password=s3cr3t", got.Spec.SecretData)
-		}
-		if got.UID != created.UID || got.ResourceVersion != created.ResourceVersion {
-			t.Errorf("get uid/rv = %s/%s, want %s/%s", got.UID, got.ResourceVersion, created.UID, created.ResourceVersion)
-		}
-		if got.Labels["tier"] != "web" {
-			t.Errorf("get labels = %v, want tier=web", got.Labels)
-		}
+	const ns = "crud-beta"
+	client := e.cs.ConfigV1beta1().ConfigSets(ns)
+	created, err := client.Create(e.ctx, &v1beta1.ConfigSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "app", Labels: map[string]string{"tier": "web"}},
+		Spec: v1beta1.ConfigSetSpec{
+			Data:       map[string]string{"LOG_LEVEL": "debug", "port": "8080"},
+			SecretData: map[string][]byte{"password": []byte("s3cr3t")},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	if created.Namespace != ns || created.Name != "app" || created.UID == "" || created.ResourceVersion == "" {
+		t.Errorf("create returned metadata %+v; want namespace %q, name app, a UID and a resourceVersion", created.ObjectMeta, ns)
+	}
+	if created.CreationTimestamp.IsZero() {
+		t.Errorf("create returned no creationTimestamp")
+	}
 
-		apiMustCreate := func(name string) {
-			if _, err := client.Create(e.ctx, apiConfigSet(name, map[string]string{"k": name}), metav1.CreateOptions{}); err != nil {
-				t.Fatalf("create %s: %v", name, err)
-			}
-		}
-		apiMustCreate("other")
-		if _, err := e.cs.ConfigV1beta1().ConfigSets("crud-beta-elsewhere").Create(e.ctx, apiConfigSet("elsewhere", nil), metav1.CreateOptions{}); err != nil {
-			t.Fatalf("create in another namespace: %v", err)
-		}
-		list, err := client.List(e.ctx, metav1.ListOptions{})
-		if err != nil {
-			t.Fatalf("list: %v", err)
-		}
-		if names := apiNames(apiPtrs(list.Items)); !reflect.DeepEqual(names, []string{"app", "other"}) {
-			t.Errorf("list names = %v, want [app other] (only this namespace, sorted)", names)
-		}
-		if list.ResourceVersion == "" {
-			t.Errorf("list has no resourceVersion")
-		}
-		all, err := e.cs.ConfigV1beta1().ConfigSets("").List(e.ctx, metav1.ListOptions{})
-		if err != nil {
-			t.Fatalf("list across namespaces: %v", err)
-		}
-		var allNames []string
-		for _, item := range all.Items {
-			if item.Namespace == ns || item.Namespace == "crud-beta-elsewhere" {
-				allNames = append(allNames, item.Namespace+"/"+item.Name)
-			}
-		}
-		slices.Sort(allNames)
-		if want := []string{"crud-beta-elsewhere/elsewhere", "crud-beta/app", "crud-beta/other"}; !reflect.DeepEqual(allNames, want) {
-			t.Errorf("list across namespaces = %v, want %v", allNames, want)
-		}
+	got, err := client.Get(e.ctx, "app", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("get: %v", err)
+	}
+	if want := map[string]string{"LOG_LEVEL": "debug", "port": "8080"}; !reflect.DeepEqual(got.Spec.Data, want) {
+		t.Errorf("get data = %v, want %v", got.Spec.Data, want)
+	}
+	if !bytes.Equal(got.Spec.SecretData["password"], []byte("s3cr3t")) || len(got.Spec.SecretData) != 1 {
+		t.Errorf("get secretData = %v, want password=s3cr3t", got.Spec.SecretData)
+	}
+	if got.UID != created.UID || got.ResourceVersion != created.ResourceVersion {
+		t.Errorf("get uid/rv = %s/%s, want %s/%s", got.UID, got.ResourceVersion, created.UID, created.ResourceVersion)
+	}
+	if got.Labels["tier"] != "web" {
+		t.Errorf("get labels = %v, want tier=web", got.Labels)
+	}
 
-		got.Spec.Data["port"] = "9090"
-		delete(got.Spec.Data, "LOG_LEVEL")
-		got.Spec.SecretData["token"] = []byte("t0k")
-		updated, err := client.Update(e.ctx, got, metav1.UpdateOptions{})
-		if err != nil {
-			t.Fatalf("update: %v", err)
+	createNamed := func(name string) {
+		if _, err := client.Create(e.ctx, configSet(name, map[string]string{"k": name}, nil), metav1.CreateOptions{}); err != nil {
+			t.Fatalf("create %s: %v", name, err)
 		}
-		if updated.ResourceVersion == got.ResourceVersion {
-			t.Errorf("update kept resourceVersion %s", updated.ResourceVersion)
+	}
+	createNamed("other")
+	if _, err := e.cs.ConfigV1beta1().ConfigSets("crud-beta-elsewhere").Create(e.ctx, configSet("elsewhere", nil, nil), metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create in another namespace: %v", err)
+	}
+	list, err := client.List(e.ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatalf("list: %v", err)
+	}
+	if names := namesOf(itemPtrs(list.Items)); !reflect.DeepEqual(names, []string{"app", "other"}) {
+		t.Errorf("list names = %v, want [app other] (only this namespace, sorted)", names)
+	}
+	if list.ResourceVersion == "" {
+		t.Errorf("list has no resourceVersion")
+	}
+	all, err := e.cs.ConfigV1beta1().ConfigSets("").List(e.ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatalf("list across namespaces: %v", err)
+	}
+	var allNames []string
+	for _, item := range all.Items {
+		if item.Namespace == ns || item.Namespace == "crud-beta-elsewhere" {
+			allNames = append(allNames, item.Namespace+"/"+item.Name)
 		}
-		reread, err := client.Get(e.ctx, "app", metav1.GetOptions{})
-		if err != nil {
-			t.Fatalf("get after update: %v", err)
-		}
-		if want := map[string]string{"port": "9090"}; !reflect.DeepEqual(reread.Spec.Data, want) {
-			t.Errorf("data after update = %v, want %v", reread.Spec.Data, want)
-		}
-		if len(reread.Spec.SecretData) != 2 || string(reread.Spec.SecretData["token"]) != "t0k" || string(reread.Spec.SecretData["password"]) != "s3cr3t" {
-			t.Errorf("secretData after update = %v, want password and token", reread.Spec.SecretData)
-		}
+	}
+	slices.Sort(allNames)
+	if want := []string{"crud-beta-elsewhere/elsewhere", "crud-beta/app", "crud-beta/other"}; !reflect.DeepEqual(allNames, want) {
+		t.Errorf("list across namespaces = %v, want %v", allNames, want)
+	}
 
-		if err := client.Delete(e.ctx, "app", metav1.DeleteOptions{}); err != nil {
-			t.Fatalf("delete: %v", err)
-		}
-		if _, err := client.Get(e.ctx, "app", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-			t.Errorf("get after delete: err = %v, want NotFound", err)
-		}
-		if err := client.Delete(e.ctx, "app", metav1.DeleteOptions{}); !apierrors.IsNotFound(err) {
-			t.Errorf("second delete: err = %v, want NotFound", err)
-		}
-		if _, err := client.Update(e.ctx, reread, metav1.UpdateOptions{}); !apierrors.IsNotFound(err) {
-			t.Errorf("update of a deleted ConfigSet: err = %v, want NotFound (no create on update)", err)
-		}
-		list, err = client.List(e.ctx, metav1.ListOptions{})
-		if err != nil {
-			t.Fatalf("list after delete: %v", err)
-		}
-		if names := apiNames(apiPtrs(list.Items)); !reflect.DeepEqual(names, []string{"other"}) {
-			t.Errorf("list after delete = %v, want [other]", names)
-		}
-	})
+	got.Spec.Data["port"] = "9090"
+	delete(got.Spec.Data, "LOG_LEVEL")
+	got.Spec.SecretData["token"] = []byte("t0k")
+	updated, err := client.Update(e.ctx, got, metav1.UpdateOptions{})
+	if err != nil {
+		t.Fatalf("update: %v", err)
+	}
+	if updated.ResourceVersion == got.ResourceVersion {
+		t.Errorf("update kept resourceVersion %s", updated.ResourceVersion)
+	}
+	reread, err := client.Get(e.ctx, "app", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("get after update: %v", err)
+	}
+	if want := map[string]string{"port": "9090"}; !reflect.DeepEqual(reread.Spec.Data, want) {
+		t.Errorf("data after update = %v, want %v", reread.Spec.Data, want)
+	}
+	if len(reread.Spec.SecretData) != 2 || string(reread.Spec.SecretData["token"]) != "t0k" || string(reread.Spec.SecretData["password"]) != "s3cr3t" {
+		t.Errorf("secretData after update = %v, want password and token", reread.Spec.SecretData)
+	}
 
-	t.Run("v1alpha1", func(t *testing.T) {
-		const ns = "crud-alpha"
-		client := e.cs.ConfigV1alpha1().ConfigSets(ns)
-		secret := base64.StdEncoding.EncodeToString([]byte("hunter2"))
-		created, err := client.Create(e.ctx, &v1alpha1.ConfigSet{
-			ObjectMeta: metav1.ObjectMeta{Name: "legacy"},
-			Spec: v1alpha1.ConfigSetSpec{Entries: []v1alpha1.ConfigEntry{
-				{Key: "b", Value: "2"},
-				{Key: "a", Value: "1"},
-				{Key: "pw", Value: secret, Secret: true},
-			}},
-		}, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatalf("create: %v", err)
-		}
-		if created.UID == "" || created.Status.CurrentRevision != 1 {
-			t.Errorf("create returned uid %q, currentRevision %d; want a UID and revision 1", created.UID, created.Status.CurrentRevision)
-		}
-		got, err := client.Get(e.ctx, "legacy", metav1.GetOptions{})
-		if err != nil {
-			t.Fatalf("get: %v", err)
-		}
-		want := []v1alpha1.ConfigEntry{{Key: "a", Value: "1"}, {Key: "b", Value: "2"}, {Key: "pw", Value: secret, Secret: true}}
-		if !reflect.DeepEqual(got.Spec.Entries, want) {
-			t.Errorf("get entries = %+v, want %+v (sorted by key)", got.Spec.Entries, want)
-		}
-		if got.APIVersion != "" && got.APIVersion != v1alpha1.SchemeGroupVersion.String() {
-			t.Errorf("get apiVersion = %q", got.APIVersion)
-		}
+	if err := client.Delete(e.ctx, "app", metav1.DeleteOptions{}); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	if _, err := client.Get(e.ctx, "app", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("get after delete: err = %v, want NotFound", err)
+	}
+	if err := client.Delete(e.ctx, "app", metav1.DeleteOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("second delete: err = %v, want NotFound", err)
+	}
+	if _, err := client.Update(e.ctx, reread, metav1.UpdateOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("update of a deleted ConfigSet: err = %v, want NotFound (no create on update)", err)
+	}
+	list, err = client.List(e.ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatalf("list after delete: %v", err)
+	}
+	if names := namesOf(itemPtrs(list.Items)); !reflect.DeepEqual(names, []string{"other"}) {
+		t.Errorf("list after delete = %v, want [other]", names)
+	}
+}
 
-		if _, err := client.Create(e.ctx, &v1alpha1.ConfigSet{ObjectMeta: metav1.ObjectMeta{Name: "second"}}, metav1.CreateOptions{}); err != nil {
-			t.Fatalf("create second: %v", err)
-		}
-		list, err := client.List(e.ctx, metav1.ListOptions{})
-		if err != nil {
-			t.Fatalf("list: %v", err)
-		}
-		if names := apiNames(apiPtrs(list.Items)); !reflect.DeepEqual(names, []string{"legacy", "second"}) {
-			t.Errorf("list names = %v, want [legacy second]", names)
-		}
-		if len(list.Items) == 2 && !reflect.DeepEqual(list.Items[0].Spec.Entries, want) {
-			t.Errorf("list entries = %+v, want %+v", list.Items[0].Spec.Entries, want)
-		}
+// TestAPIConfigSetCRUDV1alpha1: v1alpha1.
+func TestAPIConfigSetCRUDV1alpha1(t *testing.T) {
+	e := sharedEnv(t)
 
-		got.Spec.Entries = []v1alpha1.ConfigEntry{{Key: "a", Value: "one"}, {Key: "pw", Value: secret, Secret: true}}
-		updated, err := client.Update(e.ctx, got, metav1.UpdateOptions{})
-		if err != nil {
-			t.Fatalf("update: %v", err)
-		}
-		if updated.Status.CurrentRevision != 2 {
-			t.Errorf("currentRevision after entries change = %d, want 2", updated.Status.CurrentRevision)
-		}
-		beta, err := e.cs.ConfigV1beta1().ConfigSets(ns).Get(e.ctx, "legacy", metav1.GetOptions{})
-		if err != nil {
-			t.Fatalf("get v1beta1: %v", err)
-		}
-		if !reflect.DeepEqual(beta.Spec.Data, map[string]string{"a": "one"}) || string(beta.Spec.SecretData["pw"]) != "hunter2" || len(beta.Spec.SecretData) != 1 {
-			t.Errorf("v1beta1 view after v1alpha1 update: data %v secretData %v; want a=one, pw=hunter2", beta.Spec.Data, beta.Spec.SecretData)
-		}
+	const ns = "crud-alpha"
+	client := e.cs.ConfigV1alpha1().ConfigSets(ns)
+	secret := base64.StdEncoding.EncodeToString([]byte("hunter2"))
+	created, err := client.Create(e.ctx, &v1alpha1.ConfigSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "legacy"},
+		Spec: v1alpha1.ConfigSetSpec{Entries: []v1alpha1.ConfigEntry{
+			{Key: "b", Value: "2"},
+			{Key: "a", Value: "1"},
+			{Key: "pw", Value: secret, Secret: true},
+		}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	if created.UID == "" || created.Status.CurrentRevision != 1 {
+		t.Errorf("create returned uid %q, currentRevision %d; want a UID and revision 1", created.UID, created.Status.CurrentRevision)
+	}
+	got, err := client.Get(e.ctx, "legacy", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("get: %v", err)
+	}
+	want := []v1alpha1.ConfigEntry{{Key: "a", Value: "1"}, {Key: "b", Value: "2"}, {Key: "pw", Value: secret, Secret: true}}
+	if !reflect.DeepEqual(got.Spec.Entries, want) {
+		t.Errorf("get entries = %+v, want %+v (sorted by key)", got.Spec.Entries, want)
+	}
+	if got.APIVersion != "" && got.APIVersion != v1alpha1.SchemeGroupVersion.String() {
+		t.Errorf("get apiVersion = %q", got.APIVersion)
+	}
 
-		if err := client.Delete(e.ctx, "legacy", metav1.DeleteOptions{}); err != nil {
-			t.Fatalf("delete: %v", err)
-		}
-		if _, err := client.Get(e.ctx, "legacy", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-			t.Errorf("get after delete: err = %v, want NotFound", err)
-		}
-		if _, err := e.cs.ConfigV1beta1().ConfigSets(ns).Get(e.ctx, "legacy", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-			t.Errorf("v1beta1 get after v1alpha1 delete: err = %v, want NotFound", err)
-		}
-	})
+	if _, err := client.Create(e.ctx, &v1alpha1.ConfigSet{ObjectMeta: metav1.ObjectMeta{Name: "second"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create second: %v", err)
+	}
+	list, err := client.List(e.ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatalf("list: %v", err)
+	}
+	if names := namesOf(itemPtrs(list.Items)); !reflect.DeepEqual(names, []string{"legacy", "second"}) {
+		t.Errorf("list names = %v, want [legacy second]", names)
+	}
+	if len(list.Items) == 2 && !reflect.DeepEqual(list.Items[0].Spec.Entries, want) {
+		t.Errorf("list entries = %+v, want %+v", list.Items[0].Spec.Entries, want)
+	}
 
-	t.Run("deletecollection", func(t *testing.T) {
-		const ns = "crud-collection"
-		client := e.cs.ConfigV1beta1().ConfigSets(ns)
-		for _, name := range []string{"x1", "x2", "y1"} {
-			obj := apiConfigSet(name, map[string]string{"k": "v"})
-			obj.Labels = map[string]string{"group": name[:1]}
-			e.apiMustCreateConfigSet(t, ns, obj)
-		}
-		if err := client.DeleteCollection(e.ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: "group=x"}); err != nil {
-			t.Fatalf("deletecollection: %v", err)
-		}
-		list, err := client.List(e.ctx, metav1.ListOptions{})
-		if err != nil {
-			t.Fatalf("list: %v", err)
-		}
-		if names := apiNames(apiPtrs(list.Items)); !reflect.DeepEqual(names, []string{"y1"}) {
-			t.Errorf("after deletecollection group=x: %v, want [y1]", names)
-		}
-	})
+	got.Spec.Entries = []v1alpha1.ConfigEntry{{Key: "a", Value: "one"}, {Key: "pw", Value: secret, Secret: true}}
+	updated, err := client.Update(e.ctx, got, metav1.UpdateOptions{})
+	if err != nil {
+		t.Fatalf("update: %v", err)
+	}
+	if updated.Status.CurrentRevision != 2 {
+		t.Errorf("currentRevision after entries change = %d, want 2", updated.Status.CurrentRevision)
+	}
+	beta, err := e.cs.ConfigV1beta1().ConfigSets(ns).Get(e.ctx, "legacy", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("get v1beta1: %v", err)
+	}
+	if !reflect.DeepEqual(beta.Spec.Data, map[string]string{"a": "one"}) || string(beta.Spec.SecretData["pw"]) != "hunter2" || len(beta.Spec.SecretData) != 1 {
+		t.Errorf("v1beta1 view after v1alpha1 update: data %v secretData %v; want a=one, pw=hunter2", beta.Spec.Data, beta.Spec.SecretData)
+	}
+
+	if err := client.Delete(e.ctx, "legacy", metav1.DeleteOptions{}); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	if _, err := client.Get(e.ctx, "legacy", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("get after delete: err = %v, want NotFound", err)
+	}
+	if _, err := e.cs.ConfigV1beta1().ConfigSets(ns).Get(e.ctx, "legacy", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("v1beta1 get after v1alpha1 delete: err = %v, want NotFound", err)
+	}
+}
+
+// TestAPIConfigSetDeleteCollection: deletecollection.
+func TestAPIConfigSetDeleteCollection(t *testing.T) {
+	e := sharedEnv(t)
+
+	const ns = "crud-collection"
+	client := e.cs.ConfigV1beta1().ConfigSets(ns)
+	for _, name := range []string{"x1", "x2", "y1"} {
+		obj := configSet(name, map[string]string{"k": "v"}, nil)
+		obj.Labels = map[string]string{"group": name[:1]}
+		e.mustCreate(t, ns, obj)
+	}
+	if err := client.DeleteCollection(e.ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: "group=x"}); err != nil {
+		t.Fatalf("deletecollection: %v", err)
+	}
+	list, err := client.List(e.ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatalf("list: %v", err)
+	}
+	if names := namesOf(itemPtrs(list.Items)); !reflect.DeepEqual(names, []string{"y1"}) {
+		t.Errorf("after deletecollection group=x: %v, want [y1]", names)
+	}
 }
 
 // TestAPIConfigPolicyCRUD creates, reads, lists, updates and deletes the
 // cluster-scoped ConfigPolicies through both served versions.
 func TestAPIConfigPolicyCRUD(t *testing.T) {
-	e := apiStart(t)
+	// A server of its own: the test lists every ConfigPolicy and expects only its own.
+	e := startEnv(t)
 	// Every policy selects only ConfigSets with this label, which none has, so
 	// that the policies of this test never get in the way of another write.
 	selector := &metav1.LabelSelector{MatchLabels: map[string]string{"apitest-never": "selected"}}
@@ -282,12 +289,12 @@ func TestAPIConfigPolicyCRUD(t *testing.T) {
 		if err != nil {
 			t.Fatalf("list: %v", err)
 		}
-		if names := apiNames(apiPtrs(list.Items)); !reflect.DeepEqual(names, []string{"keys", "second"}) {
+		if names := namesOf(itemPtrs(list.Items)); !reflect.DeepEqual(names, []string{"keys", "second"}) {
 			t.Errorf("list names = %v, want [keys second]", names)
 		}
 
 		var updated *v1beta1.ConfigPolicy
-		e.apiOnFreshPolicy(t, "keys", func(p *v1beta1.ConfigPolicy) error {
+		e.onFreshPolicy(t, "keys", func(p *v1beta1.ConfigPolicy) error {
 			p.Spec.Enforcement = v1beta1.EnforcementDeny
 			p.Spec.ForbiddenKeys = []string{"password", "secret"}
 			var err error
@@ -339,7 +346,7 @@ func TestAPIConfigPolicyCRUD(t *testing.T) {
 		if err != nil {
 			t.Fatalf("list: %v", err)
 		}
-		if names := apiNames(apiPtrs(list.Items)); !reflect.DeepEqual(names, []string{"alpha"}) {
+		if names := namesOf(itemPtrs(list.Items)); !reflect.DeepEqual(names, []string{"alpha"}) {
 			t.Errorf("list names = %v, want [alpha]", names)
 		}
 		// The server writes the status of a new policy, so the update retries
@@ -395,9 +402,9 @@ func TestAPIConfigPolicyCRUD(t *testing.T) {
 // store, reads, watches and deletes them through both versions, and checks
 // that users cannot create, update or patch them.
 func TestAPIConfigRevisionCRUD(t *testing.T) {
-	e := apiStart(t)
+	e := sharedEnv(t)
 	const ns = "revisions"
-	owner := e.apiMustCreateConfigSet(t, ns, &v1beta1.ConfigSet{
+	owner := e.mustCreate(t, ns, &v1beta1.ConfigSet{
 		ObjectMeta: metav1.ObjectMeta{Name: "owner"},
 		Spec:       v1beta1.ConfigSetSpec{Data: map[string]string{"a": "1"}, RevisionHistoryLimit: ptr.To[int32](100)},
 	})
@@ -415,7 +422,7 @@ func TestAPIConfigRevisionCRUD(t *testing.T) {
 	}
 	beta := e.cs.ConfigV1beta1().ConfigRevisions(ns)
 	alpha := e.cs.ConfigV1alpha1().ConfigRevisions(ns)
-	manual := metav1.ListOptions{LabelSelector: apiManualLabel + "=true"}
+	manual := metav1.ListOptions{LabelSelector: manualLabel + "=true"}
 
 	// The watch starts before the revisions are written, from the list's
 	// resourceVersion, so that it sees exactly what this test writes.
@@ -437,23 +444,23 @@ func TestAPIConfigRevisionCRUD(t *testing.T) {
 	}
 	defer wAlpha.Stop()
 
-	e.apiMustCreateRevision(t, ns, apiRevision("owner-manual-1", "owner", 1, owner, map[string]string{"a": "1"}, nil))
-	e.apiMustCreateRevision(t, ns, apiRevision("owner-manual-2", "owner", 2, owner, map[string]string{"a": "2"}, map[string][]byte{"key": {0, 1, 2, 255}}))
-	third := apiRevision("owner-manual-3", "owner", 3, owner, map[string]string{"a": "3"}, nil)
+	e.mustCreateRevision(t, ns, manualRevision("owner-manual-1", "owner", 1, owner, map[string]string{"a": "1"}, nil))
+	e.mustCreateRevision(t, ns, manualRevision("owner-manual-2", "owner", 2, owner, map[string]string{"a": "2"}, map[string][]byte{"key": {0, 1, 2, 255}}))
+	third := manualRevision("owner-manual-3", "owner", 3, owner, map[string]string{"a": "3"}, nil)
 	third.RollbackOf = 1
-	e.apiMustCreateRevision(t, ns, third)
+	e.mustCreateRevision(t, ns, third)
 
 	t.Run("watch sees the server's writes", func(t *testing.T) {
 		for i, name := range []string{"owner-manual-1", "owner-manual-2", "owner-manual-3"} {
-			ev := apiNextEvent(t, w)
+			ev := nextEvent(t, w)
 			rev, ok := ev.Object.(*v1beta1.ConfigRevision)
 			if ev.Type != watch.Added || !ok || rev.Name != name || rev.Revision != int64(i+1) {
-				t.Fatalf("v1beta1 event %d = %s %s, want ADDED %s", i, ev.Type, apiDescribe(ev.Object), name)
+				t.Fatalf("v1beta1 event %d = %s %s, want ADDED %s", i, ev.Type, describe(ev.Object), name)
 			}
-			ev = apiNextEvent(t, wAlpha)
+			ev = nextEvent(t, wAlpha)
 			arev, ok := ev.Object.(*v1alpha1.ConfigRevision)
 			if ev.Type != watch.Added || !ok || arev.Name != name || arev.Revision != int64(i+1) {
-				t.Fatalf("v1alpha1 event %d = %s %s, want ADDED %s", i, ev.Type, apiDescribe(ev.Object), name)
+				t.Fatalf("v1alpha1 event %d = %s %s, want ADDED %s", i, ev.Type, describe(ev.Object), name)
 			}
 		}
 	})
@@ -464,7 +471,7 @@ func TestAPIConfigRevisionCRUD(t *testing.T) {
 			t.Fatalf("get: %v", err)
 		}
 		if rev.ConfigSetName != "owner" || rev.Revision != 2 || rev.Author != "apitest" || rev.ChangeCause != "revision 2" || rev.RollbackOf != 0 {
-			t.Errorf("get = %s", apiDescribe(rev))
+			t.Errorf("get = %s", describe(rev))
 		}
 		if !reflect.DeepEqual(rev.Data, map[string]string{"a": "2"}) || !bytes.Equal(rev.SecretData["key"], []byte{0, 1, 2, 255}) {
 			t.Errorf("get entries: data %v secretData %v", rev.Data, rev.SecretData)
@@ -494,7 +501,7 @@ func TestAPIConfigRevisionCRUD(t *testing.T) {
 			{Key: "key", Value: base64.StdEncoding.EncodeToString([]byte{0, 1, 2, 255}), Secret: true},
 		}
 		if rev.ConfigSetName != "owner" || rev.Revision != 2 || !reflect.DeepEqual(rev.Entries, want) {
-			t.Errorf("get = %s, want entries %+v", apiDescribe(rev), want)
+			t.Errorf("get = %s, want entries %+v", describe(rev), want)
 		}
 	})
 
@@ -503,14 +510,14 @@ func TestAPIConfigRevisionCRUD(t *testing.T) {
 		if err != nil {
 			t.Fatalf("list: %v", err)
 		}
-		if names := apiNames(apiPtrs(list.Items)); !reflect.DeepEqual(names, []string{"owner-manual-1", "owner-manual-2", "owner-manual-3"}) {
+		if names := namesOf(itemPtrs(list.Items)); !reflect.DeepEqual(names, []string{"owner-manual-1", "owner-manual-2", "owner-manual-3"}) {
 			t.Errorf("v1beta1 list = %v", names)
 		}
 		alist, err := alpha.List(e.ctx, manual)
 		if err != nil {
 			t.Fatalf("list v1alpha1: %v", err)
 		}
-		if names := apiNames(apiPtrs(alist.Items)); !reflect.DeepEqual(names, []string{"owner-manual-1", "owner-manual-2", "owner-manual-3"}) {
+		if names := namesOf(itemPtrs(alist.Items)); !reflect.DeepEqual(names, []string{"owner-manual-1", "owner-manual-2", "owner-manual-3"}) {
 			t.Errorf("v1alpha1 list = %v", names)
 		}
 	})
@@ -585,9 +592,9 @@ func TestAPIConfigRevisionCRUD(t *testing.T) {
 			t.Fatalf("delete v1alpha1: %v", err)
 		}
 		for _, name := range []string{"owner-manual-1", "owner-manual-2"} {
-			ev := apiNextEvent(t, w)
+			ev := nextEvent(t, w)
 			if ev.Type != watch.Deleted {
-				t.Fatalf("event = %s %s, want DELETED %s", ev.Type, apiDescribe(ev.Object), name)
+				t.Fatalf("event = %s %s, want DELETED %s", ev.Type, describe(ev.Object), name)
 			}
 			if rev := ev.Object.(*v1beta1.ConfigRevision); rev.Name != name {
 				t.Fatalf("DELETED %s, want %s", rev.Name, name)
@@ -601,16 +608,16 @@ func TestAPIConfigRevisionCRUD(t *testing.T) {
 		if err := beta.DeleteCollection(e.ctx, metav1.DeleteOptions{}, manual); err != nil {
 			t.Fatalf("deletecollection: %v", err)
 		}
-		ev := apiNextEvent(t, w)
+		ev := nextEvent(t, w)
 		if rev, ok := ev.Object.(*v1beta1.ConfigRevision); ev.Type != watch.Deleted || !ok || rev.Name != "owner-manual-3" {
-			t.Fatalf("event = %s %s, want DELETED owner-manual-3", ev.Type, apiDescribe(ev.Object))
+			t.Fatalf("event = %s %s, want DELETED owner-manual-3", ev.Type, describe(ev.Object))
 		}
 		list, err := beta.List(e.ctx, manual)
 		if err != nil {
 			t.Fatalf("list: %v", err)
 		}
 		if len(list.Items) != 0 {
-			t.Errorf("after deletecollection: %v", apiNames(apiPtrs(list.Items)))
+			t.Errorf("after deletecollection: %v", namesOf(itemPtrs(list.Items)))
 		}
 		if _, err := e.cs.ConfigV1beta1().ConfigSets(ns).Get(e.ctx, "owner", metav1.GetOptions{}); err != nil {
 			t.Errorf("deleting revisions touched their ConfigSet: %v", err)

@@ -16,7 +16,7 @@ import (
 // TestAPIDiscovery checks the group, its versions and its resources as
 // clients discover them.
 func TestAPIDiscovery(t *testing.T) {
-	e := apiStart(t)
+	e := sharedEnv(t)
 	dc, err := discovery.NewDiscoveryClientForConfig(e.ts.ClientConfig)
 	if err != nil {
 		t.Fatalf("discovery client: %v", err)
@@ -138,17 +138,17 @@ func TestAPIDiscovery(t *testing.T) {
 
 // TestAPIDefaults checks the defaults a client reads back for fields it did not set.
 func TestAPIDefaults(t *testing.T) {
-	e := apiStart(t)
+	e := sharedEnv(t)
 	const ns = "defaults"
 
 	t.Run("configset v1beta1", func(t *testing.T) {
-		created := e.apiMustCreateConfigSet(t, ns, apiConfigSet("bare", map[string]string{"k": "v"}))
-		for name, obj := range map[string]*v1beta1.ConfigSet{"response": created, "stored": apiMustGetConfigSet(t, e, ns, "bare")} {
+		created := e.mustCreate(t, ns, configSet("bare", map[string]string{"k": "v"}, nil))
+		for name, obj := range map[string]*v1beta1.ConfigSet{"response": created, "stored": e.mustGet(t, ns, "bare")} {
 			if obj.Spec.RevisionHistoryLimit == nil || *obj.Spec.RevisionHistoryLimit != 10 {
-				t.Errorf("%s: revisionHistoryLimit = %s, want 10", name, apiDescribeInt32(obj.Spec.RevisionHistoryLimit))
+				t.Errorf("%s: revisionHistoryLimit = %s, want 10", name, describeInt32(obj.Spec.RevisionHistoryLimit))
 			}
 			if obj.Spec.Immutable == nil || *obj.Spec.Immutable {
-				t.Errorf("%s: immutable = %s, want false", name, apiDescribeBool(obj.Spec.Immutable))
+				t.Errorf("%s: immutable = %s, want false", name, describeBool(obj.Spec.Immutable))
 			}
 		}
 	})
@@ -159,21 +159,21 @@ func TestAPIDefaults(t *testing.T) {
 			t.Fatalf("create: %v", err)
 		}
 		if ptr.Deref(got.Spec.RevisionHistoryLimit, -1) != 10 || got.Spec.Immutable == nil || *got.Spec.Immutable {
-			t.Errorf("v1alpha1 defaults: revisionHistoryLimit %s immutable %s, want 10, false", apiDescribeInt32(got.Spec.RevisionHistoryLimit), apiDescribeBool(got.Spec.Immutable))
+			t.Errorf("v1alpha1 defaults: revisionHistoryLimit %s immutable %s, want 10, false", describeInt32(got.Spec.RevisionHistoryLimit), describeBool(got.Spec.Immutable))
 		}
-		beta := apiMustGetConfigSet(t, e, ns, "bare-alpha")
+		beta := e.mustGet(t, ns, "bare-alpha")
 		if ptr.Deref(beta.Spec.RevisionHistoryLimit, -1) != 10 || beta.Spec.Immutable == nil || *beta.Spec.Immutable {
-			t.Errorf("v1beta1 view: revisionHistoryLimit %s immutable %s, want 10, false", apiDescribeInt32(beta.Spec.RevisionHistoryLimit), apiDescribeBool(beta.Spec.Immutable))
+			t.Errorf("v1beta1 view: revisionHistoryLimit %s immutable %s, want 10, false", describeInt32(beta.Spec.RevisionHistoryLimit), describeBool(beta.Spec.Immutable))
 		}
 	})
 
 	t.Run("explicit values are kept", func(t *testing.T) {
-		obj := apiConfigSet("explicit", nil)
+		obj := configSet("explicit", nil, nil)
 		obj.Spec.RevisionHistoryLimit = ptr.To[int32](1)
 		obj.Spec.Immutable = ptr.To(true)
-		got := e.apiMustCreateConfigSet(t, ns, obj)
+		got := e.mustCreate(t, ns, obj)
 		if ptr.Deref(got.Spec.RevisionHistoryLimit, -1) != 1 || !ptr.Deref(got.Spec.Immutable, false) {
-			t.Errorf("explicit values: revisionHistoryLimit %s immutable %s, want 1, true", apiDescribeInt32(got.Spec.RevisionHistoryLimit), apiDescribeBool(got.Spec.Immutable))
+			t.Errorf("explicit values: revisionHistoryLimit %s immutable %s, want 1, true", describeInt32(got.Spec.RevisionHistoryLimit), describeBool(got.Spec.Immutable))
 		}
 	})
 
@@ -209,7 +209,7 @@ func TestAPIDefaults(t *testing.T) {
 	})
 
 	t.Run("defaults apply on update too", func(t *testing.T) {
-		cur := apiMustGetConfigSet(t, e, ns, "bare")
+		cur := e.mustGet(t, ns, "bare")
 		cur.Spec.RevisionHistoryLimit = nil
 		cur.Spec.Immutable = nil
 		cur.Spec.Data["k"] = "v2"
@@ -218,7 +218,7 @@ func TestAPIDefaults(t *testing.T) {
 			t.Fatalf("update: %v", err)
 		}
 		if ptr.Deref(got.Spec.RevisionHistoryLimit, -1) != 10 || got.Spec.Immutable == nil || *got.Spec.Immutable {
-			t.Errorf("after update without the fields: revisionHistoryLimit %s immutable %s, want 10, false", apiDescribeInt32(got.Spec.RevisionHistoryLimit), apiDescribeBool(got.Spec.Immutable))
+			t.Errorf("after update without the fields: revisionHistoryLimit %s immutable %s, want 10, false", describeInt32(got.Spec.RevisionHistoryLimit), describeBool(got.Spec.Immutable))
 		}
 	})
 }

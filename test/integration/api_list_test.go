@@ -15,16 +15,16 @@ import (
 
 // TestAPIPagination lists 25 ConfigSets ten at a time through continue tokens.
 func TestAPIPagination(t *testing.T) {
-	e := apiStart(t)
+	e := sharedEnv(t)
 	const ns = "pages"
 	var want []string
 	for i := range 25 {
 		name := fmt.Sprintf("cs-%02d", i)
 		want = append(want, name)
-		e.apiMustCreateConfigSet(t, ns, apiConfigSet(name, map[string]string{"i": fmt.Sprint(i)}))
+		e.mustCreate(t, ns, configSet(name, map[string]string{"i": fmt.Sprint(i)}, nil))
 	}
 	// Another namespace's objects must not leak into the pages.
-	e.apiMustCreateConfigSet(t, "pages-elsewhere", apiConfigSet("cs-00", nil))
+	e.mustCreate(t, "pages-elsewhere", configSet("cs-00", nil, nil))
 
 	for _, version := range []string{"v1beta1", "v1alpha1"} {
 		t.Run(version, func(t *testing.T) {
@@ -34,13 +34,13 @@ func TestAPIPagination(t *testing.T) {
 					if err != nil {
 						return nil, metav1.ListMeta{}, err
 					}
-					return apiNames(apiPtrs(l.Items)), l.ListMeta, nil
+					return namesOf(itemPtrs(l.Items)), l.ListMeta, nil
 				}
 				l, err := e.cs.ConfigV1beta1().ConfigSets(ns).List(e.ctx, opts)
 				if err != nil {
 					return nil, metav1.ListMeta{}, err
 				}
-				return apiNames(apiPtrs(l.Items)), l.ListMeta, nil
+				return namesOf(itemPtrs(l.Items)), l.ListMeta, nil
 			}
 
 			var got []string
@@ -87,15 +87,15 @@ func TestAPIPagination(t *testing.T) {
 		}
 		// Created after the first page, sorting inside the remaining pages:
 		// the continued list is served at the first page's resourceVersion.
-		e.apiMustCreateConfigSet(t, ns, apiConfigSet("cs-15a", nil))
-		seen := apiNames(apiPtrs(first.Items))
+		e.mustCreate(t, ns, configSet("cs-15a", nil, nil))
+		seen := namesOf(itemPtrs(first.Items))
 		token := first.Continue
 		for token != "" {
 			page, err := client.List(e.ctx, metav1.ListOptions{Limit: 10, Continue: token})
 			if err != nil {
 				t.Fatalf("continued page: %v", err)
 			}
-			seen = append(seen, apiNames(apiPtrs(page.Items))...)
+			seen = append(seen, namesOf(itemPtrs(page.Items))...)
 			token = page.Continue
 		}
 		if !reflect.DeepEqual(seen, want) {
@@ -120,7 +120,7 @@ func TestAPIPagination(t *testing.T) {
 
 // TestAPISelectors filters lists with label and field selectors on every kind.
 func TestAPISelectors(t *testing.T) {
-	e := apiStart(t)
+	e := sharedEnv(t)
 	const ns = "selectors"
 	sets := e.cs.ConfigV1beta1().ConfigSets(ns)
 	for _, c := range []struct {
@@ -133,12 +133,12 @@ func TestAPISelectors(t *testing.T) {
 		{"c-dev", "dev", true},
 		{"d-none", "", false},
 	} {
-		obj := apiConfigSet(c.name, map[string]string{"k": "v"})
+		obj := configSet(c.name, map[string]string{"k": "v"}, nil)
 		if c.env != "" {
 			obj.Labels = map[string]string{"env": c.env}
 		}
 		obj.Spec.Immutable = ptr.To(c.immutable)
-		e.apiMustCreateConfigSet(t, ns, obj)
+		e.mustCreate(t, ns, obj)
 	}
 
 	setNames := func(t *testing.T, opts metav1.ListOptions) []string {
@@ -147,7 +147,7 @@ func TestAPISelectors(t *testing.T) {
 		if err != nil {
 			t.Fatalf("list %+v: %v", opts, err)
 		}
-		return apiNames(apiPtrs(l.Items))
+		return namesOf(itemPtrs(l.Items))
 	}
 	alphaSetNames := func(t *testing.T, opts metav1.ListOptions) []string {
 		t.Helper()
@@ -155,7 +155,7 @@ func TestAPISelectors(t *testing.T) {
 		if err != nil {
 			t.Fatalf("v1alpha1 list %+v: %v", opts, err)
 		}
-		return apiNames(apiPtrs(l.Items))
+		return namesOf(itemPtrs(l.Items))
 	}
 
 	t.Run("configsets by label", func(t *testing.T) {
@@ -204,7 +204,7 @@ func TestAPISelectors(t *testing.T) {
 	})
 
 	// Revisions of two ConfigSets, written as the server writes them. Only the
-	// ones this test writes carry apiManualLabel, so the counts stay exact
+	// ones this test writes carry manualLabel, so the counts stay exact
 	// even if the server writes its own.
 	x, err := sets.Get(e.ctx, "a-prod", metav1.GetOptions{})
 	if err != nil {
@@ -215,10 +215,10 @@ func TestAPISelectors(t *testing.T) {
 		t.Fatalf("get b-prod: %v", err)
 	}
 	for r := int64(1); r <= 3; r++ {
-		e.apiMustCreateRevision(t, ns, apiRevision(fmt.Sprintf("a-prod-manual-%d", r), "a-prod", r, x, map[string]string{"k": "v"}, nil))
+		e.mustCreateRevision(t, ns, manualRevision(fmt.Sprintf("a-prod-manual-%d", r), "a-prod", r, x, map[string]string{"k": "v"}, nil))
 	}
 	for r := int64(1); r <= 2; r++ {
-		e.apiMustCreateRevision(t, ns, apiRevision(fmt.Sprintf("b-prod-manual-%d", r), "b-prod", r, y, map[string]string{"k": "v"}, nil))
+		e.mustCreateRevision(t, ns, manualRevision(fmt.Sprintf("b-prod-manual-%d", r), "b-prod", r, y, map[string]string{"k": "v"}, nil))
 	}
 
 	t.Run("configrevisions by field", func(t *testing.T) {
@@ -234,19 +234,19 @@ func TestAPISelectors(t *testing.T) {
 			{"revision!=1", []string{"a-prod-manual-2", "a-prod-manual-3", "b-prod-manual-2"}},
 			{"metadata.name=b-prod-manual-1", []string{"b-prod-manual-1"}},
 		} {
-			opts := metav1.ListOptions{FieldSelector: c.selector, LabelSelector: apiManualLabel + "=true"}
+			opts := metav1.ListOptions{FieldSelector: c.selector, LabelSelector: manualLabel + "=true"}
 			l, err := e.cs.ConfigV1beta1().ConfigRevisions(ns).List(e.ctx, opts)
 			if err != nil {
 				t.Fatalf("list revisions %q: %v", c.selector, err)
 			}
-			if got := apiNames(apiPtrs(l.Items)); !reflect.DeepEqual(got, c.want) {
+			if got := namesOf(itemPtrs(l.Items)); !reflect.DeepEqual(got, c.want) {
 				t.Errorf("revision field selector %q = %v, want %v", c.selector, got, c.want)
 			}
 			al, err := e.cs.ConfigV1alpha1().ConfigRevisions(ns).List(e.ctx, opts)
 			if err != nil {
 				t.Fatalf("v1alpha1 list revisions %q: %v", c.selector, err)
 			}
-			if got := apiNames(apiPtrs(al.Items)); !reflect.DeepEqual(got, c.want) {
+			if got := namesOf(itemPtrs(al.Items)); !reflect.DeepEqual(got, c.want) {
 				t.Errorf("v1alpha1 revision field selector %q = %v, want %v", c.selector, got, c.want)
 			}
 		}
@@ -264,58 +264,12 @@ func TestAPISelectors(t *testing.T) {
 			t.Errorf("configSetName=b-prod returned %d revisions, want at least 2", len(l.Items))
 		}
 		// The label the server sets on revisions selects the same history.
-		bl, err := e.cs.ConfigV1beta1().ConfigRevisions(ns).List(e.ctx, metav1.ListOptions{LabelSelector: "config.capstan.dev/configset=a-prod," + apiManualLabel + "=true"})
+		bl, err := e.cs.ConfigV1beta1().ConfigRevisions(ns).List(e.ctx, metav1.ListOptions{LabelSelector: "config.capstan.dev/configset=a-prod," + manualLabel + "=true"})
 		if err != nil {
 			t.Fatalf("list by configset label: %v", err)
 		}
-		if got := apiNames(apiPtrs(bl.Items)); !reflect.DeepEqual(got, []string{"a-prod-manual-1", "a-prod-manual-2", "a-prod-manual-3"}) {
+		if got := namesOf(itemPtrs(bl.Items)); !reflect.DeepEqual(got, []string{"a-prod-manual-1", "a-prod-manual-2", "a-prod-manual-3"}) {
 			t.Errorf("revisions by configset label = %v", got)
-		}
-	})
-
-	t.Run("configpolicies by field", func(t *testing.T) {
-		never := &metav1.LabelSelector{MatchLabels: map[string]string{"apitest-never": "selected"}}
-		for _, c := range []struct {
-			name        string
-			enforcement v1beta1.EnforcementAction
-		}{{"p-deny", v1beta1.EnforcementDeny}, {"p-warn-1", v1beta1.EnforcementWarn}, {"p-default", ""}, {"p-warn-2", v1beta1.EnforcementWarn}} {
-			if _, err := e.cs.ConfigV1beta1().ConfigPolicies().Create(e.ctx, &v1beta1.ConfigPolicy{
-				ObjectMeta: metav1.ObjectMeta{Name: c.name, Labels: map[string]string{"team": "a"}},
-				Spec:       v1beta1.ConfigPolicySpec{Selector: never, Enforcement: c.enforcement},
-			}, metav1.CreateOptions{}); err != nil {
-				t.Fatalf("create policy %s: %v", c.name, err)
-			}
-		}
-		for _, c := range []struct {
-			selector string
-			want     []string
-		}{
-			{"spec.enforcement=Warn", []string{"p-warn-1", "p-warn-2"}},
-			{"spec.enforcement=Deny", []string{"p-default", "p-deny"}},
-			{"spec.enforcement!=Warn", []string{"p-default", "p-deny"}},
-			{"metadata.name=p-warn-2", []string{"p-warn-2"}},
-		} {
-			l, err := e.cs.ConfigV1beta1().ConfigPolicies().List(e.ctx, metav1.ListOptions{FieldSelector: c.selector})
-			if err != nil {
-				t.Fatalf("list policies %q: %v", c.selector, err)
-			}
-			if got := apiNames(apiPtrs(l.Items)); !reflect.DeepEqual(got, c.want) {
-				t.Errorf("policy field selector %q = %v, want %v", c.selector, got, c.want)
-			}
-			al, err := e.cs.ConfigV1alpha1().ConfigPolicies().List(e.ctx, metav1.ListOptions{FieldSelector: c.selector})
-			if err != nil {
-				t.Fatalf("v1alpha1 list policies %q: %v", c.selector, err)
-			}
-			if got := apiNames(apiPtrs(al.Items)); !reflect.DeepEqual(got, c.want) {
-				t.Errorf("v1alpha1 policy field selector %q = %v, want %v", c.selector, got, c.want)
-			}
-		}
-		l, err := e.cs.ConfigV1beta1().ConfigPolicies().List(e.ctx, metav1.ListOptions{LabelSelector: "team=a", FieldSelector: "spec.enforcement=Warn"})
-		if err != nil {
-			t.Fatalf("list: %v", err)
-		}
-		if got := apiNames(apiPtrs(l.Items)); !reflect.DeepEqual(got, []string{"p-warn-1", "p-warn-2"}) {
-			t.Errorf("team=a and Warn = %v", got)
 		}
 	})
 
@@ -329,36 +283,93 @@ func TestAPISelectors(t *testing.T) {
 			t.Fatalf("watch: %v", err)
 		}
 		defer w.Stop()
-		mutable := apiConfigSet("e-mutable", nil)
-		e.apiMustCreateConfigSet(t, ns, mutable)
-		frozen := apiConfigSet("f-frozen", nil)
+		mutable := configSet("e-mutable", nil, nil)
+		e.mustCreate(t, ns, mutable)
+		frozen := configSet("f-frozen", nil, nil)
 		frozen.Spec.Immutable = ptr.To(true)
-		e.apiMustCreateConfigSet(t, ns, frozen)
-		ev := apiNextEvent(t, w)
+		e.mustCreate(t, ns, frozen)
+		ev := nextEvent(t, w)
 		if obj, ok := ev.Object.(*v1beta1.ConfigSet); !ok || obj.Name != "f-frozen" {
-			t.Fatalf("first event = %s %s, want ADDED f-frozen", ev.Type, apiDescribe(ev.Object))
+			t.Fatalf("first event = %s %s, want ADDED f-frozen", ev.Type, describe(ev.Object))
 		}
 	})
 
-	t.Run("unsupported field selectors are a bad request", func(t *testing.T) {
-		checks := map[string]error{}
-		_, checks["configsets spec.data.k"] = sets.List(e.ctx, metav1.ListOptions{FieldSelector: "spec.data.k=v"})
-		_, checks["configsets status.currentRevision"] = sets.List(e.ctx, metav1.ListOptions{FieldSelector: "status.currentRevision=1"})
-		_, checks["v1alpha1 configsets spec.entries"] = e.cs.ConfigV1alpha1().ConfigSets(ns).List(e.ctx, metav1.ListOptions{FieldSelector: "spec.entries=x"})
-		_, checks["configsets watch"] = sets.Watch(e.ctx, metav1.ListOptions{FieldSelector: "spec.revisionHistoryLimit=10"})
-		_, checks["configrevisions author"] = e.cs.ConfigV1beta1().ConfigRevisions(ns).List(e.ctx, metav1.ListOptions{FieldSelector: "author=apitest"})
-		_, checks["v1alpha1 configrevisions author"] = e.cs.ConfigV1alpha1().ConfigRevisions(ns).List(e.ctx, metav1.ListOptions{FieldSelector: "author=apitest"})
-		_, checks["configpolicies spec.keyPattern"] = e.cs.ConfigV1beta1().ConfigPolicies().List(e.ctx, metav1.ListOptions{FieldSelector: "spec.keyPattern=x"})
-		_, checks["configpolicies spec.immutable"] = e.cs.ConfigV1beta1().ConfigPolicies().List(e.ctx, metav1.ListOptions{FieldSelector: "spec.immutable=true"})
-		keys := make([]string, 0, len(checks))
-		for k := range checks {
-			keys = append(keys, k)
+}
+
+// TestAPIUnsupportedFieldSelectors: unsupported field selectors are a bad request.
+func TestAPIUnsupportedFieldSelectors(t *testing.T) {
+	e := sharedEnv(t)
+	const ns = "unsupported-selectors"
+	sets := e.cs.ConfigV1beta1().ConfigSets(ns)
+
+	checks := map[string]error{}
+	_, checks["configsets spec.data.k"] = sets.List(e.ctx, metav1.ListOptions{FieldSelector: "spec.data.k=v"})
+	_, checks["configsets status.currentRevision"] = sets.List(e.ctx, metav1.ListOptions{FieldSelector: "status.currentRevision=1"})
+	_, checks["v1alpha1 configsets spec.entries"] = e.cs.ConfigV1alpha1().ConfigSets(ns).List(e.ctx, metav1.ListOptions{FieldSelector: "spec.entries=x"})
+	_, checks["configsets watch"] = sets.Watch(e.ctx, metav1.ListOptions{FieldSelector: "spec.revisionHistoryLimit=10"})
+	_, checks["configrevisions author"] = e.cs.ConfigV1beta1().ConfigRevisions(ns).List(e.ctx, metav1.ListOptions{FieldSelector: "author=apitest"})
+	_, checks["v1alpha1 configrevisions author"] = e.cs.ConfigV1alpha1().ConfigRevisions(ns).List(e.ctx, metav1.ListOptions{FieldSelector: "author=apitest"})
+	_, checks["configpolicies spec.keyPattern"] = e.cs.ConfigV1beta1().ConfigPolicies().List(e.ctx, metav1.ListOptions{FieldSelector: "spec.keyPattern=x"})
+	_, checks["configpolicies spec.immutable"] = e.cs.ConfigV1beta1().ConfigPolicies().List(e.ctx, metav1.ListOptions{FieldSelector: "spec.immutable=true"})
+	keys := make([]string, 0, len(checks))
+	for k := range checks {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if err := checks[k]; !apierrors.IsBadRequest(err) {
+			t.Errorf("%s: err = %v, want 400 BadRequest", k, err)
 		}
-		slices.Sort(keys)
-		for _, k := range keys {
-			if err := checks[k]; !apierrors.IsBadRequest(err) {
-				t.Errorf("%s: err = %v, want 400 BadRequest", k, err)
-			}
+	}
+}
+
+// TestAPISelectorsOnConfigPolicies: configpolicies by field.
+func TestAPISelectorsOnConfigPolicies(t *testing.T) {
+	// A server of its own: the test selects among every ConfigPolicy by field
+	// and expects only its own.
+	e := startEnv(t)
+
+	never := &metav1.LabelSelector{MatchLabels: map[string]string{"apitest-never": "selected"}}
+	for _, c := range []struct {
+		name        string
+		enforcement v1beta1.EnforcementAction
+	}{{"p-deny", v1beta1.EnforcementDeny}, {"p-warn-1", v1beta1.EnforcementWarn}, {"p-default", ""}, {"p-warn-2", v1beta1.EnforcementWarn}} {
+		if _, err := e.cs.ConfigV1beta1().ConfigPolicies().Create(e.ctx, &v1beta1.ConfigPolicy{
+			ObjectMeta: metav1.ObjectMeta{Name: c.name, Labels: map[string]string{"team": "a"}},
+			Spec:       v1beta1.ConfigPolicySpec{Selector: never, Enforcement: c.enforcement},
+		}, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("create policy %s: %v", c.name, err)
 		}
-	})
+	}
+	for _, c := range []struct {
+		selector string
+		want     []string
+	}{
+		{"spec.enforcement=Warn", []string{"p-warn-1", "p-warn-2"}},
+		{"spec.enforcement=Deny", []string{"p-default", "p-deny"}},
+		{"spec.enforcement!=Warn", []string{"p-default", "p-deny"}},
+		{"metadata.name=p-warn-2", []string{"p-warn-2"}},
+	} {
+		l, err := e.cs.ConfigV1beta1().ConfigPolicies().List(e.ctx, metav1.ListOptions{FieldSelector: c.selector})
+		if err != nil {
+			t.Fatalf("list policies %q: %v", c.selector, err)
+		}
+		if got := namesOf(itemPtrs(l.Items)); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("policy field selector %q = %v, want %v", c.selector, got, c.want)
+		}
+		al, err := e.cs.ConfigV1alpha1().ConfigPolicies().List(e.ctx, metav1.ListOptions{FieldSelector: c.selector})
+		if err != nil {
+			t.Fatalf("v1alpha1 list policies %q: %v", c.selector, err)
+		}
+		if got := namesOf(itemPtrs(al.Items)); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("v1alpha1 policy field selector %q = %v, want %v", c.selector, got, c.want)
+		}
+	}
+	l, err := e.cs.ConfigV1beta1().ConfigPolicies().List(e.ctx, metav1.ListOptions{LabelSelector: "team=a", FieldSelector: "spec.enforcement=Warn"})
+	if err != nil {
+		t.Fatalf("list: %v", err)
+	}
+	if got := namesOf(itemPtrs(l.Items)); !reflect.DeepEqual(got, []string{"p-warn-1", "p-warn-2"}) {
+		t.Errorf("team=a and Warn = %v", got)
+	}
 }

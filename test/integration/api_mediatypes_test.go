@@ -13,7 +13,7 @@ import (
 	featuregatetesting "k8s.io/component-base/featuregate/testing"
 	"sigs.k8s.io/yaml"
 
-	apptesting "capstan.dev/capstan/cmd/apiserver/app/testing"
+	capstantesting "capstan.dev/capstan/cmd/apiserver/app/testing"
 	"capstan.dev/capstan/pkg/apis/config/v1beta1"
 	"capstan.dev/capstan/pkg/apiserver/scheme"
 )
@@ -56,12 +56,13 @@ func TestMediaTypes(t *testing.T) {
 	// Set for this test only: the gate is process-wide, and other tests' servers
 	// run in this process too.
 	featuregatetesting.SetFeatureGateDuringTest(t, utilfeature.DefaultFeatureGate, features.CBORServingAndStorage, true)
-	ts := apptesting.StartTestServer(t)
+	// A server of its own: the CBOR gate must be on when the server starts.
+	ts := capstantesting.StartTestServer(t)
 	cfg := ts.ClientConfig
 	cborSerializer := cbor.NewSerializer(scheme.Scheme, scheme.Scheme)
 
 	// A create in CBOR.
-	cs := apiConfigSet("cbor-made", map[string]string{"LEVEL": "info"})
+	cs := configSet("cbor-made", map[string]string{"LEVEL": "info"}, nil)
 	cs.Spec.SecretData = map[string][]byte{"TOKEN": []byte("s3cr3t")}
 	cs.APIVersion, cs.Kind = "config.capstan.dev/v1beta1", "ConfigSet"
 	var body bytes.Buffer
@@ -123,7 +124,7 @@ func TestMediaTypes(t *testing.T) {
 
 // Without the feature gate CBOR is not offered, as in kube-apiserver.
 func TestMediaTypesWithoutCBOR(t *testing.T) {
-	ts := apptesting.StartTestServer(t)
+	ts := sharedServer(t)
 	code, _, out := mediaRequest(t, ts.ClientConfig, http.MethodGet, configSetsPath, "application/cbor", "", nil)
 	if code != http.StatusNotAcceptable {
 		t.Errorf("CBOR without its feature gate: %d, want 406: %s", code, out)

@@ -17,12 +17,12 @@ import (
 // TestAPIStatusSubresource checks that the status endpoint writes only the
 // status and the main endpoint writes everything but the status.
 func TestAPIStatusSubresource(t *testing.T) {
-	e := apiStart(t)
+	e := sharedEnv(t)
 	const ns = "status"
 	client := e.cs.ConfigV1beta1().ConfigSets(ns)
 
 	t.Run("configset status update keeps the spec", func(t *testing.T) {
-		created := e.apiMustCreateConfigSet(t, ns, &v1beta1.ConfigSet{
+		created := e.mustCreate(t, ns, &v1beta1.ConfigSet{
 			ObjectMeta: metav1.ObjectMeta{Name: "app", Labels: map[string]string{"l": "1"}},
 			Spec:       v1beta1.ConfigSetSpec{Data: map[string]string{"k": "v"}},
 		})
@@ -40,7 +40,7 @@ func TestAPIStatusSubresource(t *testing.T) {
 		if err != nil {
 			t.Fatalf("update status: %v", err)
 		}
-		for name, obj := range map[string]*v1beta1.ConfigSet{"response": got, "stored": apiMustGetConfigSet(t, e, ns, "app")} {
+		for name, obj := range map[string]*v1beta1.ConfigSet{"response": got, "stored": e.mustGet(t, ns, "app")} {
 			if !reflect.DeepEqual(obj.Spec.Data, map[string]string{"k": "v"}) || ptr.Deref(obj.Spec.RevisionHistoryLimit, -1) != 10 {
 				t.Errorf("%s: spec after status update = %+v, want it unchanged", name, obj.Spec)
 			}
@@ -72,7 +72,7 @@ func TestAPIStatusSubresource(t *testing.T) {
 	})
 
 	t.Run("configset main update keeps the status", func(t *testing.T) {
-		cur := apiMustGetConfigSet(t, e, ns, "app")
+		cur := e.mustGet(t, ns, "app")
 		conditions := cur.Status.Conditions
 		cur.Status.Conditions = nil
 		cur.Status.CurrentRevision = 77
@@ -99,13 +99,13 @@ func TestAPIStatusSubresource(t *testing.T) {
 	})
 
 	t.Run("configset create ignores a given status", func(t *testing.T) {
-		obj := apiConfigSet("with-status", map[string]string{"k": "v"})
+		obj := configSet("with-status", map[string]string{"k": "v"}, nil)
 		obj.Status = v1beta1.ConfigSetStatus{
 			CurrentRevision: 9, ObservedGeneration: 9,
 			Conditions: []metav1.Condition{{Type: "X", Status: metav1.ConditionTrue, Reason: "Y", LastTransitionTime: metav1.Now()}},
 		}
 		obj.Generation = 5
-		got := e.apiMustCreateConfigSet(t, ns, obj)
+		got := e.mustCreate(t, ns, obj)
 		if got.Status.CurrentRevision != 1 || got.Status.ObservedGeneration != 1 || len(got.Status.Conditions) != 0 || got.Generation != 1 {
 			t.Errorf("created status %+v generation %d, want revision 1, observed 1, no conditions, generation 1", got.Status, got.Generation)
 		}
@@ -124,7 +124,7 @@ func TestAPIStatusSubresource(t *testing.T) {
 			t.Fatalf("create policy: %v", err)
 		}
 		var got *v1beta1.ConfigPolicy
-		e.apiOnFreshPolicy(t, p.Name, func(changed *v1beta1.ConfigPolicy) error {
+		e.onFreshPolicy(t, p.Name, func(changed *v1beta1.ConfigPolicy) error {
 			changed.Spec.RequiredKeys = []string{"other"}
 			meta.SetStatusCondition(&changed.Status.Conditions, metav1.Condition{
 				Type: "Audited", Status: metav1.ConditionTrue, Reason: "Reviewed", Message: "by the test", ObservedGeneration: 1,
@@ -140,7 +140,7 @@ func TestAPIStatusSubresource(t *testing.T) {
 			t.Errorf("policy status = %+v, want the Audited condition", got.Status)
 		}
 		var updated *v1beta1.ConfigPolicy
-		e.apiOnFreshPolicy(t, p.Name, func(fresh *v1beta1.ConfigPolicy) error {
+		e.onFreshPolicy(t, p.Name, func(fresh *v1beta1.ConfigPolicy) error {
 			fresh.Status.Conditions = nil
 			fresh.Spec.MaxKeys = ptr.To[int32](3)
 			var err error
@@ -149,13 +149,13 @@ func TestAPIStatusSubresource(t *testing.T) {
 		})
 		if meta.FindStatusCondition(updated.Status.Conditions, "Audited") == nil || updated.Generation != 2 || updated.Spec.MaxKeys == nil || *updated.Spec.MaxKeys != 3 {
 			t.Errorf("policy after main update: status %+v generation %d maxKeys %s; want status kept, generation 2, maxKeys 3",
-				updated.Status, updated.Generation, apiDescribeInt32(updated.Spec.MaxKeys))
+				updated.Status, updated.Generation, describeInt32(updated.Spec.MaxKeys))
 		}
 	})
 }
 
 // apiMustGetConfigSet reads a v1beta1 ConfigSet or fails the test.
-func apiMustGetConfigSet(t *testing.T, e *apiEnv, ns, name string) *v1beta1.ConfigSet {
+func apiMustGetConfigSet(t *testing.T, e *env, ns, name string) *v1beta1.ConfigSet {
 	t.Helper()
 	got, err := e.cs.ConfigV1beta1().ConfigSets(ns).Get(e.ctx, name, metav1.GetOptions{})
 	if err != nil {
@@ -167,11 +167,11 @@ func apiMustGetConfigSet(t *testing.T, e *apiEnv, ns, name string) *v1beta1.Conf
 // TestAPIRevisionCounting follows status.currentRevision, metadata.generation
 // and status.observedGeneration through changes of every kind.
 func TestAPIRevisionCounting(t *testing.T) {
-	e := apiStart(t)
+	e := sharedEnv(t)
 	const ns = "counting"
 	client := e.cs.ConfigV1beta1().ConfigSets(ns)
 
-	cur := e.apiMustCreateConfigSet(t, ns, apiConfigSet("app", map[string]string{"k": "v1"}))
+	cur := e.mustCreate(t, ns, configSet("app", map[string]string{"k": "v1"}, nil))
 	steps := []struct {
 		name           string
 		change         func(*v1beta1.ConfigSet)
@@ -201,7 +201,7 @@ func TestAPIRevisionCounting(t *testing.T) {
 				t.Fatalf("%s: update: %v", step.name, err)
 			}
 		}
-		stored := apiMustGetConfigSet(t, e, ns, "app")
+		stored := e.mustGet(t, ns, "app")
 		for name, obj := range map[string]*v1beta1.ConfigSet{"response": cur, "stored": stored} {
 			if obj.Status.CurrentRevision != step.wantRevision {
 				t.Errorf("%s (%s): currentRevision = %d, want %d", step.name, name, obj.Status.CurrentRevision, step.wantRevision)
@@ -254,7 +254,7 @@ func TestAPIRevisionCounting(t *testing.T) {
 	})
 
 	t.Run("patch and apply count too", func(t *testing.T) {
-		obj := e.apiMustCreateConfigSet(t, ns, apiConfigSet("patched", map[string]string{"k": "v1"}))
+		obj := e.mustCreate(t, ns, configSet("patched", map[string]string{"k": "v1"}, nil))
 		if obj.Status.CurrentRevision != 1 {
 			t.Fatalf("create: revision %d", obj.Status.CurrentRevision)
 		}

@@ -18,12 +18,12 @@ import (
 // TestAPIWatch resumes a watch from a noted resourceVersion and filters a
 // watch with a label selector.
 func TestAPIWatch(t *testing.T) {
-	e := apiStart(t)
+	e := sharedEnv(t)
 
 	t.Run("resume from resourceVersion", func(t *testing.T) {
 		const ns = "watch-resume"
 		client := e.cs.ConfigV1beta1().ConfigSets(ns)
-		cur := e.apiMustCreateConfigSet(t, ns, apiConfigSet("app", map[string]string{"step": "0"}))
+		cur := e.mustCreate(t, ns, configSet("app", map[string]string{"step": "0"}, nil))
 		noted := cur.ResourceVersion
 		var rvs []string
 		for i := 1; i <= 3; i++ {
@@ -42,13 +42,13 @@ func TestAPIWatch(t *testing.T) {
 		}
 		defer w.Stop()
 		for i := 1; i <= 3; i++ {
-			ev := apiNextEvent(t, w)
+			ev := nextEvent(t, w)
 			obj, ok := ev.Object.(*v1beta1.ConfigSet)
 			if !ok {
 				t.Fatalf("event %d carries %T", i, ev.Object)
 			}
 			if ev.Type != watch.Modified {
-				t.Fatalf("event %d type = %s, want MODIFIED (%s)", i, ev.Type, apiDescribe(obj))
+				t.Fatalf("event %d type = %s, want MODIFIED (%s)", i, ev.Type, describe(obj))
 			}
 			if want := map[string]string{"step": fmt.Sprint(i)}; !reflect.DeepEqual(obj.Spec.Data, want) {
 				t.Errorf("event %d data = %v, want %v", i, obj.Spec.Data, want)
@@ -60,7 +60,7 @@ func TestAPIWatch(t *testing.T) {
 				t.Errorf("event %d currentRevision = %d, want %d", i, obj.Status.CurrentRevision, i+1)
 			}
 		}
-		apiNoEvent(t, w)
+		noEvent(t, w)
 
 		// A watch from the last resourceVersion sees only what comes after it.
 		w2, err := client.Watch(e.ctx, metav1.ListOptions{ResourceVersion: rvs[2]})
@@ -71,9 +71,9 @@ func TestAPIWatch(t *testing.T) {
 		if err := client.Delete(e.ctx, "app", metav1.DeleteOptions{}); err != nil {
 			t.Fatalf("delete: %v", err)
 		}
-		ev := apiNextEvent(t, w2)
+		ev := nextEvent(t, w2)
 		if obj, ok := ev.Object.(*v1beta1.ConfigSet); ev.Type != watch.Deleted || !ok || obj.Name != "app" {
-			t.Fatalf("event after delete = %s %s, want DELETED app", ev.Type, apiDescribe(ev.Object))
+			t.Fatalf("event after delete = %s %s, want DELETED app", ev.Type, describe(ev.Object))
 		}
 	})
 
@@ -91,17 +91,17 @@ func TestAPIWatch(t *testing.T) {
 		defer w.Stop()
 
 		labelled := func(name, value string) *v1beta1.ConfigSet {
-			obj := apiConfigSet(name, map[string]string{"k": "v"})
+			obj := configSet(name, map[string]string{"k": "v"}, nil)
 			obj.Labels = map[string]string{"app": value}
 			return obj
 		}
 		// Events arrive in resourceVersion order, so a leaked event for a
 		// non-matching object would come before the matching one.
-		other := e.apiMustCreateConfigSet(t, ns, labelled("other", "no"))
-		e.apiMustCreateConfigSet(t, ns, labelled("match", "yes"))
-		ev := apiNextEvent(t, w)
+		other := e.mustCreate(t, ns, labelled("other", "no"))
+		e.mustCreate(t, ns, labelled("match", "yes"))
+		ev := nextEvent(t, w)
 		if obj, ok := ev.Object.(*v1beta1.ConfigSet); ev.Type != watch.Added || !ok || obj.Name != "match" {
-			t.Fatalf("first event = %s %s, want ADDED match", ev.Type, apiDescribe(ev.Object))
+			t.Fatalf("first event = %s %s, want ADDED match", ev.Type, describe(ev.Object))
 		}
 
 		other.Spec.Data["k"] = "changed"
@@ -114,27 +114,27 @@ func TestAPIWatch(t *testing.T) {
 		if other, err = client.Update(e.ctx, other, metav1.UpdateOptions{}); err != nil {
 			t.Fatalf("relabel other in: %v", err)
 		}
-		ev = apiNextEvent(t, w)
+		ev = nextEvent(t, w)
 		if obj, ok := ev.Object.(*v1beta1.ConfigSet); ev.Type != watch.Added || !ok || obj.Name != "other" || obj.Spec.Data["k"] != "changed" {
-			t.Fatalf("event after relabel in = %s %s, want ADDED other", ev.Type, apiDescribe(ev.Object))
+			t.Fatalf("event after relabel in = %s %s, want ADDED other", ev.Type, describe(ev.Object))
 		}
 		other.Labels["app"] = "no"
 		if _, err = client.Update(e.ctx, other, metav1.UpdateOptions{}); err != nil {
 			t.Fatalf("relabel other out: %v", err)
 		}
-		ev = apiNextEvent(t, w)
+		ev = nextEvent(t, w)
 		if obj, ok := ev.Object.(*v1beta1.ConfigSet); ev.Type != watch.Deleted || !ok || obj.Name != "other" {
-			t.Fatalf("event after relabel out = %s %s, want DELETED other", ev.Type, apiDescribe(ev.Object))
+			t.Fatalf("event after relabel out = %s %s, want DELETED other", ev.Type, describe(ev.Object))
 		}
 		if err := client.Delete(e.ctx, "other", metav1.DeleteOptions{}); err != nil {
 			t.Fatalf("delete other: %v", err)
 		}
-		apiNoEvent(t, w)
+		noEvent(t, w)
 	})
 }
 
-// apiInformerEvent is what the informer test's handler saw.
-type apiInformerEvent struct {
+// informerEvent is what the informer test's handler saw.
+type informerEvent struct {
 	kind string
 	name string
 	data map[string]string
@@ -143,24 +143,24 @@ type apiInformerEvent struct {
 // TestAPIInformer runs the generated shared informer for v1beta1 ConfigSets
 // and checks its cache sync, its handler's events and its lister.
 func TestAPIInformer(t *testing.T) {
-	e := apiStart(t)
+	e := sharedEnv(t)
 	const ns = "informer"
 	client := e.cs.ConfigV1beta1().ConfigSets(ns)
-	e.apiMustCreateConfigSet(t, ns, apiConfigSet("before", map[string]string{"k": "early"}))
+	e.mustCreate(t, ns, configSet("before", map[string]string{"k": "early"}, nil))
 	// An object in another namespace, which the namespaced factory must not see.
-	if _, err := e.cs.ConfigV1beta1().ConfigSets("informer-elsewhere").Create(e.ctx, apiConfigSet("elsewhere", nil), metav1.CreateOptions{}); err != nil {
+	if _, err := e.cs.ConfigV1beta1().ConfigSets("informer-elsewhere").Create(e.ctx, configSet("elsewhere", nil, nil), metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create elsewhere: %v", err)
 	}
 
 	factory := externalversions.NewSharedInformerFactoryWithOptions(e.cs, 0, externalversions.WithNamespace(ns))
 	informer := factory.Config().V1beta1().ConfigSets()
-	events := make(chan apiInformerEvent, 100)
+	events := make(chan informerEvent, 100)
 	record := func(kind string, obj interface{}) {
 		if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 			obj = tomb.Obj
 		}
 		cs := obj.(*v1beta1.ConfigSet)
-		events <- apiInformerEvent{kind: kind, name: cs.Namespace + "/" + cs.Name, data: cs.Spec.Data}
+		events <- informerEvent{kind: kind, name: cs.Namespace + "/" + cs.Name, data: cs.Spec.Data}
 	}
 	if _, err := informer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj interface{}) { record("add", obj) },
@@ -182,30 +182,30 @@ func TestAPIInformer(t *testing.T) {
 		}
 	}
 
-	next := func() apiInformerEvent {
+	next := func() informerEvent {
 		t.Helper()
 		select {
 		case ev := <-events:
 			return ev
-		case <-time.After(apiEventTimeout):
-			t.Fatalf("no informer event within %v", apiEventTimeout)
+		case <-time.After(eventTimeout):
+			t.Fatalf("no informer event within %v", eventTimeout)
 		}
-		return apiInformerEvent{}
+		return informerEvent{}
 	}
-	expect := func(want apiInformerEvent) {
+	expect := func(want informerEvent) {
 		t.Helper()
 		if got := next(); !reflect.DeepEqual(got, want) {
 			t.Fatalf("informer event = %+v, want %+v", got, want)
 		}
 	}
 
-	expect(apiInformerEvent{kind: "add", name: ns + "/before", data: map[string]string{"k": "early"}})
+	expect(informerEvent{kind: "add", name: ns + "/before", data: map[string]string{"k": "early"}})
 	if got, err := lister.ConfigSets(ns).Get("before"); err != nil || got.Spec.Data["k"] != "early" {
 		t.Fatalf("lister after sync: %v, %v", got, err)
 	}
 
-	created := e.apiMustCreateConfigSet(t, ns, apiConfigSet("live", map[string]string{"k": "1"}))
-	expect(apiInformerEvent{kind: "add", name: ns + "/live", data: map[string]string{"k": "1"}})
+	created := e.mustCreate(t, ns, configSet("live", map[string]string{"k": "1"}, nil))
+	expect(informerEvent{kind: "add", name: ns + "/live", data: map[string]string{"k": "1"}})
 	got, err := lister.ConfigSets(ns).Get("live")
 	if err != nil {
 		t.Fatalf("lister get after add: %v", err)
@@ -218,7 +218,7 @@ func TestAPIInformer(t *testing.T) {
 	if _, err := client.Update(e.ctx, created, metav1.UpdateOptions{}); err != nil {
 		t.Fatalf("update: %v", err)
 	}
-	expect(apiInformerEvent{kind: "update", name: ns + "/live", data: map[string]string{"k": "2"}})
+	expect(informerEvent{kind: "update", name: ns + "/live", data: map[string]string{"k": "2"}})
 	if got, err := lister.ConfigSets(ns).Get("live"); err != nil || got.Spec.Data["k"] != "2" || got.Status.CurrentRevision != 2 {
 		t.Errorf("lister after update: %v, %v; want k=2, revision 2", got, err)
 	}
@@ -226,17 +226,17 @@ func TestAPIInformer(t *testing.T) {
 	if err := client.Delete(e.ctx, "live", metav1.DeleteOptions{}); err != nil {
 		t.Fatalf("delete: %v", err)
 	}
-	expect(apiInformerEvent{kind: "delete", name: ns + "/live", data: map[string]string{"k": "2"}})
+	expect(informerEvent{kind: "delete", name: ns + "/live", data: map[string]string{"k": "2"}})
 	all, err := lister.List(labels.Everything())
 	if err != nil {
 		t.Fatalf("lister list: %v", err)
 	}
-	if names := apiNames(all); !reflect.DeepEqual(names, []string{"before"}) {
+	if names := namesOf(all); !reflect.DeepEqual(names, []string{"before"}) {
 		t.Errorf("lister after delete = %v, want [before] only (namespaced factory)", names)
 	}
 	select {
 	case ev := <-events:
 		t.Errorf("unexpected extra informer event %+v", ev)
-	case <-time.After(apiQuietPeriod):
+	case <-time.After(quietPeriod):
 	}
 }

@@ -22,13 +22,14 @@ import (
 // a policy, and never holds a secret value.
 func TestAuditPolicyExample(t *testing.T) {
 	logFile := filepath.Join(t.TempDir(), "audit.log")
-	e := hiStart(t, "--audit-policy-file="+filepath.Join(stRepoRoot(t), "artifacts", "audit", "policy.yaml"),
+	// A server of its own: --audit-policy-file and the audit log are per server.
+	e := startEnv(t, "--audit-policy-file="+filepath.Join(repoRoot(t), "artifacts", "audit", "policy.yaml"),
 		"--audit-log-path="+logFile, "--audit-log-mode=blocking")
 	const ns = "audited"
 	const secret = "s3cr3t-audit-value"
 	sets := e.cs.ConfigV1beta1().ConfigSets(ns)
 
-	e.hiMustCreate(t, ns, hiConfigSet("app", map[string]string{"level": "info"}, map[string][]byte{"token": []byte(secret)}))
+	e.mustCreate(t, ns, configSet("app", map[string]string{"level": "info"}, map[string][]byte{"token": []byte(secret)}))
 	if _, err := sets.Patch(e.ctx, "app", types.MergePatchType,
 		[]byte(`{"spec":{"data":{"level":"debug"},"secretData":{"token":"`+b64(secret+"-2")+`"}}}`), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)

@@ -20,17 +20,18 @@ import (
 // tenant that raises the limit and writes large values keeps a short history,
 // the current revision always stays, and the writes that prune say so.
 func TestHistoryByteBudget(t *testing.T) {
-	e := hiStart(t, "--history-max-bytes=4096")
+	// A server of its own: --history-max-bytes sets the byte budget.
+	e := startEnv(t, "--history-max-bytes=4096")
 	const ns, name = "bytes", "big"
 	client := e.cs.ConfigV1beta1().ConfigSets(ns)
 
-	set := hiConfigSet(name, map[string]string{"blob": strings.Repeat("a", 1496)}, nil)
+	set := configSet(name, map[string]string{"blob": strings.Repeat("a", 1496)}, nil)
 	set.Spec.RevisionHistoryLimit = ptr.To[int32](1000)
-	e.hiMustCreate(t, ns, set)
+	e.mustCreate(t, ns, set)
 	pruned := 0
 	for i := 0; i < 20; i++ {
 		e.warnings.take()
-		e.hiMustUpdate(t, ns, name, func(cs *v1beta1.ConfigSet) {
+		e.mustUpdate(t, ns, name, func(cs *v1beta1.ConfigSet) {
 			cs.Spec.Data["blob"] = strings.Repeat(string(rune('b'+i%20)), 1496)
 		})
 		for _, w := range e.warnings.take() {
@@ -40,8 +41,8 @@ func TestHistoryByteBudget(t *testing.T) {
 		}
 	}
 	// Each revision holds 1,500 bytes of entries: two fit in 4,096.
-	e.hiPoll(t, 10*time.Second, "history of the last two revisions", func() (bool, error) {
-		got := hiNumbers(e.hiRevisions(t, ns, name))
+	e.poll(t, 10*time.Second, "history of the last two revisions", func() (bool, error) {
+		got := revisionNumbers(e.listRevisions(t, ns, name))
 		return fmt.Sprint(got) == "[20 21]", nil
 	})
 	if pruned == 0 {
@@ -49,9 +50,9 @@ func TestHistoryByteBudget(t *testing.T) {
 	}
 
 	// The current revision stays even when it alone is over the budget.
-	e.hiMustUpdate(t, ns, name, func(cs *v1beta1.ConfigSet) { cs.Spec.Data["blob"] = strings.Repeat("z", 8000) })
-	e.hiPoll(t, 10*time.Second, "only the current revision", func() (bool, error) {
-		return fmt.Sprint(hiNumbers(e.hiRevisions(t, ns, name))) == "[22]", nil
+	e.mustUpdate(t, ns, name, func(cs *v1beta1.ConfigSet) { cs.Spec.Data["blob"] = strings.Repeat("z", 8000) })
+	e.poll(t, 10*time.Second, "only the current revision", func() (bool, error) {
+		return fmt.Sprint(revisionNumbers(e.listRevisions(t, ns, name))) == "[22]", nil
 	})
 	rb, err := client.Rollback(e.ctx, name, &v1beta1.ConfigSetRollback{Revision: 20}, metav1.CreateOptions{})
 	if !apierrors.IsNotFound(err) {
@@ -63,12 +64,12 @@ func TestHistoryByteBudget(t *testing.T) {
 // path that re-encrypts it after a key rotation; it must send the revision
 // back exactly as stored, and any change is a 422.
 func TestRevisionsAreOnlyRewrittenUnchanged(t *testing.T) {
-	e := hiStart(t)
+	e := sharedEnv(t)
 	const ns, name = "rewrite", "app"
-	e.hiMustCreate(t, ns, hiConfigSet(name, map[string]string{"k": "v"}, map[string][]byte{"s": []byte("secret")}))
-	revs := e.hiRevisions(t, ns, name)
+	e.mustCreate(t, ns, configSet(name, map[string]string{"k": "v"}, map[string][]byte{"s": []byte("secret")}))
+	revs := e.listRevisions(t, ns, name)
 	if len(revs) != 1 {
-		t.Fatalf("revisions %v, want 1", hiNumbers(revs))
+		t.Fatalf("revisions %v, want 1", revisionNumbers(revs))
 	}
 	rev := revs[0]
 	put := func(r *v1beta1.ConfigRevision) (*v1beta1.ConfigRevision, error) {
@@ -98,7 +99,7 @@ func TestRevisionsAreOnlyRewrittenUnchanged(t *testing.T) {
 			t.Errorf("PUT that changes the %s: %v, want 422 saying revisions never change", what, err)
 		}
 	}
-	after := e.hiRevisions(t, ns, name)
+	after := e.listRevisions(t, ns, name)
 	if len(after) != 1 || after[0].ResourceVersion != rev.ResourceVersion {
 		t.Errorf("the refused PUTs changed the revision: %+v", after)
 	}
@@ -112,11 +113,13 @@ func TestRevisionsAreOnlyRewrittenUnchanged(t *testing.T) {
 func TestAuthorWhenTheClientTimesOut(t *testing.T) {
 	// A long grace period: a revision the request failed to write would be
 	// restored by the reconciler only after the test looked.
-	e := hiStart(t, "--history-repair-grace-period=5m")
+	// A server of its own: --history-repair-grace-period=5m keeps the
+	// reconciler from repairing what the test looks at.
+	e := startEnv(t, "--history-repair-grace-period=5m")
 	cs, ctx := e.cs, e.ctx
 	const ns, name = "timeouts", "app"
 	client := cs.ConfigV1beta1().ConfigSets(ns)
-	if _, err := client.Create(ctx, hiConfigSet(name, map[string]string{"n": "0"}, nil), metav1.CreateOptions{}); err != nil {
+	if _, err := client.Create(ctx, configSet(name, map[string]string{"n": "0"}, nil), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	storedButTimedOut := 0
@@ -142,7 +145,7 @@ func TestAuthorWhenTheClientTimesOut(t *testing.T) {
 			storedButTimedOut++
 		}
 		var got *v1beta1.ConfigRevision
-		e.hiPoll(t, 10*time.Second, fmt.Sprintf("attempt %d (client error %v): revision %d to be written", attempt, err, rev), func() (bool, error) {
+		e.poll(t, 10*time.Second, fmt.Sprintf("attempt %d (client error %v): revision %d to be written", attempt, err, rev), func() (bool, error) {
 			r, err := cs.ConfigV1beta1().ConfigRevisions(ns).Get(ctx, config.RevisionName(name, rev), metav1.GetOptions{})
 			got = r
 			return err == nil, err
@@ -150,8 +153,8 @@ func TestAuthorWhenTheClientTimesOut(t *testing.T) {
 		// The revision holds what the ConfigSet held at that revision. Which
 		// attempt wrote it is not known: a request whose client left goes on,
 		// and may store its change after the next attempt started.
-		if got.Author != hiAuthor || got.Data["n"] != after.Spec.Data["n"] {
-			t.Fatalf("attempt %d (client error %v): revision %d by %q with n=%s, want by %q with n=%s", attempt, err, rev, got.Author, got.Data["n"], hiAuthor, after.Spec.Data["n"])
+		if got.Author != adminUser || got.Data["n"] != after.Spec.Data["n"] {
+			t.Fatalf("attempt %d (client error %v): revision %d by %q with n=%s, want by %q with n=%s", attempt, err, rev, got.Author, got.Data["n"], adminUser, after.Spec.Data["n"])
 		}
 	}
 	t.Logf("changes stored after their client timed out: %d", storedButTimedOut)

@@ -17,25 +17,25 @@ import (
 )
 
 const (
-	// hiWriters is how many goroutines change the shared ConfigSet at once.
-	hiWriters = 16
-	// hiWritesPerWriter is how many changes each of them makes.
-	hiWritesPerWriter = 25
+	// writerCount is how many goroutines change the shared ConfigSet at once.
+	writerCount = 16
+	// writesPerWriter is how many changes each of them makes.
+	writesPerWriter = 25
 )
 
-// hiAck is one write the server acknowledged: the revision the response
+// ack is one write the server acknowledged: the revision the response
 // reported and the entries it stored.
-type hiAck struct {
+type ack struct {
 	writer, write int
 	revision      int64
 	data          map[string]string
 }
 
-// hiConflictBackoff retries a get-modify-update on conflict for as long as
+// conflictBackoff retries a get-modify-update on conflict for as long as
 // sixteen writers may keep one another waiting; retry.DefaultRetry gives up
 // after five attempts, which would be a test failure, not a server one. It has
 // no Cap: wait.Backoff stops retrying once the duration reaches its cap.
-var hiConflictBackoff = wait.Backoff{Steps: 100000, Duration: 2 * time.Millisecond, Factor: 1, Jitter: 1}
+var conflictBackoff = wait.Backoff{Steps: 100000, Duration: 2 * time.Millisecond, Factor: 1, Jitter: 1}
 
 // TestHistoryConcurrentWriters has 16 writers change one ConfigSet 25 times
 // each with get-modify-update, retrying on conflict. Writer i sets key w<i>
@@ -44,28 +44,28 @@ var hiConflictBackoff = wait.Backoff{Steps: 100000, Duration: 2 * time.Milliseco
 // exactly 1..401 without a gap, and each acknowledged revision must record
 // exactly the entries that write stored.
 func TestHistoryConcurrentWriters(t *testing.T) {
-	e := hiStart(t)
+	e := sharedEnv(t)
 	const ns, name = "hi-concurrent", "shared"
 	client := e.cs.ConfigV1beta1().ConfigSets(ns)
 
-	cs := hiConfigSet(name, map[string]string{"base": "0"}, nil)
+	cs := configSet(name, map[string]string{"base": "0"}, nil)
 	cs.Spec.RevisionHistoryLimit = ptr.To[int32](1000)
-	created := e.hiMustCreate(t, ns, cs)
+	created := e.mustCreate(t, ns, cs)
 
 	start := time.Now()
 	var (
 		mu        sync.Mutex
-		acks      []hiAck
+		acks      []ack
 		conflicts int
 		wg        sync.WaitGroup
 	)
-	for w := range hiWriters {
+	for w := range writerCount {
 		wg.Go(func() {
 			key := fmt.Sprintf("w%02d", w)
-			for n := 1; n <= hiWritesPerWriter; n++ {
+			for n := 1; n <= writesPerWriter; n++ {
 				var out *v1beta1.ConfigSet
 				attempts := 0
-				err := retry.RetryOnConflict(hiConflictBackoff, func() error {
+				err := retry.RetryOnConflict(conflictBackoff, func() error {
 					attempts++
 					cur, err := client.Get(e.ctx, name, metav1.GetOptions{})
 					if err != nil {
@@ -86,7 +86,7 @@ func TestHistoryConcurrentWriters(t *testing.T) {
 					t.Errorf("writer %d, write %d: response has %s=%q", w, n, key, got)
 				}
 				mu.Lock()
-				acks = append(acks, hiAck{writer: w, write: n, revision: out.Status.CurrentRevision, data: maps.Clone(out.Spec.Data)})
+				acks = append(acks, ack{writer: w, write: n, revision: out.Status.CurrentRevision, data: maps.Clone(out.Spec.Data)})
 				conflicts += attempts - 1
 				mu.Unlock()
 			}
@@ -98,32 +98,32 @@ func TestHistoryConcurrentWriters(t *testing.T) {
 		t.FailNow()
 	}
 
-	const wantFinal = 1 + hiWriters*hiWritesPerWriter
-	if len(acks) != hiWriters*hiWritesPerWriter {
-		t.Fatalf("%d writes acknowledged, want %d", len(acks), hiWriters*hiWritesPerWriter)
+	const wantFinal = 1 + writerCount*writesPerWriter
+	if len(acks) != writerCount*writesPerWriter {
+		t.Fatalf("%d writes acknowledged, want %d", len(acks), writerCount*writesPerWriter)
 	}
-	final := e.hiMustGet(t, ns, name)
+	final := e.mustGet(t, ns, name)
 	if final.Status.CurrentRevision != wantFinal {
 		t.Errorf("final currentRevision = %d, want %d", final.Status.CurrentRevision, wantFinal)
 	}
-	for w := range hiWriters {
-		if got := final.Spec.Data[fmt.Sprintf("w%02d", w)]; got != fmt.Sprint(hiWritesPerWriter) {
-			t.Errorf("final w%02d = %q, want %d (a write was lost)", w, got, hiWritesPerWriter)
+	for w := range writerCount {
+		if got := final.Spec.Data[fmt.Sprintf("w%02d", w)]; got != fmt.Sprint(writesPerWriter) {
+			t.Errorf("final w%02d = %q, want %d (a write was lost)", w, got, writesPerWriter)
 		}
 	}
 
 	// The revision is written before the response, so the history is complete now.
-	revs := e.hiRevisions(t, ns, name)
-	if got, want := hiNumbers(revs), hiRange(1, wantFinal); !slices.Equal(got, want) {
+	revs := e.listRevisions(t, ns, name)
+	if got, want := revisionNumbers(revs), numberRange(1, wantFinal); !slices.Equal(got, want) {
 		t.Fatalf("kept revisions = %v (%d), want 1..%d contiguous", got, len(got), wantFinal)
 	}
 	byRevision := make(map[int64]*v1beta1.ConfigRevision, len(revs))
 	for i := range revs {
 		byRevision[revs[i].Revision] = &revs[i]
 	}
-	hiRequireRevision(t, byRevision[1], created, hiRevisionWant{revision: 1, data: map[string]string{"base": "0"}})
+	requireRevision(t, byRevision[1], created, revisionWant{revision: 1, data: map[string]string{"base": "0"}})
 
-	seen := make(map[int64]hiAck, len(acks))
+	seen := make(map[int64]ack, len(acks))
 	for _, ack := range acks {
 		if prev, dup := seen[ack.revision]; dup {
 			t.Errorf("revision %d acknowledged twice: writer %d write %d, and writer %d write %d",
@@ -136,11 +136,11 @@ func TestHistoryConcurrentWriters(t *testing.T) {
 			t.Errorf("writer %d write %d: acknowledged revision %d is not kept", ack.writer, ack.write, ack.revision)
 			continue
 		}
-		if !hiSameEntries(rev.Data, rev.SecretData, ack.data, nil) {
+		if !sameEntries(rev.Data, rev.SecretData, ack.data, nil) {
 			t.Errorf("writer %d write %d: revision %d records %v, the write stored %v", ack.writer, ack.write, ack.revision, rev.Data, ack.data)
 		}
-		if rev.Author != hiAuthor || rev.RollbackOf != 0 || rev.ChangeCause != "" {
-			t.Errorf("revision %d: author %q rollbackOf %d changeCause %q, want %q, 0, empty", ack.revision, rev.Author, rev.RollbackOf, rev.ChangeCause, hiAuthor)
+		if rev.Author != adminUser || rev.RollbackOf != 0 || rev.ChangeCause != "" {
+			t.Errorf("revision %d: author %q rollbackOf %d changeCause %q, want %q, 0, empty", ack.revision, rev.Author, rev.RollbackOf, rev.ChangeCause, adminUser)
 		}
 	}
 	// Every revision after the first is its predecessor with one entry changed.

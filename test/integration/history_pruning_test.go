@@ -15,11 +15,11 @@ import (
 	"capstan.dev/capstan/pkg/apis/config/v1beta1"
 )
 
-// hiChange sets key n to value and updates the ConfigSet, so that every call
+// setValue sets key n to value and updates the ConfigSet, so that every call
 // makes one revision.
-func (e *hiEnv) hiChange(t *testing.T, ns, name string, value int64) *v1beta1.ConfigSet {
+func (e *env) setValue(t *testing.T, ns, name string, value int64) *v1beta1.ConfigSet {
 	t.Helper()
-	return e.hiMustUpdate(t, ns, name, func(cs *v1beta1.ConfigSet) {
+	return e.mustUpdate(t, ns, name, func(cs *v1beta1.ConfigSet) {
 		cs.Spec.Data = map[string]string{"n": fmt.Sprint(value)}
 	})
 }
@@ -27,25 +27,25 @@ func (e *hiEnv) hiChange(t *testing.T, ns, name string, value int64) *v1beta1.Co
 // TestHistoryPruning checks that only revisionHistoryLimit revisions are
 // kept, the newest, and that the limit can be lowered and raised.
 func TestHistoryPruning(t *testing.T) {
-	e := hiStart(t)
+	e := sharedEnv(t)
 	const ns, name = "hi-pruning", "pruned"
 
-	cs := hiConfigSet(name, map[string]string{"n": "1"}, nil)
+	cs := configSet(name, map[string]string{"n": "1"}, nil)
 	cs.Spec.RevisionHistoryLimit = ptr.To[int32](3)
-	created := e.hiMustCreate(t, ns, cs)
+	created := e.mustCreate(t, ns, cs)
 	for n := int64(2); n <= 6; n++ {
-		got := e.hiChange(t, ns, name, n)
+		got := e.setValue(t, ns, name, n)
 		if got.Status.CurrentRevision != n {
 			t.Fatalf("change %d: currentRevision = %d", n, got.Status.CurrentRevision)
 		}
 		// Pruning runs in the request that made the revision.
-		want := hiRange(max(1, n-2), n)
-		e.hiRequireNumbers(t, ns, name, want)
+		want := numberRange(max(1, n-2), n)
+		e.requireNumbers(t, ns, name, want)
 	}
-	revs := e.hiRequireNumbers(t, ns, name, []int64{4, 5, 6})
+	revs := e.requireNumbers(t, ns, name, []int64{4, 5, 6})
 	for i := range revs {
 		n := revs[i].Revision
-		hiRequireRevision(t, &revs[i], created, hiRevisionWant{revision: n, data: map[string]string{"n": fmt.Sprint(n)}})
+		requireRevision(t, &revs[i], created, revisionWant{revision: n, data: map[string]string{"n": fmt.Sprint(n)}})
 	}
 	for _, n := range []int64{1, 2, 3} {
 		if _, err := e.cs.ConfigV1beta1().ConfigRevisions(ns).Get(e.ctx, fmt.Sprintf("%s-%d", name, n), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
@@ -54,66 +54,66 @@ func TestHistoryPruning(t *testing.T) {
 	}
 
 	t.Run("lowering the limit", func(t *testing.T) {
-		lowered := e.hiMustUpdate(t, ns, name, func(cs *v1beta1.ConfigSet) { cs.Spec.RevisionHistoryLimit = ptr.To[int32](1) })
+		lowered := e.mustUpdate(t, ns, name, func(cs *v1beta1.ConfigSet) { cs.Spec.RevisionHistoryLimit = ptr.To[int32](1) })
 		if lowered.Status.CurrentRevision != 6 {
 			t.Errorf("limit change: currentRevision = %d, want 6 (no revision)", lowered.Status.CurrentRevision)
 		}
 		// Whether the limit change alone prunes is not specified (the change
 		// makes no revision, so today it does not); the next change must.
-		t.Logf("revisions right after lowering the limit to 1: %v", hiNumbers(e.hiRevisions(t, ns, name)))
-		e.hiChange(t, ns, name, 7)
-		revs := e.hiRequireNumbers(t, ns, name, []int64{7})
-		hiRequireRevision(t, &revs[0], created, hiRevisionWant{revision: 7, data: map[string]string{"n": "7"}})
+		t.Logf("revisions right after lowering the limit to 1: %v", revisionNumbers(e.listRevisions(t, ns, name)))
+		e.setValue(t, ns, name, 7)
+		revs := e.requireNumbers(t, ns, name, []int64{7})
+		requireRevision(t, &revs[0], created, revisionWant{revision: 7, data: map[string]string{"n": "7"}})
 	})
 
 	t.Run("raising the limit", func(t *testing.T) {
-		e.hiMustUpdate(t, ns, name, func(cs *v1beta1.ConfigSet) { cs.Spec.RevisionHistoryLimit = ptr.To[int32](5) })
-		e.hiRequireNumbers(t, ns, name, []int64{7})
+		e.mustUpdate(t, ns, name, func(cs *v1beta1.ConfigSet) { cs.Spec.RevisionHistoryLimit = ptr.To[int32](5) })
+		e.requireNumbers(t, ns, name, []int64{7})
 		for n := int64(8); n <= 11; n++ {
-			e.hiChange(t, ns, name, n)
-			e.hiRequireNumbers(t, ns, name, hiRange(7, n))
+			e.setValue(t, ns, name, n)
+			e.requireNumbers(t, ns, name, numberRange(7, n))
 		}
-		e.hiChange(t, ns, name, 12)
-		e.hiRequireNumbers(t, ns, name, hiRange(8, 12))
+		e.setValue(t, ns, name, 12)
+		e.requireNumbers(t, ns, name, numberRange(8, 12))
 	})
 
 	t.Run("the current revision is kept at limit 1", func(t *testing.T) {
-		e.hiMustUpdate(t, ns, name, func(cs *v1beta1.ConfigSet) { cs.Spec.RevisionHistoryLimit = ptr.To[int32](1) })
+		e.mustUpdate(t, ns, name, func(cs *v1beta1.ConfigSet) { cs.Spec.RevisionHistoryLimit = ptr.To[int32](1) })
 		for n := int64(13); n <= 15; n++ {
-			e.hiChange(t, ns, name, n)
-			e.hiRequireNumbers(t, ns, name, []int64{n})
+			e.setValue(t, ns, name, n)
+			e.requireNumbers(t, ns, name, []int64{n})
 		}
 	})
 }
 
-// hiRequireNoRevisions asserts, right after a synchronous deletion, that name
+// requireNoRevisions asserts, right after a synchronous deletion, that name
 // has no revisions left. When some are left it fails, and polls up to
-// hiCascadeTimeout to report whether they go later.
-func (e *hiEnv) hiRequireNoRevisions(t *testing.T, ns, name string) {
+// cascadeTimeout to report whether they go later.
+func (e *env) requireNoRevisions(t *testing.T, ns, name string) {
 	t.Helper()
-	revs := e.hiRevisions(t, ns, name)
+	revs := e.listRevisions(t, ns, name)
 	if len(revs) == 0 {
 		return
 	}
-	t.Errorf("revisions of %s/%s right after the delete returned: %v, want none (the delete is synchronous)", ns, name, hiNumbers(revs))
+	t.Errorf("revisions of %s/%s right after the delete returned: %v, want none (the delete is synchronous)", ns, name, revisionNumbers(revs))
 	var left []int64
-	e.hiPoll(t, hiCascadeTimeout, "the revisions to be deleted", func() (bool, error) {
-		left = hiNumbers(e.hiRevisions(t, ns, name))
+	e.poll(t, cascadeTimeout, "the revisions to be deleted", func() (bool, error) {
+		left = revisionNumbers(e.listRevisions(t, ns, name))
 		return len(left) == 0, nil
 	})
-	t.Logf("they were gone within %v", hiCascadeTimeout)
+	t.Logf("they were gone within %v", cascadeTimeout)
 }
 
-// hiMakeHistory creates name with revisions 1..n.
-func (e *hiEnv) hiMakeHistory(t *testing.T, ns, name string, labels map[string]string, n int64) *v1beta1.ConfigSet {
+// makeHistory creates name with revisions 1..n.
+func (e *env) makeHistory(t *testing.T, ns, name string, labels map[string]string, n int64) *v1beta1.ConfigSet {
 	t.Helper()
-	cs := hiConfigSet(name, map[string]string{"n": "1"}, nil)
+	cs := configSet(name, map[string]string{"n": "1"}, nil)
 	cs.Labels = labels
-	created := e.hiMustCreate(t, ns, cs)
+	created := e.mustCreate(t, ns, cs)
 	for i := int64(2); i <= n; i++ {
-		e.hiChange(t, ns, name, i)
+		e.setValue(t, ns, name, i)
 	}
-	e.hiRequireNumbers(t, ns, name, hiRange(1, n))
+	e.requireNumbers(t, ns, name, numberRange(1, n))
 	return created
 }
 
@@ -122,50 +122,50 @@ func (e *hiEnv) hiMakeHistory(t *testing.T, ns, name string, labels map[string]s
 // garbage collector), that an orphaning delete removes it too, and that a new
 // ConfigSet with the same name starts a history of its own.
 func TestHistoryCascade(t *testing.T) {
-	e := hiStart(t)
+	e := sharedEnv(t)
 	const ns = "hi-cascade"
 	client := e.cs.ConfigV1beta1().ConfigSets(ns)
 
 	t.Run("delete", func(t *testing.T) {
-		e.hiMakeHistory(t, ns, "doomed", nil, 3)
-		e.hiMakeHistory(t, ns, "bystander", nil, 2)
+		e.makeHistory(t, ns, "doomed", nil, 3)
+		e.makeHistory(t, ns, "bystander", nil, 2)
 		if err := client.Delete(e.ctx, "doomed", metav1.DeleteOptions{}); err != nil {
 			t.Fatalf("delete: %v", err)
 		}
-		e.hiRequireNoRevisions(t, ns, "doomed")
+		e.requireNoRevisions(t, ns, "doomed")
 		for n := 1; n <= 3; n++ {
 			if _, err := e.cs.ConfigV1beta1().ConfigRevisions(ns).Get(e.ctx, fmt.Sprintf("doomed-%d", n), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 				t.Errorf("get doomed-%d: err = %v, want NotFound", n, err)
 			}
 		}
-		e.hiRequireNumbers(t, ns, "bystander", []int64{1, 2})
+		e.requireNumbers(t, ns, "bystander", []int64{1, 2})
 	})
 
 	t.Run("delete with a background propagation policy", func(t *testing.T) {
-		e.hiMakeHistory(t, ns, "background", nil, 2)
+		e.makeHistory(t, ns, "background", nil, 2)
 		if err := client.Delete(e.ctx, "background", metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)}); err != nil {
 			t.Fatalf("delete: %v", err)
 		}
-		e.hiRequireNoRevisions(t, ns, "background")
+		e.requireNoRevisions(t, ns, "background")
 	})
 
 	// kubectl delete --cascade=foreground: the ConfigSet must go, and its
 	// revisions with it, without a garbage collector.
 	t.Run("delete with a foreground propagation policy", func(t *testing.T) {
-		e.hiMakeHistory(t, ns, "foreground", nil, 2)
+		e.makeHistory(t, ns, "foreground", nil, 2)
 		if err := client.Delete(e.ctx, "foreground", metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationForeground)}); err != nil {
 			t.Fatalf("delete: %v", err)
 		}
-		e.hiRequireGone(t, ns, "foreground")
-		e.hiRequireNoRevisions(t, ns, "foreground")
+		e.requireGone(t, ns, "foreground")
+		e.requireNoRevisions(t, ns, "foreground")
 	})
 
 	t.Run("deletecollection", func(t *testing.T) {
 		selected := map[string]string{"hi-group": "batch"}
 		for _, name := range []string{"batch-a", "batch-b", "batch-c"} {
-			e.hiMakeHistory(t, ns, name, selected, 2)
+			e.makeHistory(t, ns, name, selected, 2)
 		}
-		e.hiMakeHistory(t, ns, "batch-other", map[string]string{"hi-group": "other"}, 2)
+		e.makeHistory(t, ns, "batch-other", map[string]string{"hi-group": "other"}, 2)
 		if err := client.DeleteCollection(e.ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: "hi-group=batch"}); err != nil {
 			t.Fatalf("deletecollection: %v", err)
 		}
@@ -173,49 +173,49 @@ func TestHistoryCascade(t *testing.T) {
 			if _, err := client.Get(e.ctx, name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 				t.Errorf("get %s after deletecollection: err = %v, want NotFound", name, err)
 			}
-			e.hiRequireNoRevisions(t, ns, name)
+			e.requireNoRevisions(t, ns, name)
 		}
-		e.hiRequireNumbers(t, ns, "batch-other", []int64{1, 2})
+		e.requireNumbers(t, ns, "batch-other", []int64{1, 2})
 	})
 
 	t.Run("dry-run delete keeps everything", func(t *testing.T) {
-		e.hiMakeHistory(t, ns, "dry", nil, 2)
+		e.makeHistory(t, ns, "dry", nil, 2)
 		if err := client.Delete(e.ctx, "dry", metav1.DeleteOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
 			t.Fatalf("dry-run delete: %v", err)
 		}
-		e.hiMustGet(t, ns, "dry")
-		e.hiRequireNumbers(t, ns, "dry", []int64{1, 2})
+		e.mustGet(t, ns, "dry")
+		e.requireNumbers(t, ns, "dry", []int64{1, 2})
 	})
 
 	t.Run("re-created after a delete", func(t *testing.T) {
-		old := e.hiMakeHistory(t, ns, "again", nil, 3)
+		old := e.makeHistory(t, ns, "again", nil, 3)
 		if err := client.Delete(e.ctx, "again", metav1.DeleteOptions{}); err != nil {
 			t.Fatalf("delete: %v", err)
 		}
-		fresh := e.hiMustCreate(t, ns, hiConfigSet("again", map[string]string{"fresh": "yes"}, nil))
+		fresh := e.mustCreate(t, ns, configSet("again", map[string]string{"fresh": "yes"}, nil))
 		if fresh.UID == old.UID || fresh.Status.CurrentRevision != 1 {
 			t.Fatalf("re-created: uid %s (old %s) currentRevision %d, want a new uid and 1", fresh.UID, old.UID, fresh.Status.CurrentRevision)
 		}
-		revs := e.hiRequireNumbers(t, ns, "again", []int64{1})
-		hiRequireRevision(t, &revs[0], fresh, hiRevisionWant{revision: 1, data: map[string]string{"fresh": "yes"}})
+		revs := e.requireNumbers(t, ns, "again", []int64{1})
+		requireRevision(t, &revs[0], fresh, revisionWant{revision: 1, data: map[string]string{"fresh": "yes"}})
 	})
 
 	// An orphaning delete removes the revisions too (docs/design.md: deleting a
 	// ConfigSet deletes its revisions). Then a new ConfigSet of the same name
 	// starts a history of its own at revision 1.
 	t.Run("orphan, then re-created", func(t *testing.T) {
-		old := e.hiMakeHistory(t, ns, "orphaned", nil, 2)
+		old := e.makeHistory(t, ns, "orphaned", nil, 2)
 		if err := client.Delete(e.ctx, "orphaned", metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationOrphan)}); err != nil {
 			t.Fatalf("orphaning delete: %v", err)
 		}
 		// Revisions are part of their ConfigSet: the orphaning delete
 		// finishes at once (no garbage-collector finalizer) and takes them too.
-		e.hiRequireGone(t, ns, "orphaned")
-		if got := hiNumbers(e.hiRevisions(t, ns, "orphaned")); len(got) != 0 {
+		e.requireGone(t, ns, "orphaned")
+		if got := revisionNumbers(e.listRevisions(t, ns, "orphaned")); len(got) != 0 {
 			t.Errorf("revisions %v after an orphaning delete, want none: history never outlives its ConfigSet", got)
 		}
 
-		fresh := e.hiMustCreate(t, ns, hiConfigSet("orphaned", map[string]string{"fresh": "yes"}, nil))
+		fresh := e.mustCreate(t, ns, configSet("orphaned", map[string]string{"fresh": "yes"}, nil))
 		if fresh.UID == old.UID || fresh.Status.CurrentRevision != 1 {
 			t.Fatalf("re-created: uid %s (old %s) currentRevision %d, want a new uid and 1", fresh.UID, old.UID, fresh.Status.CurrentRevision)
 		}
@@ -223,30 +223,30 @@ func TestHistoryCascade(t *testing.T) {
 		// it and recording its entries and its author; the old ConfigSet's
 		// revisions are not part of it.
 		var own []v1beta1.ConfigRevision
-		for _, rev := range e.hiRevisions(t, ns, "orphaned") {
+		for _, rev := range e.listRevisions(t, ns, "orphaned") {
 			if len(rev.OwnerReferences) == 1 && rev.OwnerReferences[0].UID == fresh.UID {
 				own = append(own, rev)
 			} else if len(rev.OwnerReferences) != 1 || rev.OwnerReferences[0].UID != old.UID {
 				t.Errorf("revision %s has ownerReferences %+v, neither the old nor the new ConfigSet", rev.Name, rev.OwnerReferences)
 			}
 		}
-		if got := hiNumbers(own); !slices.Equal(got, []int64{1}) {
+		if got := revisionNumbers(own); !slices.Equal(got, []int64{1}) {
 			t.Errorf("revisions owned by the re-created ConfigSet = %v, want [1]", got)
 		} else {
-			hiRequireRevision(t, &own[0], fresh, hiRevisionWant{revision: 1, data: map[string]string{"fresh": "yes"}})
+			requireRevision(t, &own[0], fresh, revisionWant{revision: 1, data: map[string]string{"fresh": "yes"}})
 		}
 		// Its next change is revision 2, its own, and it can roll back to 1.
-		e.hiChange(t, ns, "orphaned", 2)
+		e.setValue(t, ns, "orphaned", 2)
 		got, err := e.cs.ConfigV1beta1().ConfigRevisions(ns).Get(e.ctx, "orphaned-2", metav1.GetOptions{})
 		if err != nil {
 			t.Fatalf("get orphaned-2: %v", err)
 		}
-		hiRequireRevision(t, got, fresh, hiRevisionWant{revision: 2, data: map[string]string{"n": "2"}})
+		requireRevision(t, got, fresh, revisionWant{revision: 2, data: map[string]string{"n": "2"}})
 		back, err := client.Rollback(e.ctx, "orphaned", &v1beta1.ConfigSetRollback{Revision: 1}, metav1.CreateOptions{})
 		if err != nil {
 			t.Fatalf("rollback of the re-created ConfigSet to 1: %v", err)
 		}
-		if !hiSameEntries(back.Spec.Data, back.Spec.SecretData, map[string]string{"fresh": "yes"}, nil) {
+		if !sameEntries(back.Spec.Data, back.Spec.SecretData, map[string]string{"fresh": "yes"}, nil) {
 			t.Errorf("rollback to 1 restored %v, want the re-created ConfigSet's fresh=yes", back.Spec.Data)
 		}
 	})
@@ -254,18 +254,18 @@ func TestHistoryCascade(t *testing.T) {
 	// A ConfigSet with a finalizer is deleted when the finalizer is removed,
 	// through an update; its revisions must go then.
 	t.Run("delete completed by removing a finalizer", func(t *testing.T) {
-		cs := hiConfigSet("finalized", map[string]string{"n": "1"}, nil)
+		cs := configSet("finalized", map[string]string{"n": "1"}, nil)
 		cs.Finalizers = []string{"hi.capstan.dev/hold"}
-		e.hiMustCreate(t, ns, cs)
-		e.hiChange(t, ns, "finalized", 2)
+		e.mustCreate(t, ns, cs)
+		e.setValue(t, ns, "finalized", 2)
 		if err := client.Delete(e.ctx, "finalized", metav1.DeleteOptions{}); err != nil {
 			t.Fatalf("delete: %v", err)
 		}
-		held := e.hiMustGet(t, ns, "finalized")
+		held := e.mustGet(t, ns, "finalized")
 		if held.DeletionTimestamp == nil {
 			t.Fatalf("ConfigSet with a finalizer has no deletionTimestamp after delete")
 		}
-		e.hiRequireNumbers(t, ns, "finalized", []int64{1, 2})
+		e.requireNumbers(t, ns, "finalized", []int64{1, 2})
 		held.Finalizers = nil
 		if _, err := client.Update(e.ctx, held, metav1.UpdateOptions{}); err != nil {
 			t.Fatalf("removing the finalizer: %v", err)
@@ -273,7 +273,7 @@ func TestHistoryCascade(t *testing.T) {
 		if _, err := client.Get(e.ctx, "finalized", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 			t.Fatalf("get after removing the finalizer: err = %v, want NotFound", err)
 		}
-		e.hiRequireNoRevisions(t, ns, "finalized")
+		e.requireNoRevisions(t, ns, "finalized")
 	})
 
 	// The same, with the ConfigSet created again right after the finalizer
@@ -284,37 +284,37 @@ func TestHistoryCascade(t *testing.T) {
 	t.Run("re-created right after a finalizer is removed", func(t *testing.T) {
 		for round := range 10 {
 			name := fmt.Sprintf("refinalized-%d", round)
-			cs := hiConfigSet(name, map[string]string{"n": "1"}, nil)
+			cs := configSet(name, map[string]string{"n": "1"}, nil)
 			cs.Finalizers = []string{"hi.capstan.dev/hold"}
-			e.hiMustCreate(t, ns, cs)
-			e.hiChange(t, ns, name, 2)
+			e.mustCreate(t, ns, cs)
+			e.setValue(t, ns, name, 2)
 			if err := client.Delete(e.ctx, name, metav1.DeleteOptions{}); err != nil {
 				t.Fatalf("delete: %v", err)
 			}
-			held := e.hiMustGet(t, ns, name)
+			held := e.mustGet(t, ns, name)
 			held.Finalizers = nil
 			if _, err := client.Update(e.ctx, held, metav1.UpdateOptions{}); err != nil {
 				t.Fatalf("removing the finalizer: %v", err)
 			}
-			fresh := e.hiMustCreate(t, ns, hiConfigSet(name, map[string]string{"fresh": "yes"}, nil))
-			revs := e.hiRevisions(t, ns, name)
-			if got := hiNumbers(revs); !slices.Equal(got, []int64{1}) {
+			fresh := e.mustCreate(t, ns, configSet(name, map[string]string{"fresh": "yes"}, nil))
+			revs := e.listRevisions(t, ns, name)
+			if got := revisionNumbers(revs); !slices.Equal(got, []int64{1}) {
 				t.Errorf("round %d: revisions right after the re-create = %v, want [1]", round, got)
 				continue
 			}
-			hiRequireRevision(t, &revs[0], fresh, hiRevisionWant{revision: 1, data: map[string]string{"fresh": "yes"}})
+			requireRevision(t, &revs[0], fresh, revisionWant{revision: 1, data: map[string]string{"fresh": "yes"}})
 		}
 	})
 }
 
-// hiRequireGone fails the test unless the ConfigSet is deleted within
-// hiCascadeTimeout. When it is held by finalizers that nothing in local mode
+// requireGone fails the test unless the ConfigSet is deleted within
+// cascadeTimeout. When it is held by finalizers that nothing in local mode
 // removes, it reports them and removes them, so that the test can go on.
-func (e *hiEnv) hiRequireGone(t *testing.T, ns, name string) {
+func (e *env) requireGone(t *testing.T, ns, name string) {
 	t.Helper()
 	client := e.cs.ConfigV1beta1().ConfigSets(ns)
 	var held *v1beta1.ConfigSet
-	err := wait.PollUntilContextTimeout(e.ctx, 50*time.Millisecond, hiCascadeTimeout, true, func(ctx context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(e.ctx, 50*time.Millisecond, cascadeTimeout, true, func(ctx context.Context) (bool, error) {
 		got, err := client.Get(ctx, name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return true, nil
@@ -332,7 +332,7 @@ func (e *hiEnv) hiRequireGone(t *testing.T, ns, name string) {
 		t.Fatalf("waiting for %s/%s to be deleted: %v", ns, name, err)
 	}
 	t.Errorf("ConfigSet %s/%s still exists %v after the delete returned: deletionTimestamp %v, finalizers %q; nothing in local mode removes them",
-		ns, name, hiCascadeTimeout, held.DeletionTimestamp, held.Finalizers)
+		ns, name, cascadeTimeout, held.DeletionTimestamp, held.Finalizers)
 	held.Finalizers = nil
 	if _, err := client.Update(e.ctx, held, metav1.UpdateOptions{}); err != nil {
 		t.Fatalf("removing the finalizers of %s/%s: %v", ns, name, err)

@@ -25,12 +25,12 @@ import (
 // the author, the change-cause annotation at that moment and, for a rollback,
 // the revision it restored. Then it checks the writes that must make none.
 func TestHistoryWritePaths(t *testing.T) {
-	e := hiStart(t)
+	e := sharedEnv(t)
 	const ns, name = "hi-paths", "paths"
 	client := e.cs.ConfigV1beta1().ConfigSets(ns)
 
 	created, err := client.Create(e.ctx, &v1beta1.ConfigSet{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{hiCauseAnnotation: "hi: create"}},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{causeAnnotation: "hi: create"}},
 		Spec: v1beta1.ConfigSetSpec{
 			Data:                 map[string]string{"a": "1"},
 			SecretData:           map[string][]byte{"s": []byte("x")},
@@ -43,8 +43,8 @@ func TestHistoryWritePaths(t *testing.T) {
 	if created.Status.CurrentRevision != 1 {
 		t.Fatalf("create: currentRevision = %d, want 1", created.Status.CurrentRevision)
 	}
-	revs := e.hiRequireNumbers(t, ns, name, []int64{1})
-	hiRequireRevision(t, &revs[0], created, hiRevisionWant{
+	revs := e.requireNumbers(t, ns, name, []int64{1})
+	requireRevision(t, &revs[0], created, revisionWant{
 		revision: 1, data: map[string]string{"a": "1"}, secretData: map[string][]byte{"s": []byte("x")}, cause: "hi: create",
 	})
 
@@ -56,7 +56,7 @@ func TestHistoryWritePaths(t *testing.T) {
 	// rollbackOf. The write returns the ConfigSet as the server stored it.
 	step := func(t *testing.T, write func() (*v1beta1.ConfigSet, error), wantData map[string]string, wantSecretData map[string][]byte, cause string, rollbackOf int64) {
 		t.Helper()
-		before := hiNumbers(e.hiRevisions(t, ns, name))
+		before := revisionNumbers(e.listRevisions(t, ns, name))
 		wantRevision := current.Status.CurrentRevision + 1
 		got, err := write()
 		if err != nil {
@@ -65,20 +65,20 @@ func TestHistoryWritePaths(t *testing.T) {
 		if got.Status.CurrentRevision != wantRevision {
 			t.Errorf("response currentRevision = %d, want %d", got.Status.CurrentRevision, wantRevision)
 		}
-		if !hiSameEntries(got.Spec.Data, got.Spec.SecretData, wantData, wantSecretData) {
+		if !sameEntries(got.Spec.Data, got.Spec.SecretData, wantData, wantSecretData) {
 			t.Errorf("response entries: data %v secretData %q, want %v %q", got.Spec.Data, got.Spec.SecretData, wantData, wantSecretData)
 		}
-		stored := e.hiMustGet(t, ns, name)
-		if stored.Status.CurrentRevision != wantRevision || !hiSameEntries(stored.Spec.Data, stored.Spec.SecretData, wantData, wantSecretData) {
+		stored := e.mustGet(t, ns, name)
+		if stored.Status.CurrentRevision != wantRevision || !sameEntries(stored.Spec.Data, stored.Spec.SecretData, wantData, wantSecretData) {
 			t.Errorf("stored: revision %d data %v secretData %q, want %d %v %q",
 				stored.Status.CurrentRevision, stored.Spec.Data, stored.Spec.SecretData, wantRevision, wantData, wantSecretData)
 		}
 		// Asserted right away: the revision is written before the response.
-		after := e.hiRevisions(t, ns, name)
-		if got := hiNumbers(after); !slices.Equal(got, append(before, wantRevision)) {
+		after := e.listRevisions(t, ns, name)
+		if got := revisionNumbers(after); !slices.Equal(got, append(before, wantRevision)) {
 			t.Fatalf("revisions after the write = %v, want %v plus exactly %d", got, before, wantRevision)
 		}
-		hiRequireRevision(t, &after[len(after)-1], created, hiRevisionWant{
+		requireRevision(t, &after[len(after)-1], created, revisionWant{
 			revision: wantRevision, data: wantData, secretData: wantSecretData, cause: cause, rollbackOf: rollbackOf,
 		})
 		current = stored
@@ -86,8 +86,8 @@ func TestHistoryWritePaths(t *testing.T) {
 
 	t.Run("update", func(t *testing.T) {
 		step(t, func() (*v1beta1.ConfigSet, error) {
-			cur := e.hiMustGet(t, ns, name)
-			cur.Annotations[hiCauseAnnotation] = "hi: update"
+			cur := e.mustGet(t, ns, name)
+			cur.Annotations[causeAnnotation] = "hi: update"
 			cur.Spec.Data["a"] = "2"
 			return client.Update(e.ctx, cur, metav1.UpdateOptions{})
 		}, map[string]string{"a": "2"}, map[string][]byte{"s": []byte("x")}, "hi: update", 0)
@@ -114,7 +114,7 @@ func TestHistoryWritePaths(t *testing.T) {
 		probe, err := client.Patch(e.ctx, name, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{DryRun: []string{metav1.DryRunAll}})
 		if apierrors.IsUnsupportedMediaType(err) {
 			t.Logf("the server answers a strategic merge patch with 415: %v", err)
-			e.hiRequireNoChange(t, ns, name, current.Status.CurrentRevision, hiRange(1, current.Status.CurrentRevision))
+			e.requireNoChange(t, ns, name, current.Status.CurrentRevision, numberRange(1, current.Status.CurrentRevision))
 			return
 		}
 		if err != nil {
@@ -135,7 +135,7 @@ func TestHistoryWritePaths(t *testing.T) {
 		wantData["d"] = "4"
 		step(t, func() (*v1beta1.ConfigSet, error) {
 			return client.Apply(e.ctx, configac.ConfigSet(name, ns).
-				WithAnnotations(map[string]string{hiCauseAnnotation: "hi: apply"}).
+				WithAnnotations(map[string]string{causeAnnotation: "hi: apply"}).
 				WithSpec(configac.ConfigSetSpec().WithData(map[string]string{"d": "4"})),
 				metav1.ApplyOptions{FieldManager: "hi-applier", Force: true})
 		}, wantData, current.Spec.SecretData, "hi: apply", 0)
@@ -149,7 +149,7 @@ func TestHistoryWritePaths(t *testing.T) {
 			if err != nil {
 				return nil, err
 			}
-			alpha.Annotations[hiCauseAnnotation] = "hi: v1alpha1 update"
+			alpha.Annotations[causeAnnotation] = "hi: v1alpha1 update"
 			alpha.Spec.Entries = append(alpha.Spec.Entries, v1alpha1.ConfigEntry{Key: "alpha", Value: "1"})
 			if _, err := e.cs.ConfigV1alpha1().ConfigSets(ns).Update(e.ctx, alpha, metav1.UpdateOptions{}); err != nil {
 				return nil, err
@@ -170,7 +170,7 @@ func TestHistoryWritePaths(t *testing.T) {
 		if _, err := client.Patch(e.ctx, name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
 			t.Fatalf("patching the cause: %v", err)
 		}
-		e.hiRequireNoChange(t, ns, name, current.Status.CurrentRevision, hiRange(1, current.Status.CurrentRevision))
+		e.requireNoChange(t, ns, name, current.Status.CurrentRevision, numberRange(1, current.Status.CurrentRevision))
 		step(t, func() (*v1beta1.ConfigSet, error) {
 			return client.Rollback(e.ctx, name, &v1beta1.ConfigSetRollback{Revision: 3}, metav1.CreateOptions{})
 		}, map[string]string{"a": "2", "b": "1"}, map[string][]byte{"s": []byte("x")}, "hi: back to 3", 3)
@@ -178,8 +178,8 @@ func TestHistoryWritePaths(t *testing.T) {
 
 	t.Run("update that removes the cause", func(t *testing.T) {
 		step(t, func() (*v1beta1.ConfigSet, error) {
-			cur := e.hiMustGet(t, ns, name)
-			delete(cur.Annotations, hiCauseAnnotation)
+			cur := e.mustGet(t, ns, name)
+			delete(cur.Annotations, causeAnnotation)
 			cur.Spec.Data["e"] = "5"
 			return client.Update(e.ctx, cur, metav1.UpdateOptions{})
 		}, map[string]string{"a": "2", "b": "1", "e": "5"}, map[string][]byte{"s": []byte("x")}, "", 0)
@@ -187,10 +187,10 @@ func TestHistoryWritePaths(t *testing.T) {
 
 	// From here on nothing may make a revision.
 	t.Run("writes that make no revision", func(t *testing.T) {
-		base := e.hiMustGet(t, ns, name)
+		base := e.mustGet(t, ns, name)
 		rev := base.Status.CurrentRevision
-		numbers := hiNumbers(e.hiRevisions(t, ns, name))
-		if want := hiRange(1, rev); !slices.Equal(numbers, want) {
+		numbers := revisionNumbers(e.listRevisions(t, ns, name))
+		if want := numberRange(1, rev); !slices.Equal(numbers, want) {
 			t.Fatalf("history before the no-op writes = %v, want %v", numbers, want)
 		}
 		dryRun := []string{metav1.DryRunAll}
@@ -205,15 +205,15 @@ func TestHistoryWritePaths(t *testing.T) {
 			wantResponseRevision int64
 		}{
 			{"update with the same entries and a new cause", func(t *testing.T) (*v1beta1.ConfigSet, error) {
-				cur := e.hiMustGet(t, ns, name)
-				cur.Annotations = map[string]string{hiCauseAnnotation: "hi: nothing changed"}
+				cur := e.mustGet(t, ns, name)
+				cur.Annotations = map[string]string{causeAnnotation: "hi: nothing changed"}
 				return client.Update(e.ctx, cur, metav1.UpdateOptions{})
 			}, rev},
 			{"update that changes nothing at all", func(t *testing.T) (*v1beta1.ConfigSet, error) {
-				return client.Update(e.ctx, e.hiMustGet(t, ns, name), metav1.UpdateOptions{})
+				return client.Update(e.ctx, e.mustGet(t, ns, name), metav1.UpdateOptions{})
 			}, rev},
 			{"label-only update", func(t *testing.T) (*v1beta1.ConfigSet, error) {
-				cur := e.hiMustGet(t, ns, name)
+				cur := e.mustGet(t, ns, name)
 				cur.Labels = map[string]string{"hi": "label"}
 				return client.Update(e.ctx, cur, metav1.UpdateOptions{})
 			}, rev},
@@ -221,7 +221,7 @@ func TestHistoryWritePaths(t *testing.T) {
 				return client.Patch(e.ctx, name, types.MergePatchType, []byte(`{"metadata":{"labels":{"hi":"patched"}}}`), metav1.PatchOptions{})
 			}, rev},
 			{"revisionHistoryLimit change", func(t *testing.T) (*v1beta1.ConfigSet, error) {
-				cur := e.hiMustGet(t, ns, name)
+				cur := e.mustGet(t, ns, name)
 				cur.Spec.RevisionHistoryLimit = ptr.To[int32](50)
 				return client.Update(e.ctx, cur, metav1.UpdateOptions{})
 			}, rev},
@@ -233,7 +233,7 @@ func TestHistoryWritePaths(t *testing.T) {
 					metav1.ApplyOptions{FieldManager: "hi-labeler"})
 			}, rev},
 			{"status update", func(t *testing.T) (*v1beta1.ConfigSet, error) {
-				cur := e.hiMustGet(t, ns, name)
+				cur := e.mustGet(t, ns, name)
 				cur.Status.Conditions = []metav1.Condition{{
 					Type: "Applied", Status: metav1.ConditionTrue, Reason: "Test", Message: "applied", LastTransitionTime: metav1.Now(),
 				}}
@@ -245,7 +245,7 @@ func TestHistoryWritePaths(t *testing.T) {
 					metav1.PatchOptions{}, "status")
 			}, rev},
 			{"dry-run update", func(t *testing.T) (*v1beta1.ConfigSet, error) {
-				cur := e.hiMustGet(t, ns, name)
+				cur := e.mustGet(t, ns, name)
 				cur.Spec.Data = changedData
 				return client.Update(e.ctx, cur, metav1.UpdateOptions{DryRun: dryRun})
 			}, rev + 1},
@@ -274,8 +274,8 @@ func TestHistoryWritePaths(t *testing.T) {
 		}
 		for _, tc := range noops {
 			t.Run(tc.name, func(t *testing.T) {
-				before := e.hiMustGet(t, ns, name)
-				revsBefore := e.hiRevisions(t, ns, name)
+				before := e.mustGet(t, ns, name)
+				revsBefore := e.listRevisions(t, ns, name)
 				got, err := tc.write(t)
 				if err != nil {
 					t.Fatalf("write: %v", err)
@@ -283,14 +283,14 @@ func TestHistoryWritePaths(t *testing.T) {
 				if got.Status.CurrentRevision != tc.wantResponseRevision {
 					t.Errorf("response currentRevision = %d, want %d", got.Status.CurrentRevision, tc.wantResponseRevision)
 				}
-				after := e.hiMustGet(t, ns, name)
-				if !hiSameEntries(after.Spec.Data, after.Spec.SecretData, before.Spec.Data, before.Spec.SecretData) {
+				after := e.mustGet(t, ns, name)
+				if !sameEntries(after.Spec.Data, after.Spec.SecretData, before.Spec.Data, before.Spec.SecretData) {
 					t.Errorf("stored entries changed: %v %q, were %v %q", after.Spec.Data, after.Spec.SecretData, before.Spec.Data, before.Spec.SecretData)
 				}
-				e.hiRequireNoChange(t, ns, name, rev, numbers)
+				e.requireNoChange(t, ns, name, rev, numbers)
 				// A write that makes no revision touches none: an unchanged
 				// PUT costs what it costs in Kubernetes.
-				revsAfter := e.hiRevisions(t, ns, name)
+				revsAfter := e.listRevisions(t, ns, name)
 				for i := range revsBefore {
 					if i < len(revsAfter) && revsAfter[i].ResourceVersion != revsBefore[i].ResourceVersion {
 						t.Errorf("revision %s was rewritten (resourceVersion %s -> %s)", revsAfter[i].Name, revsBefore[i].ResourceVersion, revsAfter[i].ResourceVersion)
@@ -300,53 +300,10 @@ func TestHistoryWritePaths(t *testing.T) {
 		}
 	})
 
-	t.Run("dry-run create", func(t *testing.T) {
-		const dryName = "paths-dry"
-		got, err := client.Create(e.ctx, hiConfigSet(dryName, map[string]string{"a": "1"}, nil), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
-		if err != nil {
-			t.Fatalf("dry-run create: %v", err)
-		}
-		if got.Status.CurrentRevision != 1 {
-			t.Errorf("dry-run create: response currentRevision = %d, want 1", got.Status.CurrentRevision)
-		}
-		if _, err := client.Get(e.ctx, dryName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-			t.Errorf("get after dry-run create: err = %v, want NotFound", err)
-		}
-		if revs := e.hiRevisions(t, ns, dryName); len(revs) != 0 {
-			t.Errorf("dry-run create wrote revisions %v", hiNumbers(revs))
-		}
-		// A dry-run apply that would create is the same.
-		if _, err := client.Apply(e.ctx, configac.ConfigSet(dryName, ns).WithSpec(configac.ConfigSetSpec().WithData(map[string]string{"a": "1"})),
-			metav1.ApplyOptions{FieldManager: "hi-dry-applier", DryRun: []string{metav1.DryRunAll}}); err != nil {
-			t.Fatalf("dry-run creating apply: %v", err)
-		}
-		if revs := e.hiRevisions(t, ns, dryName); len(revs) != 0 {
-			t.Errorf("dry-run creating apply wrote revisions %v", hiNumbers(revs))
-		}
-	})
-
-	t.Run("apply that creates", func(t *testing.T) {
-		const applyName = "paths-applied"
-		got, err := client.Apply(e.ctx, configac.ConfigSet(applyName, ns).
-			WithAnnotations(map[string]string{hiCauseAnnotation: "hi: created by apply"}).
-			WithSpec(configac.ConfigSetSpec().WithData(map[string]string{"k": "v"}).WithSecretData(map[string][]byte{"t": []byte("s")})),
-			metav1.ApplyOptions{FieldManager: "hi-applier"})
-		if err != nil {
-			t.Fatalf("creating apply: %v", err)
-		}
-		if got.Status.CurrentRevision != 1 {
-			t.Errorf("creating apply: currentRevision = %d, want 1", got.Status.CurrentRevision)
-		}
-		revs := e.hiRequireNumbers(t, ns, applyName, []int64{1})
-		hiRequireRevision(t, &revs[0], got, hiRevisionWant{
-			revision: 1, data: map[string]string{"k": "v"}, secretData: map[string][]byte{"t": []byte("s")}, cause: "hi: created by apply",
-		})
-	})
-
 	t.Run("every kept revision is unchanged", func(t *testing.T) {
 		// Revisions are immutable snapshots: the later writes did not touch
 		// the earlier revisions.
-		revs := e.hiRevisions(t, ns, name)
+		revs := e.listRevisions(t, ns, name)
 		wantCauses := []string{"hi: create", "hi: update", "hi: json patch", "hi: merge patch"}
 		for i, cause := range wantCauses {
 			if i >= len(revs) {
@@ -356,7 +313,7 @@ func TestHistoryWritePaths(t *testing.T) {
 				t.Errorf("revision %d: changeCause %q, want %q", revs[i].Revision, revs[i].ChangeCause, cause)
 			}
 		}
-		if len(revs) > 0 && !hiSameEntries(revs[0].Data, revs[0].SecretData, map[string]string{"a": "1"}, map[string][]byte{"s": []byte("x")}) {
+		if len(revs) > 0 && !sameEntries(revs[0].Data, revs[0].SecretData, map[string]string{"a": "1"}, map[string][]byte{"s": []byte("x")}) {
 			t.Errorf("revision 1 entries changed: %v %q", revs[0].Data, revs[0].SecretData)
 		}
 		for i, rev := range revs {
@@ -366,30 +323,88 @@ func TestHistoryWritePaths(t *testing.T) {
 		}
 	})
 
-	// Revision names are <configset>-<n>, with a long ConfigSet name cut and
-	// given a hash of the full name. A ConfigSet whose name is exactly that
-	// cut-and-hash form is a different ConfigSet: each must get a revision 1
-	// of its own.
-	t.Run("long ConfigSet names", func(t *testing.T) {
-		long := strings.Repeat("l", 253)
-		sum := sha256.Sum256([]byte(long))
-		short := long[:240] + "-" + hex.EncodeToString(sum[:])[:10]
-		for _, n := range []string{long, short} {
-			got := e.hiMustCreate(t, ns, hiConfigSet(n, map[string]string{"len": fmt.Sprint(len(n))}, nil))
-			revs := e.hiRevisions(t, ns, n)
-			if len(revs) != 1 {
-				t.Errorf("ConfigSet of %d characters: revisions %v, want exactly [1]", len(n), hiNumbers(revs))
-				continue
-			}
-			rev := revs[0]
-			if rev.ConfigSetName != n || rev.Revision != 1 || rev.Data["len"] != fmt.Sprint(len(n)) ||
-				len(rev.OwnerReferences) != 1 || rev.OwnerReferences[0].UID != got.UID || rev.Author != hiAuthor {
-				t.Errorf("ConfigSet of %d characters: revision %s = configSetName %d chars, revision %d, data %v, owner %+v, author %q; want its own revision 1",
-					len(n), rev.Name, len(rev.ConfigSetName), rev.Revision, rev.Data, rev.OwnerReferences, rev.Author)
-			}
-			if len(rev.Name) > 253 {
-				t.Errorf("revision name of %d characters", len(rev.Name))
-			}
-		}
+}
+
+// TestHistoryDryRunCreate checks that a dry-run create, and a dry-run apply that
+// would create, make no ConfigSet and no revision.
+func TestHistoryDryRunCreate(t *testing.T) {
+	e := sharedEnv(t)
+	const ns = "history-dry-run"
+	client := e.cs.ConfigV1beta1().ConfigSets(ns)
+	const dryName = "paths-dry"
+	got, err := client.Create(e.ctx, configSet(dryName, map[string]string{"a": "1"}, nil), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	if err != nil {
+		t.Fatalf("dry-run create: %v", err)
+	}
+	if got.Status.CurrentRevision != 1 {
+		t.Errorf("dry-run create: response currentRevision = %d, want 1", got.Status.CurrentRevision)
+	}
+	if _, err := client.Get(e.ctx, dryName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("get after dry-run create: err = %v, want NotFound", err)
+	}
+	if revs := e.listRevisions(t, ns, dryName); len(revs) != 0 {
+		t.Errorf("dry-run create wrote revisions %v", revisionNumbers(revs))
+	}
+	// A dry-run apply that would create is the same.
+	if _, err := client.Apply(e.ctx, configac.ConfigSet(dryName, ns).WithSpec(configac.ConfigSetSpec().WithData(map[string]string{"a": "1"})),
+		metav1.ApplyOptions{FieldManager: "hi-dry-applier", DryRun: []string{metav1.DryRunAll}}); err != nil {
+		t.Fatalf("dry-run creating apply: %v", err)
+	}
+	if revs := e.listRevisions(t, ns, dryName); len(revs) != 0 {
+		t.Errorf("dry-run creating apply wrote revisions %v", revisionNumbers(revs))
+	}
+}
+
+// TestHistoryApplyThatCreates checks that a server-side apply that creates a
+// ConfigSet makes its revision 1.
+func TestHistoryApplyThatCreates(t *testing.T) {
+	e := sharedEnv(t)
+	const ns = "history-apply-creates"
+	client := e.cs.ConfigV1beta1().ConfigSets(ns)
+	const applyName = "paths-applied"
+	got, err := client.Apply(e.ctx, configac.ConfigSet(applyName, ns).
+		WithAnnotations(map[string]string{causeAnnotation: "hi: created by apply"}).
+		WithSpec(configac.ConfigSetSpec().WithData(map[string]string{"k": "v"}).WithSecretData(map[string][]byte{"t": []byte("s")})),
+		metav1.ApplyOptions{FieldManager: "hi-applier"})
+	if err != nil {
+		t.Fatalf("creating apply: %v", err)
+	}
+	if got.Status.CurrentRevision != 1 {
+		t.Errorf("creating apply: currentRevision = %d, want 1", got.Status.CurrentRevision)
+	}
+	revs := e.requireNumbers(t, ns, applyName, []int64{1})
+	requireRevision(t, &revs[0], got, revisionWant{
+		revision: 1, data: map[string]string{"k": "v"}, secretData: map[string][]byte{"t": []byte("s")}, cause: "hi: created by apply",
 	})
+}
+
+// TestHistoryLongConfigSetNames checks the revisions of ConfigSets with long names.
+//
+// Revision names are <configset>-<n>, with a long ConfigSet name cut and
+// given a hash of the full name. A ConfigSet whose name is exactly that
+// cut-and-hash form is a different ConfigSet: each must get a revision 1
+// of its own.
+func TestHistoryLongConfigSetNames(t *testing.T) {
+	e := sharedEnv(t)
+	const ns = "history-long-names"
+	long := strings.Repeat("l", 253)
+	sum := sha256.Sum256([]byte(long))
+	short := long[:240] + "-" + hex.EncodeToString(sum[:])[:10]
+	for _, n := range []string{long, short} {
+		got := e.mustCreate(t, ns, configSet(n, map[string]string{"len": fmt.Sprint(len(n))}, nil))
+		revs := e.listRevisions(t, ns, n)
+		if len(revs) != 1 {
+			t.Errorf("ConfigSet of %d characters: revisions %v, want exactly [1]", len(n), revisionNumbers(revs))
+			continue
+		}
+		rev := revs[0]
+		if rev.ConfigSetName != n || rev.Revision != 1 || rev.Data["len"] != fmt.Sprint(len(n)) ||
+			len(rev.OwnerReferences) != 1 || rev.OwnerReferences[0].UID != got.UID || rev.Author != adminUser {
+			t.Errorf("ConfigSet of %d characters: revision %s = configSetName %d chars, revision %d, data %v, owner %+v, author %q; want its own revision 1",
+				len(n), rev.Name, len(rev.ConfigSetName), rev.Revision, rev.Data, rev.OwnerReferences, rev.Author)
+		}
+		if len(rev.Name) > 253 {
+			t.Errorf("revision name of %d characters", len(rev.Name))
+		}
+	}
 }

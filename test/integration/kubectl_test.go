@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,47 +19,48 @@ import (
 	capstantesting "capstan.dev/capstan/cmd/apiserver/app/testing"
 )
 
-// stKubectlTimeout bounds one kubectl invocation; discovery against a fresh
+// kubectlTimeout bounds one kubectl invocation; discovery against a fresh
 // server and explain's OpenAPI download are the slow ones.
-const stKubectlTimeout = 90 * time.Second
+const kubectlTimeout = 90 * time.Second
 
 // TestKubectl drives the in-process server with the real kubectl and the
 // example manifests users start from.
 func TestKubectl(t *testing.T) {
-	kubectl, err := exec.LookPath("kubectl")
+	kubectlPath, err := exec.LookPath("kubectl")
 	if err != nil {
 		t.Fatalf("kubectl is not on PATH (%v): this test needs the real kubectl, which TOOLCHAIN.md says is installed at /usr/bin/kubectl on every machine and in CI", err)
 	}
-	examples := filepath.Join(stRepoRoot(t), "artifacts", "examples")
+	examples := filepath.Join(repoRoot(t), "artifacts", "examples")
 	configSetYAML := filepath.Join(examples, "configset.yaml")
 	alphaYAML := filepath.Join(examples, "configset-v1alpha1.yaml")
 
+	// A server of its own: the test backs up and restores every ConfigSet of the cluster (get -A).
 	ts := capstantesting.StartTestServer(t)
-	client := stClientset(t, ts)
-	k := stKubectl{path: kubectl, kubeconfig: ts.Kubeconfig, cacheDir: t.TempDir(), home: t.TempDir()}
+	client := newClientset(t, ts)
+	k := kubectl{path: kubectlPath, kubeconfig: ts.Kubeconfig, cacheDir: t.TempDir(), home: t.TempDir(), timeout: kubectlTimeout}
 	ctx := t.Context()
 
 	t.Run("create -f configset.yaml", func(t *testing.T) {
 		out := k.run(t, "create", "-f", configSetYAML)
-		stRequireContains(t, out, "configset.config.capstan.dev/checkout created")
+		requireContains(t, out, "configset.config.capstan.dev/checkout created")
 	})
 
 	t.Run("get configsets prints the table", func(t *testing.T) {
 		out := k.run(t, "get", "configsets", "-n", "default")
-		header, rows := stTableLines(t, out)
+		header, rows := tableLines(t, out)
 		if want := []string{"NAME", "KEYS", "REVISION", "IMMUTABLE", "AGE"}; !slices.Equal(header, want) {
 			t.Fatalf("header is %q, want %q; output:\n%s", header, want, out)
 		}
-		stRequireTableRow(t, rows, out, "checkout", "4", "1", "false")
+		requireTableRow(t, rows, out, "checkout", "4", "1", "false")
 	})
 
 	t.Run("get cfgs -o wide adds columns", func(t *testing.T) {
 		out := k.run(t, "get", "cfgs", "-n", "default", "-o", "wide")
-		header, rows := stTableLines(t, out)
+		header, rows := tableLines(t, out)
 		if want := []string{"NAME", "KEYS", "REVISION", "IMMUTABLE", "AGE"}; len(header) <= len(want) || !slices.Equal(header[:len(want)], want) {
 			t.Fatalf("wide header is %q, want %q followed by wide columns; output:\n%s", header, want, out)
 		}
-		row := stRequireTableRow(t, rows, out, "checkout", "4", "1", "false")
+		row := requireTableRow(t, rows, out, "checkout", "4", "1", "false")
 		if len(row) != len(header) {
 			t.Errorf("wide row %q has %d cells for %d columns; output:\n%s", row, len(row), len(header), out)
 		}
@@ -66,7 +68,7 @@ func TestKubectl(t *testing.T) {
 
 	t.Run("get capstan -A lists it by category", func(t *testing.T) {
 		out := k.run(t, "get", "capstan", "-A")
-		stRequireContains(t, out, "configset.config.capstan.dev/checkout")
+		requireContains(t, out, "configset.config.capstan.dev/checkout")
 		if !regexp.MustCompile(`(?m)^default\s+configset\.config\.capstan\.dev/checkout\s+4\s+1\s+false\s`).MatchString(out) {
 			t.Errorf("no row `default configset.config.capstan.dev/checkout 4 1 false` in:\n%s", out)
 		}
@@ -88,7 +90,7 @@ func TestKubectl(t *testing.T) {
 		// The fields were set by `kubectl create` (manager kubectl-create), so
 		// taking them over is a conflict unless forced, as with any kind.
 		out := k.run(t, "apply", "--server-side", "--force-conflicts", "-f", path)
-		stRequireContains(t, out, "configset.config.capstan.dev/checkout serverside-applied")
+		requireContains(t, out, "configset.config.capstan.dev/checkout serverside-applied")
 
 		cs, err := client.ConfigV1beta1().ConfigSets("default").Get(ctx, "checkout", metav1.GetOptions{})
 		if err != nil {
@@ -103,8 +105,8 @@ func TestKubectl(t *testing.T) {
 			t.Errorf("managedFields %+v have no Apply entry of manager kubectl", cs.ManagedFields)
 		}
 		table := k.run(t, "get", "configsets", "-n", "default")
-		_, rows := stTableLines(t, table)
-		stRequireTableRow(t, rows, table, "checkout", "4", "2", "false")
+		_, rows := tableLines(t, table)
+		requireTableRow(t, rows, table, "checkout", "4", "2", "false")
 
 		// Applying the same manifest again changes nothing.
 		k.run(t, "apply", "--server-side", "-f", path)
@@ -126,7 +128,7 @@ func TestKubectl(t *testing.T) {
 		patch := `{"status":{"conditions":[{"type":"Applied","status":"True","reason":"RevisionApplied",` +
 			`"message":"revision 2 is live","lastTransitionTime":"2025-01-01T00:00:00Z"}]}}`
 		out := k.run(t, "patch", "configset", "checkout", "-n", "default", "--subresource=status", "--type=merge", "-p", patch)
-		stRequireContains(t, out, "configset.config.capstan.dev/checkout patched")
+		requireContains(t, out, "configset.config.capstan.dev/checkout patched")
 
 		cs, err := client.ConfigV1beta1().ConfigSets("default").Get(ctx, "checkout", metav1.GetOptions{})
 		if err != nil {
@@ -148,9 +150,9 @@ func TestKubectl(t *testing.T) {
 
 	t.Run("explain configsets.spec", func(t *testing.T) {
 		out := k.run(t, "explain", "configsets.spec")
-		stRequireContains(t, out, "VERSION:    v1beta1")
+		requireContains(t, out, "VERSION:    v1beta1")
 		for _, field := range []string{"data", "secretData", "immutable", "revisionHistoryLimit"} {
-			stRequireExplainField(t, out, field)
+			requireExplainField(t, out, field)
 		}
 		if regexp.MustCompile(`(?m)^\s*entries\s+<`).MatchString(out) {
 			t.Errorf("v1beta1 explain lists the field entries, which only v1alpha1 has:\n%s", out)
@@ -159,9 +161,9 @@ func TestKubectl(t *testing.T) {
 
 	t.Run("explain configsets.spec --api-version=config.capstan.dev/v1alpha1", func(t *testing.T) {
 		out := k.run(t, "explain", "configsets.spec", "--api-version=config.capstan.dev/v1alpha1")
-		stRequireContains(t, out, "VERSION:    v1alpha1")
+		requireContains(t, out, "VERSION:    v1alpha1")
 		for _, field := range []string{"entries", "immutable", "revisionHistoryLimit"} {
-			stRequireExplainField(t, out, field)
+			requireExplainField(t, out, field)
 		}
 		if regexp.MustCompile(`(?m)^\s*secretData\s+<`).MatchString(out) {
 			t.Errorf("v1alpha1 explain lists the field secretData, which only v1beta1 has:\n%s", out)
@@ -170,7 +172,7 @@ func TestKubectl(t *testing.T) {
 
 	t.Run("create -f configset-v1alpha1.yaml", func(t *testing.T) {
 		out := k.run(t, "create", "-f", alphaYAML)
-		stRequireContains(t, out, "configset.config.capstan.dev/search created")
+		requireContains(t, out, "configset.config.capstan.dev/search created")
 		cs, err := client.ConfigV1beta1().ConfigSets("default").Get(ctx, "search", metav1.GetOptions{})
 		if err != nil {
 			t.Fatalf("getting search through v1beta1: %v", err)
@@ -181,24 +183,24 @@ func TestKubectl(t *testing.T) {
 				cs.Spec.Data, cs.Spec.SecretData)
 		}
 		table := k.run(t, "get", "configsets", "-n", "default")
-		_, rows := stTableLines(t, table)
-		stRequireTableRow(t, rows, table, "search", "2", "1", "false")
+		_, rows := tableLines(t, table)
+		requireTableRow(t, rows, table, "search", "2", "1", "false")
 	})
 
 	t.Run("delete -f configset.yaml", func(t *testing.T) {
 		out := k.run(t, "delete", "-f", configSetYAML)
-		stRequireContains(t, out, `configset.config.capstan.dev "checkout" deleted`)
+		requireContains(t, out, `configset.config.capstan.dev "checkout" deleted`)
 
 		stdout, stderr, err := k.exec(t, "get", "configset", "checkout", "-n", "default")
 		if err == nil {
 			t.Fatalf("kubectl get of the deleted ConfigSet succeeded:\nstdout:\n%s\nstderr:\n%s", stdout, stderr)
 		}
-		stRequireContains(t, stderr, `Error from server (NotFound): configsets.config.capstan.dev "checkout" not found`)
+		requireContains(t, stderr, `Error from server (NotFound): configsets.config.capstan.dev "checkout" not found`)
 		if _, err := client.ConfigV1beta1().ConfigSets("default").Get(ctx, "checkout", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 			t.Errorf("getting checkout after delete: %v, want NotFound", err)
 		}
 		// The other ConfigSet is still there.
-		_, rows := stTableLines(t, k.run(t, "get", "configsets", "-n", "default"))
+		_, rows := tableLines(t, k.run(t, "get", "configsets", "-n", "default"))
 		if len(rows) != 1 || rows[0][0] != "search" {
 			t.Errorf("after deleting checkout, rows are %q, want only search", rows)
 		}
@@ -216,35 +218,47 @@ func TestKubectl(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		stRequireContains(t, string(manifest), "kind: List")
+		requireContains(t, string(manifest), "kind: List")
 		k.run(t, "delete", "configset", "search", "-n", "default")
 		out := k.run(t, "apply", "-f", backup)
-		stRequireContains(t, out, "configset.config.capstan.dev/search created")
+		requireContains(t, out, "configset.config.capstan.dev/search created")
 		if _, err := client.ConfigV1beta1().ConfigSets("default").Get(ctx, "search", metav1.GetOptions{}); err != nil {
 			t.Errorf("search after apply of the backup: %v", err)
 		}
 		// Discovery stays whole: the empty core group is no discovery failure.
-		stRequireContains(t, k.run(t, "api-resources"), "configsets")
+		requireContains(t, k.run(t, "api-resources"), "configsets")
 	})
 }
 
-// stKubectl runs the real kubectl against one test server, with its own
-// discovery cache and home so that nothing from the machine leaks in.
-type stKubectl struct {
+// kubectl runs the real kubectl against one test server, with its own home
+// (and, when set, its own discovery cache and PATH) so that nothing from the
+// machine leaks in.
+type kubectl struct {
 	path       string
 	kubeconfig string
-	cacheDir   string
 	home       string
+	// cacheDir, when set, is passed as --cache-dir.
+	cacheDir string
+	// pathEnv, when set, is kubectl's PATH (to put a plugin on it).
+	pathEnv string
+	// timeout bounds one invocation.
+	timeout time.Duration
 }
 
 // exec runs kubectl and returns its output and error, whatever they are.
-func (k stKubectl) exec(t *testing.T, args ...string) (stdout, stderr string, err error) {
+func (k kubectl) exec(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), stKubectlTimeout)
+	ctx, cancel := context.WithTimeout(t.Context(), k.timeout)
 	defer cancel()
-	full := append([]string{"--kubeconfig", k.kubeconfig, "--cache-dir", k.cacheDir}, args...)
+	full := append(slices.Clone(args), "--kubeconfig", k.kubeconfig)
+	if k.cacheDir != "" {
+		full = append(full, "--cache-dir", k.cacheDir)
+	}
 	cmd := exec.CommandContext(ctx, k.path, full...)
 	cmd.Env = append(os.Environ(), "HOME="+k.home, "KUBECONFIG="+k.kubeconfig)
+	if k.pathEnv != "" {
+		cmd.Env = append(cmd.Env, "PATH="+k.pathEnv)
+	}
 	var out, errOut bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = &errOut
@@ -255,8 +269,25 @@ func (k stKubectl) exec(t *testing.T, args ...string) (stdout, stderr string, er
 	return out.String(), errOut.String(), err
 }
 
+// execCode runs kubectl and returns what it printed and its exit code; it
+// fails the test when kubectl does not finish in time or cannot run.
+func (k kubectl) execCode(t *testing.T, args ...string) (stdout, stderr string, exitCode int) {
+	t.Helper()
+	stdout, stderr, err := k.exec(t, args...)
+	var exitErr *exec.ExitError
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		t.Fatalf("kubectl %s did not finish in %v", strings.Join(args, " "), k.timeout)
+	case errors.As(err, &exitErr):
+		exitCode = exitErr.ExitCode()
+	case err != nil:
+		t.Fatalf("running kubectl %s: %v", strings.Join(args, " "), err)
+	}
+	return stdout, stderr, exitCode
+}
+
 // run runs kubectl and fails the test unless it succeeds; it returns stdout.
-func (k stKubectl) run(t *testing.T, args ...string) string {
+func (k kubectl) run(t *testing.T, args ...string) string {
 	t.Helper()
 	stdout, stderr, err := k.exec(t, args...)
 	if err != nil {
@@ -266,8 +297,20 @@ func (k stKubectl) run(t *testing.T, args ...string) string {
 	return stdout
 }
 
-// stRepoRoot finds the module root above the test's working directory.
-func stRepoRoot(t *testing.T) string {
+// fail runs kubectl, requires it to fail with exit code 1 and nothing on
+// stdout, and returns its stderr.
+func (k kubectl) fail(t *testing.T, args ...string) string {
+	t.Helper()
+	stdout, stderr, code := k.execCode(t, args...)
+	if code != 1 || stdout != "" {
+		t.Fatalf("kubectl %s exited with %d, want 1 and no output\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, stdout, stderr)
+	}
+	t.Logf("kubectl %s (exit %d):\n%s", strings.Join(args, " "), code, stderr)
+	return stderr
+}
+
+// repoRoot finds the module root above the test's working directory.
+func repoRoot(t *testing.T) string {
 	t.Helper()
 	dir, err := os.Getwd()
 	if err != nil {
@@ -285,26 +328,26 @@ func stRepoRoot(t *testing.T) string {
 	}
 }
 
-// stColumnSplit separates kubectl's table columns: two or more spaces.
-var stColumnSplit = regexp.MustCompile(`\s{2,}`)
+// columnSplit separates kubectl's table columns: two or more spaces.
+var columnSplit = regexp.MustCompile(`\s{2,}`)
 
-// stTableLines splits kubectl's table output into the header and the rows.
-func stTableLines(t *testing.T, out string) (header []string, rows [][]string) {
+// tableLines splits kubectl's table output into the header and the rows.
+func tableLines(t *testing.T, out string) (header []string, rows [][]string) {
 	t.Helper()
 	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
 	if len(lines) == 0 || strings.TrimSpace(lines[0]) == "" {
 		t.Fatalf("kubectl printed no table:\n%s", out)
 	}
-	header = stColumnSplit.Split(strings.TrimSpace(lines[0]), -1)
+	header = columnSplit.Split(strings.TrimSpace(lines[0]), -1)
 	for _, l := range lines[1:] {
-		rows = append(rows, stColumnSplit.Split(strings.TrimSpace(l), -1))
+		rows = append(rows, columnSplit.Split(strings.TrimSpace(l), -1))
 	}
 	return header, rows
 }
 
-// stRequireTableRow finds the row whose first cell is want[0] and checks its
+// requireTableRow finds the row whose first cell is want[0] and checks its
 // next cells; it returns the row.
-func stRequireTableRow(t *testing.T, rows [][]string, out string, want ...string) []string {
+func requireTableRow(t *testing.T, rows [][]string, out string, want ...string) []string {
 	t.Helper()
 	for _, r := range rows {
 		if len(r) > 0 && r[0] == want[0] {
@@ -318,17 +361,17 @@ func stRequireTableRow(t *testing.T, rows [][]string, out string, want ...string
 	return nil
 }
 
-// stRequireContains fails unless out contains want.
-func stRequireContains(t *testing.T, out, want string) {
+// requireContains fails unless out contains want.
+func requireContains(t *testing.T, out, want string) {
 	t.Helper()
 	if !strings.Contains(out, want) {
 		t.Errorf("output does not contain %q:\n%s", want, out)
 	}
 }
 
-// stRequireExplainField fails unless kubectl explain lists field, as a line
+// requireExplainField fails unless kubectl explain lists field, as a line
 // "  field	<type>".
-func stRequireExplainField(t *testing.T, out, field string) {
+func requireExplainField(t *testing.T, out, field string) {
 	t.Helper()
 	if !regexp.MustCompile(`(?m)^\s*` + regexp.QuoteMeta(field) + `\s+<`).MatchString(out) {
 		t.Errorf("kubectl explain does not list the field %s:\n%s", field, out)

@@ -17,7 +17,7 @@ import (
 
 // scrape reads the server's /metrics as the admin and returns each
 // series' value by its name and labels, as `name{a="x",b="y"}`.
-func scrape(t *testing.T, e *hiEnv) map[string]float64 {
+func scrape(t *testing.T, e *env) map[string]float64 {
 	t.Helper()
 	core, err := kubernetes.NewForConfig(e.ts.ClientConfig)
 	if err != nil {
@@ -49,18 +49,20 @@ func requireDelta(t *testing.T, before, after map[string]float64, want map[strin
 // count and by bytes, repairs, rollbacks, and policy decisions with their
 // rules' evaluations and cost.
 func TestMetrics(t *testing.T) {
-	e := hiStart(t, "--history-max-bytes=4096", "--history-repair-grace-period=1s")
+	// A server of its own: --history-max-bytes and --history-repair-grace-period,
+	// and counters that only this test moves.
+	e := startEnv(t, "--history-max-bytes=4096", "--history-repair-grace-period=1s")
 	const ns = "metrics"
 	sets := e.cs.ConfigV1beta1().ConfigSets(ns)
 
 	// Four changes of a ConfigSet that keeps two revisions: four revisions
 	// written by requests, two pruned by count.
 	before := scrape(t, e)
-	set := hiConfigSet("counted", map[string]string{"k": "v0"}, nil)
+	set := configSet("counted", map[string]string{"k": "v0"}, nil)
 	set.Spec.RevisionHistoryLimit = ptr.To[int32](2)
-	e.hiMustCreate(t, ns, set)
+	e.mustCreate(t, ns, set)
 	for i := 1; i <= 3; i++ {
-		e.hiMustUpdate(t, ns, "counted", func(cs *v1beta1.ConfigSet) { cs.Spec.Data["k"] = fmt.Sprintf("v%d", i) })
+		e.mustUpdate(t, ns, "counted", func(cs *v1beta1.ConfigSet) { cs.Spec.Data["k"] = fmt.Sprintf("v%d", i) })
 	}
 	requireDelta(t, before, scrape(t, e), map[string]float64{
 		`capstan_history_revisions_written_total{result="success", writer="request"}`: 4,
@@ -71,10 +73,10 @@ func TestMetrics(t *testing.T) {
 	// Values of 3,000 bytes under a 4,096-byte budget: the second change's
 	// write prunes the first revision by bytes.
 	before = scrape(t, e)
-	big := hiConfigSet("big", map[string]string{"blob": strings.Repeat("a", 3000)}, nil)
+	big := configSet("big", map[string]string{"blob": strings.Repeat("a", 3000)}, nil)
 	big.Spec.RevisionHistoryLimit = ptr.To[int32](100)
-	e.hiMustCreate(t, ns, big)
-	e.hiMustUpdate(t, ns, "big", func(cs *v1beta1.ConfigSet) { cs.Spec.Data["blob"] = strings.Repeat("b", 3000) })
+	e.mustCreate(t, ns, big)
+	e.mustUpdate(t, ns, "big", func(cs *v1beta1.ConfigSet) { cs.Spec.Data["blob"] = strings.Repeat("b", 3000) })
 	requireDelta(t, before, scrape(t, e), map[string]float64{
 		`capstan_history_revisions_pruned_total{reason="bytes"}`: 1,
 	})
@@ -106,7 +108,7 @@ func TestMetrics(t *testing.T) {
 	if err := e.cs.ConfigV1beta1().ConfigRevisions(ns).Delete(e.ctx, current, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	e.hiPoll(t, hiTimeout, "the reconciler restores the current revision", func() (bool, error) {
+	e.poll(t, testTimeout, "the reconciler restores the current revision", func() (bool, error) {
 		_, err := e.cs.ConfigV1beta1().ConfigRevisions(ns).Get(e.ctx, current, metav1.GetOptions{})
 		return err == nil, err
 	})
@@ -129,9 +131,9 @@ func TestMetrics(t *testing.T) {
 	if _, err := e.cs.ConfigV1beta1().ConfigPolicies().Create(e.ctx, policy, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	bad := hiConfigSet("bad", map[string]string{"debug": "true"}, nil)
+	bad := configSet("bad", map[string]string{"debug": "true"}, nil)
 	bad.Labels = map[string]string{"team": "metrics"}
-	e.hiPoll(t, hiTimeout, "the policy in force", func() (bool, error) {
+	e.poll(t, testTimeout, "the policy in force", func() (bool, error) {
 		_, err := sets.Create(e.ctx, bad, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		if !apierrors.IsForbidden(err) {
 			return false, fmt.Errorf("dry-run create: %v, want Forbidden", err)
@@ -142,9 +144,9 @@ func TestMetrics(t *testing.T) {
 	if _, err := sets.Create(e.ctx, bad, metav1.CreateOptions{}); !apierrors.IsForbidden(err) {
 		t.Fatalf("create of a violating ConfigSet: %v, want Forbidden", err)
 	}
-	good := hiConfigSet("good", map[string]string{"level": "info"}, nil)
+	good := configSet("good", map[string]string{"level": "info"}, nil)
 	good.Labels = map[string]string{"team": "metrics"}
-	e.hiMustCreate(t, ns, good)
+	e.mustCreate(t, ns, good)
 	after := scrape(t, e)
 	requireDelta(t, before, afterDryRuns, map[string]float64{
 		`capstan_configpolicy_decisions_total{enforcement="Deny", policy="metrics-no-debug", result="denied"}`: 0,

@@ -3,7 +3,6 @@ package integration
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -27,43 +26,31 @@ import (
 )
 
 const (
-	// plBuildTimeout bounds building the plugin, which on a cold build cache
+	// pluginBuildTimeout bounds building the plugin, which on a cold build cache
 	// compiles cli-runtime and kustomize.
-	plBuildTimeout = 15 * time.Minute
-	// plRunTimeout bounds one `kubectl capstan` invocation.
-	plRunTimeout = 60 * time.Second
-	// plNamespace is where the test's ConfigSets live: not the kubeconfig's
+	pluginBuildTimeout = 15 * time.Minute
+	// pluginRunTimeout bounds one `kubectl capstan` invocation.
+	pluginRunTimeout = 60 * time.Second
+	// pluginNamespace is where the test's ConfigSets live: not the kubeconfig's
 	// default namespace, so that -n must be honoured.
-	plNamespace = "shop"
-	// plChangeCause is the annotation the server copies into each revision.
-	plChangeCause = "config.capstan.dev/change-cause"
-	// plPolicyTimeout bounds how long a new policy takes to reach admission.
-	plPolicyTimeout = 30 * time.Second
-	// plAdmin is the user of the local admin kubeconfig.
-	plAdmin = "capstan-admin"
+	pluginNamespace = "shop"
+	// pluginPolicyTimeout bounds how long a new policy takes to reach admission.
+	pluginPolicyTimeout = 30 * time.Second
 )
 
-// plMasked matches a masked secret line of a diff and captures its size.
-var plMasked = regexp.MustCompile(`^([-+ ])DB_PASSWORD=<secret: (\d+) bytes, fingerprint [0-9a-f]{8}>$`)
+// maskedSecretLine matches a masked secret line of a diff and captures its size.
+var maskedSecretLine = regexp.MustCompile(`^([-+ ])DB_PASSWORD=<secret: (\d+) bytes, fingerprint [0-9a-f]{8}>$`)
 
 // TestPlugin builds kubectl-capstan, puts it on PATH and runs it as
 // `kubectl capstan …` with the real kubectl against an in-process server.
 func TestPlugin(t *testing.T) {
-	kubectl := plKubectlPath(t)
-	binDir := t.TempDir()
-	plBuild(t, filepath.Join(binDir, "kubectl-capstan"))
-
-	ts := capstantesting.StartTestServer(t)
-	client := stClientset(t, ts)
-	k := plKubectl{
-		path:       kubectl,
-		kubeconfig: ts.Kubeconfig,
-		home:       t.TempDir(),
-		pathEnv:    binDir + string(os.PathListSeparator) + os.Getenv("PATH"),
-	}
+	ts := sharedServer(t)
+	k := pluginKubectl(t, ts)
+	binDir := pluginBuild.dir
+	client := newClientset(t, ts)
 	ctx := t.Context()
 
-	rev1 := plEntries{
+	rev1 := revisionEntries{
 		data: map[string]string{
 			"LOG_LEVEL":   "info",
 			"LEGACY_MODE": "true",
@@ -72,17 +59,17 @@ func TestPlugin(t *testing.T) {
 		secretData: map[string][]byte{"DB_PASSWORD": []byte("hunter2")},
 	}
 	cs := &v1beta1.ConfigSet{
-		ObjectMeta: metav1.ObjectMeta{Name: "storefront", Namespace: plNamespace,
-			Annotations: map[string]string{plChangeCause: "initial import"}},
+		ObjectMeta: metav1.ObjectMeta{Name: "storefront", Namespace: pluginNamespace,
+			Annotations: map[string]string{causeAnnotation: "initial import"}},
 		Spec: v1beta1.ConfigSetSpec{Data: rev1.data, SecretData: rev1.secretData},
 	}
-	if _, err := client.ConfigV1beta1().ConfigSets(plNamespace).Create(ctx, cs, metav1.CreateOptions{}); err != nil {
+	if _, err := client.ConfigV1beta1().ConfigSets(pluginNamespace).Create(ctx, cs, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("creating configset storefront: %v", err)
 	}
-	plChange(t, client, "storefront", "debug logging", func(s *v1beta1.ConfigSetSpec) {
+	changeWithCause(t, client, "storefront", "debug logging", func(s *v1beta1.ConfigSetSpec) {
 		s.Data["LOG_LEVEL"] = "debug"
 	})
-	plChange(t, client, "storefront", "rotate password, tune workers", func(s *v1beta1.ConfigSetSpec) {
+	changeWithCause(t, client, "storefront", "rotate password, tune workers", func(s *v1beta1.ConfigSetSpec) {
 		s.SecretData["DB_PASSWORD"] = []byte("correct-horse-battery")
 		s.Data["app.yaml"] = "server:\n  port: 8080\n  workers: 8\n"
 		s.Data["TIMEOUT"] = "30s"
@@ -90,22 +77,22 @@ func TestPlugin(t *testing.T) {
 	})
 
 	t.Run("kubectl plugin list finds it", func(t *testing.T) {
-		stdout, _, _ := k.exec(t, "plugin", "list")
-		stRequireContains(t, stdout, filepath.Join(binDir, "kubectl-capstan"))
+		stdout, _, _ := k.execCode(t, "plugin", "list")
+		requireContains(t, stdout, filepath.Join(binDir, "kubectl-capstan"))
 	})
 
 	t.Run("history lists the revisions oldest first", func(t *testing.T) {
-		out := k.run(t, "capstan", "history", "storefront", "-n", plNamespace)
-		plRequireHistory(t, out, []plHistoryRow{
-			{revision: "1", author: plAdmin, cause: "initial import", rollbackOf: "<none>", keys: "4"},
-			{revision: "2", author: plAdmin, cause: "debug logging", rollbackOf: "<none>", keys: "4"},
-			{current: true, revision: "3", author: plAdmin, cause: "rotate password, tune workers", rollbackOf: "<none>", keys: "4"},
+		out := k.run(t, "capstan", "history", "storefront", "-n", pluginNamespace)
+		requireHistory(t, out, []historyRow{
+			{revision: "1", author: adminUser, cause: "initial import", rollbackOf: "<none>", keys: "4"},
+			{revision: "2", author: adminUser, cause: "debug logging", rollbackOf: "<none>", keys: "4"},
+			{current: true, revision: "3", author: adminUser, cause: "rotate password, tune workers", rollbackOf: "<none>", keys: "4"},
 		})
 	})
 
 	t.Run("diff masks secrets", func(t *testing.T) {
-		out := k.run(t, "capstan", "diff", "storefront", "1", "3", "--namespace="+plNamespace)
-		lines := plLines(out)
+		out := k.run(t, "capstan", "diff", "storefront", "1", "3", "--namespace="+pluginNamespace)
+		lines := splitLines(out)
 		want := []string{
 			"--- storefront revision 1",
 			"+++ storefront revision 3",
@@ -123,7 +110,7 @@ func TestPlugin(t *testing.T) {
 			"+           workers: 8",
 		}
 		for i, l := range lines {
-			if m := plMasked.FindStringSubmatch(l); m != nil {
+			if m := maskedSecretLine.FindStringSubmatch(l); m != nil {
 				lines[i] = m[1] + "DB_PASSWORD=<masked " + m[2] + ">"
 			}
 		}
@@ -141,8 +128,8 @@ func TestPlugin(t *testing.T) {
 	})
 
 	t.Run("diff --show-secrets reveals them", func(t *testing.T) {
-		out := k.run(t, "capstan", "diff", "storefront", "1", "3", "-n", plNamespace, "--show-secrets")
-		lines := plLines(out)
+		out := k.run(t, "capstan", "diff", "storefront", "1", "3", "-n", pluginNamespace, "--show-secrets")
+		lines := splitLines(out)
 		for _, want := range []string{"-DB_PASSWORD=hunter2", "+DB_PASSWORD=correct-horse-battery", "-LOG_LEVEL=info", "+LOG_LEVEL=debug"} {
 			if !slices.Contains(lines, want) {
 				t.Errorf("diff --show-secrets has no line %q:\n%s", want, out)
@@ -151,8 +138,8 @@ func TestPlugin(t *testing.T) {
 	})
 
 	t.Run("diff against the current entries", func(t *testing.T) {
-		out := k.run(t, "capstan", "diff", "storefront", "2", "-n", plNamespace)
-		lines := plLines(out)
+		out := k.run(t, "capstan", "diff", "storefront", "2", "-n", pluginNamespace)
+		lines := splitLines(out)
 		if len(lines) < 2 || lines[0] != "--- storefront revision 2" || lines[1] != "+++ storefront revision 3 (current)" {
 			t.Errorf("diff 2 has the wrong headers:\n%s", out)
 		}
@@ -162,29 +149,29 @@ func TestPlugin(t *testing.T) {
 			}
 		}
 
-		out = k.run(t, "capstan", "diff", "storefront", "3", "-n", plNamespace)
+		out = k.run(t, "capstan", "diff", "storefront", "3", "-n", pluginNamespace)
 		if want := "no differences between storefront revision 3 and storefront revision 3 (current)\n"; out != want {
 			t.Errorf("diff of the current revision printed %q, want %q", out, want)
 		}
 	})
 
 	t.Run("rollback --dry-run=server changes nothing", func(t *testing.T) {
-		out := k.run(t, "capstan", "rollback", "storefront", "--to", "1", "--dry-run=server", "-n", plNamespace)
+		out := k.run(t, "capstan", "rollback", "storefront", "--to", "1", "--dry-run=server", "-n", pluginNamespace)
 		if want := "configset/storefront rolled back to revision 1 (now revision 4) (server dry run)\n"; out != want {
 			t.Errorf("rollback --dry-run=server printed %q, want %q", out, want)
 		}
-		got := plGet(t, client, "storefront")
+		got := getPluginConfigSet(t, client, "storefront")
 		if got.Status.CurrentRevision != 3 || got.Spec.Data["LEGACY_MODE"] != "" || got.Spec.Data["TIMEOUT"] != "30s" {
 			t.Errorf("after a dry run the configset is at revision %d with %v", got.Status.CurrentRevision, got.Spec.Data)
 		}
 	})
 
 	t.Run("rollback restores the entries of the revision", func(t *testing.T) {
-		out := k.run(t, "capstan", "rollback", "storefront", "--to", "1", "-n", plNamespace)
+		out := k.run(t, "capstan", "rollback", "storefront", "--to", "1", "-n", pluginNamespace)
 		if want := "configset/storefront rolled back to revision 1 (now revision 4)\n"; out != want {
 			t.Errorf("rollback printed %q, want %q", out, want)
 		}
-		got := plGet(t, client, "storefront")
+		got := getPluginConfigSet(t, client, "storefront")
 		if got.Status.CurrentRevision != 4 {
 			t.Errorf("after the rollback the configset is at revision %d, want 4", got.Status.CurrentRevision)
 		}
@@ -193,32 +180,32 @@ func TestPlugin(t *testing.T) {
 				got.Spec.Data, got.Spec.SecretData, rev1.data, rev1.secretData)
 		}
 
-		out = k.run(t, "capstan", "history", "storefront", "-n", plNamespace)
-		rows := plParseHistory(t, out)
+		out = k.run(t, "capstan", "history", "storefront", "-n", pluginNamespace)
+		rows := parseHistory(t, out)
 		if len(rows) != 4 {
 			t.Fatalf("history after the rollback has %d rows, want 4:\n%s", len(rows), out)
 		}
-		if r := rows[3]; !r.current || r.revision != "4" || r.author != plAdmin || r.rollbackOf != "1" || r.keys != "4" || rows[2].current {
+		if r := rows[3]; !r.current || r.revision != "4" || r.author != adminUser || r.rollbackOf != "1" || r.keys != "4" || rows[2].current {
 			t.Errorf("history after the rollback ends with %+v, want revision 4, current, rollback of 1:\n%s", r, out)
 		}
 
-		out = k.run(t, "capstan", "diff", "storefront", "1", "-n", plNamespace)
+		out = k.run(t, "capstan", "diff", "storefront", "1", "-n", pluginNamespace)
 		if !strings.HasPrefix(out, "no differences") {
 			t.Errorf("revision 1 and the rolled-back entries differ:\n%s", out)
 		}
-		out = k.run(t, "capstan", "rollback", "storefront", "--to", "4", "-n", plNamespace)
+		out = k.run(t, "capstan", "rollback", "storefront", "--to", "4", "-n", pluginNamespace)
 		if want := "configset/storefront already has the entries of revision 4 (still revision 4)\n"; out != want {
 			t.Errorf("rollback to the current revision printed %q, want %q", out, want)
 		}
 	})
 
 	t.Run("a missing revision is a clear error", func(t *testing.T) {
-		stderr := k.fail(t, "capstan", "rollback", "storefront", "--to", "99", "-n", plNamespace)
-		stRequireContains(t, stderr, "error: revision 99 of configset/storefront is not kept (kept revisions: 1-4)")
-		stderr = k.fail(t, "capstan", "diff", "storefront", "99", "2", "-n", plNamespace)
-		stRequireContains(t, stderr, "error: revision 99 of configset/storefront is not kept (kept revisions: 1-4)")
-		stderr = k.fail(t, "capstan", "diff", "storefront", "zero", "-n", plNamespace)
-		stRequireContains(t, stderr, `error: invalid revision "zero"`)
+		stderr := k.fail(t, "capstan", "rollback", "storefront", "--to", "99", "-n", pluginNamespace)
+		requireContains(t, stderr, "error: revision 99 of configset/storefront is not kept (kept revisions: 1-4)")
+		stderr = k.fail(t, "capstan", "diff", "storefront", "99", "2", "-n", pluginNamespace)
+		requireContains(t, stderr, "error: revision 99 of configset/storefront is not kept (kept revisions: 1-4)")
+		stderr = k.fail(t, "capstan", "diff", "storefront", "zero", "-n", pluginNamespace)
+		requireContains(t, stderr, `error: invalid revision "zero"`)
 	})
 
 	t.Run("a missing configset is a clear error", func(t *testing.T) {
@@ -227,165 +214,204 @@ func TestPlugin(t *testing.T) {
 			{"diff", "missing", "1"},
 			{"rollback", "missing", "--to", "1"},
 		} {
-			stderr := k.fail(t, append(append([]string{"capstan"}, args...), "-n", plNamespace)...)
-			stRequireContains(t, stderr, `error: configset "missing" not found in namespace "shop"`)
+			stderr := k.fail(t, append(append([]string{"capstan"}, args...), "-n", pluginNamespace)...)
+			requireContains(t, stderr, `error: configset "missing" not found in namespace "shop"`)
 		}
 		// Without -n the kubeconfig's namespace applies, where storefront is not.
 		stderr := k.fail(t, "capstan", "history", "storefront")
-		stRequireContains(t, stderr, `error: configset "storefront" not found in namespace "default"`)
+		requireContains(t, stderr, `error: configset "storefront" not found in namespace "default"`)
 	})
 
-	t.Run("a pruned revision cannot be restored", func(t *testing.T) {
-		pruned := &v1beta1.ConfigSet{
-			ObjectMeta: metav1.ObjectMeta{Name: "pruned", Namespace: plNamespace},
-			Spec:       v1beta1.ConfigSetSpec{Data: map[string]string{"N": "1"}, RevisionHistoryLimit: ptr.To[int32](2)},
-		}
-		if _, err := client.ConfigV1beta1().ConfigSets(plNamespace).Create(ctx, pruned, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		plChange(t, client, "pruned", "two", func(s *v1beta1.ConfigSetSpec) { s.Data["N"] = "2" })
-		plChange(t, client, "pruned", "three", func(s *v1beta1.ConfigSetSpec) { s.Data["N"] = "3" })
+}
 
-		out := k.run(t, "capstan", "history", "pruned", "-n", plNamespace)
-		rows := plParseHistory(t, out)
-		if len(rows) != 2 || rows[0].revision != "2" || rows[1].revision != "3" || !rows[1].current {
-			t.Errorf("history of a configset keeping 2 revisions:\n%s", out)
-		}
-		stderr := k.fail(t, "capstan", "rollback", "pruned", "--to", "1", "-n", plNamespace)
-		stRequireContains(t, stderr, "error: revision 1 of configset/pruned is not kept (kept revisions: 2-3)")
-		if got := plGet(t, client, "pruned"); got.Status.CurrentRevision != 3 || got.Spec.Data["N"] != "3" {
-			t.Errorf("a failed rollback changed the configset: revision %d, %v", got.Status.CurrentRevision, got.Spec.Data)
-		}
-	})
+// TestPluginPrunedRevisionCannotBeRestored: a pruned revision cannot be restored.
+func TestPluginPrunedRevisionCannotBeRestored(t *testing.T) {
+	ts := sharedServer(t)
+	k := pluginKubectl(t, ts)
+	client := newClientset(t, ts)
+	ctx := t.Context()
 
-	t.Run("an immutable configset cannot be rolled back", func(t *testing.T) {
-		frozen := &v1beta1.ConfigSet{
-			ObjectMeta: metav1.ObjectMeta{Name: "frozen", Namespace: plNamespace},
-			Spec:       v1beta1.ConfigSetSpec{Data: map[string]string{"N": "1"}, Immutable: ptr.To(true)},
-		}
-		if _, err := client.ConfigV1beta1().ConfigSets(plNamespace).Create(ctx, frozen, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		stderr := k.fail(t, "capstan", "rollback", "frozen", "--to", "1", "-n", plNamespace)
-		stRequireContains(t, stderr, "error: cannot roll back configset/frozen: it is immutable (spec.immutable is true), so its entries can no longer change")
-	})
+	pruned := &v1beta1.ConfigSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "pruned", Namespace: pluginNamespace},
+		Spec:       v1beta1.ConfigSetSpec{Data: map[string]string{"N": "1"}, RevisionHistoryLimit: ptr.To[int32](2)},
+	}
+	if _, err := client.ConfigV1beta1().ConfigSets(pluginNamespace).Create(ctx, pruned, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	changeWithCause(t, client, "pruned", "two", func(s *v1beta1.ConfigSetSpec) { s.Data["N"] = "2" })
+	changeWithCause(t, client, "pruned", "three", func(s *v1beta1.ConfigSetSpec) { s.Data["N"] = "3" })
 
-	t.Run("a long name whose revisions get shortened names", func(t *testing.T) {
-		name := "long-" + strings.Repeat("x", 248)
-		long := &v1beta1.ConfigSet{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: plNamespace},
-			Spec:       v1beta1.ConfigSetSpec{Data: map[string]string{"N": "1"}},
+	out := k.run(t, "capstan", "history", "pruned", "-n", pluginNamespace)
+	rows := parseHistory(t, out)
+	if len(rows) != 2 || rows[0].revision != "2" || rows[1].revision != "3" || !rows[1].current {
+		t.Errorf("history of a configset keeping 2 revisions:\n%s", out)
+	}
+	stderr := k.fail(t, "capstan", "rollback", "pruned", "--to", "1", "-n", pluginNamespace)
+	requireContains(t, stderr, "error: revision 1 of configset/pruned is not kept (kept revisions: 2-3)")
+	if got := getPluginConfigSet(t, client, "pruned"); got.Status.CurrentRevision != 3 || got.Spec.Data["N"] != "3" {
+		t.Errorf("a failed rollback changed the configset: revision %d, %v", got.Status.CurrentRevision, got.Spec.Data)
+	}
+}
+
+// TestPluginImmutableConfigSetCannotBeRolledBack: an immutable configset cannot be rolled back.
+func TestPluginImmutableConfigSetCannotBeRolledBack(t *testing.T) {
+	ts := sharedServer(t)
+	k := pluginKubectl(t, ts)
+	client := newClientset(t, ts)
+	ctx := t.Context()
+
+	frozen := &v1beta1.ConfigSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "frozen", Namespace: pluginNamespace},
+		Spec:       v1beta1.ConfigSetSpec{Data: map[string]string{"N": "1"}, Immutable: ptr.To(true)},
+	}
+	if _, err := client.ConfigV1beta1().ConfigSets(pluginNamespace).Create(ctx, frozen, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	stderr := k.fail(t, "capstan", "rollback", "frozen", "--to", "1", "-n", pluginNamespace)
+	requireContains(t, stderr, "error: cannot roll back configset/frozen: it is immutable (spec.immutable is true), so its entries can no longer change")
+}
+
+// TestPluginLongName: a long name whose revisions get shortened names.
+func TestPluginLongName(t *testing.T) {
+	ts := sharedServer(t)
+	k := pluginKubectl(t, ts)
+	client := newClientset(t, ts)
+	ctx := t.Context()
+
+	name := "long-" + strings.Repeat("x", 248)
+	long := &v1beta1.ConfigSet{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: pluginNamespace},
+		Spec:       v1beta1.ConfigSetSpec{Data: map[string]string{"N": "1"}},
+	}
+	if _, err := client.ConfigV1beta1().ConfigSets(pluginNamespace).Create(ctx, long, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	changeWithCause(t, client, name, "two", func(s *v1beta1.ConfigSetSpec) { s.Data["N"] = "2" })
+	revisions, err := client.ConfigV1beta1().ConfigRevisions(pluginNamespace).List(ctx, metav1.ListOptions{FieldSelector: "configSetName=" + name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range revisions.Items {
+		if r.Name == fmt.Sprintf("%s-%d", name, r.Revision) {
+			t.Fatalf("revision %d is named %s-%d; this test needs the server to shorten it", r.Revision, name, r.Revision)
 		}
-		if _, err := client.ConfigV1beta1().ConfigSets(plNamespace).Create(ctx, long, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		plChange(t, client, name, "two", func(s *v1beta1.ConfigSetSpec) { s.Data["N"] = "2" })
-		revisions, err := client.ConfigV1beta1().ConfigRevisions(plNamespace).List(ctx, metav1.ListOptions{FieldSelector: "configSetName=" + name})
+	}
+
+	rows := parseHistory(t, k.run(t, "capstan", "history", name, "-n", pluginNamespace))
+	if len(rows) != 2 || rows[1].cause != "two" || !rows[1].current {
+		t.Errorf("history of a long-named configset: %+v", rows)
+	}
+	out := k.run(t, "capstan", "diff", name, "1", "-n", pluginNamespace)
+	if lines := splitLines(out); !slices.Contains(lines, "-N=1") || !slices.Contains(lines, "+N=2") {
+		t.Errorf("diff of a long-named configset:\n%s", out)
+	}
+	out = k.run(t, "capstan", "rollback", name, "--to", "1", "-n", pluginNamespace)
+	requireContains(t, out, "rolled back to revision 1 (now revision 3)")
+	if got := getPluginConfigSet(t, client, name); got.Spec.Data["N"] != "1" {
+		t.Errorf("after the rollback N is %q, want 1", got.Spec.Data["N"])
+	}
+}
+
+// TestPluginPoliciesApplyToRollbacks: policies apply to rollbacks, with warnings shown.
+func TestPluginPoliciesApplyToRollbacks(t *testing.T) {
+	ts := sharedServer(t)
+	k := pluginKubectl(t, ts)
+	client := newClientset(t, ts)
+	ctx := t.Context()
+
+	labels := map[string]string{"team": "payments"}
+	policed := &v1beta1.ConfigSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "policed", Namespace: pluginNamespace, Labels: labels},
+		Spec:       v1beta1.ConfigSetSpec{Data: map[string]string{"DEBUG": "true", "N": "1"}},
+	}
+	if _, err := client.ConfigV1beta1().ConfigSets(pluginNamespace).Create(ctx, policed, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	changeWithCause(t, client, "policed", "no debug", func(s *v1beta1.ConfigSetSpec) { delete(s.Data, "DEBUG") })
+	policy := &v1beta1.ConfigPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "no-debug"},
+		Spec: v1beta1.ConfigPolicySpec{
+			Selector:      &metav1.LabelSelector{MatchLabels: labels},
+			ForbiddenKeys: []string{"DEBUG"},
+			Enforcement:   v1beta1.EnforcementWarn,
+		},
+	}
+	if _, err := client.ConfigV1beta1().ConfigPolicies().Create(ctx, policy, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitForPolicy(t, ts, labels, "to warn", func(warned bool, err error) bool { return warned && err == nil })
+
+	stdout, stderr, code := k.execCode(t, "capstan", "rollback", "policed", "--to", "1", "-n", pluginNamespace)
+	if code != 0 || stdout != "configset/policed rolled back to revision 1 (now revision 3)\n" {
+		t.Errorf("rollback under a Warn policy exited with %d and printed %q; stderr:\n%s", code, stdout, stderr)
+	}
+	if !strings.HasPrefix(stderr, "Warning: ") || !strings.Contains(stderr, "no-debug") {
+		t.Errorf("rollback under a Warn policy does not print the server's warning; stderr:\n%s", stderr)
+	}
+
+	changeWithCause(t, client, "policed", "no debug again", func(s *v1beta1.ConfigSetSpec) { delete(s.Data, "DEBUG") })
+	deny, err := client.ConfigV1beta1().ConfigPolicies().Get(ctx, "no-debug", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deny.Spec.Enforcement = v1beta1.EnforcementDeny
+	if _, err := client.ConfigV1beta1().ConfigPolicies().Update(ctx, deny, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitForPolicy(t, ts, labels, "to deny", func(_ bool, err error) bool { return err != nil })
+
+	stderr = k.fail(t, "capstan", "rollback", "policed", "--to", "1", "-n", pluginNamespace)
+	requireContains(t, stderr, "error: cannot roll back configset/policed to revision 1: ")
+	requireContains(t, stderr, "no-debug")
+	if got := getPluginConfigSet(t, client, "policed"); got.Status.CurrentRevision != 4 || got.Spec.Data["DEBUG"] != "" {
+		t.Errorf("a denied rollback changed the configset: revision %d, %v", got.Status.CurrentRevision, got.Spec.Data)
+	}
+	if err := client.ConfigV1beta1().ConfigPolicies().Delete(ctx, "no-debug", metav1.DeleteOptions{}); err != nil {
+		t.Errorf("deleting the policy: %v", err)
+	}
+}
+
+// pluginBuild is the kubectl-capstan binary, built once for the package in a
+// folder that TestMain removes.
+var pluginBuild struct {
+	once sync.Once
+	dir  string
+	ok   bool
+}
+
+// pluginKubectl returns the real kubectl with kubectl-capstan on its PATH,
+// against ts, building the plugin on first use.
+func pluginKubectl(t *testing.T, ts *capstantesting.TestServer) kubectl {
+	t.Helper()
+	kubectlPath := findKubectl(t)
+	pluginBuild.once.Do(func() {
+		dir, err := os.MkdirTemp("", "capstan-plugin-")
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("creating the plugin's folder: %v", err)
 		}
-		for _, r := range revisions.Items {
-			if r.Name == fmt.Sprintf("%s-%d", name, r.Revision) {
-				t.Fatalf("revision %d is named %s-%d; this test needs the server to shorten it", r.Revision, name, r.Revision)
-			}
-		}
-
-		rows := plParseHistory(t, k.run(t, "capstan", "history", name, "-n", plNamespace))
-		if len(rows) != 2 || rows[1].cause != "two" || !rows[1].current {
-			t.Errorf("history of a long-named configset: %+v", rows)
-		}
-		out := k.run(t, "capstan", "diff", name, "1", "-n", plNamespace)
-		if lines := plLines(out); !slices.Contains(lines, "-N=1") || !slices.Contains(lines, "+N=2") {
-			t.Errorf("diff of a long-named configset:\n%s", out)
-		}
-		out = k.run(t, "capstan", "rollback", name, "--to", "1", "-n", plNamespace)
-		stRequireContains(t, out, "rolled back to revision 1 (now revision 3)")
-		if got := plGet(t, client, name); got.Spec.Data["N"] != "1" {
-			t.Errorf("after the rollback N is %q, want 1", got.Spec.Data["N"])
-		}
+		pluginBuild.dir = dir
+		packageCleanups = append(packageCleanups, func() { _ = os.RemoveAll(dir) })
+		buildPlugin(t, filepath.Join(dir, "kubectl-capstan"))
+		pluginBuild.ok = true
 	})
-
-	t.Run("policies apply to rollbacks, with warnings shown", func(t *testing.T) {
-		labels := map[string]string{"team": "payments"}
-		policed := &v1beta1.ConfigSet{
-			ObjectMeta: metav1.ObjectMeta{Name: "policed", Namespace: plNamespace, Labels: labels},
-			Spec:       v1beta1.ConfigSetSpec{Data: map[string]string{"DEBUG": "true", "N": "1"}},
-		}
-		if _, err := client.ConfigV1beta1().ConfigSets(plNamespace).Create(ctx, policed, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		plChange(t, client, "policed", "no debug", func(s *v1beta1.ConfigSetSpec) { delete(s.Data, "DEBUG") })
-		policy := &v1beta1.ConfigPolicy{
-			ObjectMeta: metav1.ObjectMeta{Name: "no-debug"},
-			Spec: v1beta1.ConfigPolicySpec{
-				Selector:      &metav1.LabelSelector{MatchLabels: labels},
-				ForbiddenKeys: []string{"DEBUG"},
-				Enforcement:   v1beta1.EnforcementWarn,
-			},
-		}
-		if _, err := client.ConfigV1beta1().ConfigPolicies().Create(ctx, policy, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		plWaitForPolicy(t, ts, labels, "to warn", func(warned bool, err error) bool { return warned && err == nil })
-
-		stdout, stderr, code := k.exec(t, "capstan", "rollback", "policed", "--to", "1", "-n", plNamespace)
-		if code != 0 || stdout != "configset/policed rolled back to revision 1 (now revision 3)\n" {
-			t.Errorf("rollback under a Warn policy exited with %d and printed %q; stderr:\n%s", code, stdout, stderr)
-		}
-		if !strings.HasPrefix(stderr, "Warning: ") || !strings.Contains(stderr, "no-debug") {
-			t.Errorf("rollback under a Warn policy does not print the server's warning; stderr:\n%s", stderr)
-		}
-
-		plChange(t, client, "policed", "no debug again", func(s *v1beta1.ConfigSetSpec) { delete(s.Data, "DEBUG") })
-		deny, err := client.ConfigV1beta1().ConfigPolicies().Get(ctx, "no-debug", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		deny.Spec.Enforcement = v1beta1.EnforcementDeny
-		if _, err := client.ConfigV1beta1().ConfigPolicies().Update(ctx, deny, metav1.UpdateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		plWaitForPolicy(t, ts, labels, "to deny", func(_ bool, err error) bool { return err != nil })
-
-		stderr = k.fail(t, "capstan", "rollback", "policed", "--to", "1", "-n", plNamespace)
-		stRequireContains(t, stderr, "error: cannot roll back configset/policed to revision 1: ")
-		stRequireContains(t, stderr, "no-debug")
-		if got := plGet(t, client, "policed"); got.Status.CurrentRevision != 4 || got.Spec.Data["DEBUG"] != "" {
-			t.Errorf("a denied rollback changed the configset: revision %d, %v", got.Status.CurrentRevision, got.Spec.Data)
-		}
-		if err := client.ConfigV1beta1().ConfigPolicies().Delete(ctx, "no-debug", metav1.DeleteOptions{}); err != nil {
-			t.Errorf("deleting the policy: %v", err)
-		}
-	})
+	if !pluginBuild.ok {
+		t.Fatalf("kubectl-capstan could not be built (see the first test that tried)")
+	}
+	return kubectl{
+		path:       kubectlPath,
+		kubeconfig: ts.Kubeconfig,
+		home:       t.TempDir(),
+		pathEnv:    pluginBuild.dir + string(os.PathListSeparator) + os.Getenv("PATH"),
+		timeout:    pluginRunTimeout,
+	}
 }
 
-// plWarnings records the warnings the server sends.
-type plWarnings struct {
-	mu   sync.Mutex
-	seen []string
-}
-
-// HandleWarningHeader records a warning; it makes plWarnings a rest.WarningHandler.
-func (w *plWarnings) HandleWarningHeader(_ int, _ string, text string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.seen = append(w.seen, text)
-}
-
-func (w *plWarnings) take() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	seen := w.seen
-	w.seen = nil
-	return seen
-}
-
-// plWaitForPolicy waits until the admission plugin, which learns about
+// waitForPolicy waits until the admission plugin, which learns about
 // policies through an informer, acts on a policy: a server dry-run create of
 // a ConfigSet with the given labels and a DEBUG entry must satisfy done.
-func plWaitForPolicy(t *testing.T, ts *capstantesting.TestServer, labels map[string]string, what string, done func(warned bool, err error) bool) {
+func waitForPolicy(t *testing.T, ts *capstantesting.TestServer, labels map[string]string, what string, done func(warned bool, err error) bool) {
 	t.Helper()
-	warnings := &plWarnings{}
+	warnings := &warningRecorder{}
 	cfg := rest.CopyConfig(ts.ClientConfig)
 	cfg.WarningHandler = warnings
 	client, err := versioned.NewForConfig(cfg)
@@ -393,27 +419,27 @@ func plWaitForPolicy(t *testing.T, ts *capstantesting.TestServer, labels map[str
 		t.Fatal(err)
 	}
 	probe := &v1beta1.ConfigSet{
-		ObjectMeta: metav1.ObjectMeta{Name: "policy-probe", Namespace: plNamespace, Labels: labels},
+		ObjectMeta: metav1.ObjectMeta{Name: "policy-probe", Namespace: pluginNamespace, Labels: labels},
 		Spec:       v1beta1.ConfigSetSpec{Data: map[string]string{"DEBUG": "true"}},
 	}
 	var last error
-	err = wait.PollUntilContextTimeout(t.Context(), 50*time.Millisecond, plPolicyTimeout, true, func(ctx context.Context) (bool, error) {
-		_, last = client.ConfigV1beta1().ConfigSets(plNamespace).Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	err = wait.PollUntilContextTimeout(t.Context(), 50*time.Millisecond, pluginPolicyTimeout, true, func(ctx context.Context) (bool, error) {
+		_, last = client.ConfigV1beta1().ConfigSets(pluginNamespace).Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		return done(len(warnings.take()) > 0, last), nil
 	})
 	if err != nil {
-		t.Fatalf("the policy did not start %s within %v (last probe: %v)", what, plPolicyTimeout, last)
+		t.Fatalf("the policy did not start %s within %v (last probe: %v)", what, pluginPolicyTimeout, last)
 	}
 }
 
-// plEntries are the entries of one revision.
-type plEntries struct {
+// revisionEntries are the entries of one revision.
+type revisionEntries struct {
 	data       map[string]string
 	secretData map[string][]byte
 }
 
-// plKubectlPath finds the real kubectl, which the plugin mechanism needs.
-func plKubectlPath(t *testing.T) string {
+// findKubectl finds the real kubectl, which the plugin mechanism needs.
+func findKubectl(t *testing.T) string {
 	t.Helper()
 	if path, err := exec.LookPath("kubectl"); err == nil {
 		return path
@@ -425,17 +451,17 @@ func plKubectlPath(t *testing.T) string {
 	return usual
 }
 
-// plBuild builds the plugin binary at out from the module's cmd/kubectl-capstan.
-func plBuild(t *testing.T, out string) {
+// buildPlugin builds the plugin binary at out from the module's cmd/kubectl-capstan.
+func buildPlugin(t *testing.T, out string) {
 	t.Helper()
 	goTool, err := exec.LookPath("go")
 	if err != nil {
 		t.Fatalf("the go command is not on PATH, so the plugin cannot be built: %v", err)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), plBuildTimeout)
+	ctx, cancel := context.WithTimeout(t.Context(), pluginBuildTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, goTool, "build", "-o", out, "./cmd/kubectl-capstan")
-	cmd.Dir = stRepoRoot(t)
+	cmd.Dir = repoRoot(t)
 	start := time.Now()
 	if output, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build ./cmd/kubectl-capstan: %v\n%s", err, output)
@@ -443,71 +469,15 @@ func plBuild(t *testing.T, out string) {
 	t.Logf("built kubectl-capstan in %v", time.Since(start).Round(time.Millisecond))
 }
 
-// plKubectl runs the real kubectl with the plugin on PATH, against one test
-// server, with its own home so that nothing from the machine leaks in.
-type plKubectl struct {
-	path       string
-	kubeconfig string
-	home       string
-	pathEnv    string
-}
-
-// exec runs kubectl with args and --kubeconfig, and returns what it printed
-// and its exit code.
-func (k plKubectl) exec(t *testing.T, args ...string) (stdout, stderr string, exitCode int) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), plRunTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, k.path, append(args, "--kubeconfig", k.kubeconfig)...)
-	cmd.Env = append(os.Environ(), "HOME="+k.home, "KUBECONFIG="+k.kubeconfig, "PATH="+k.pathEnv)
-	var out, errOut bytes.Buffer
-	cmd.Stdout = &out
-	cmd.Stderr = &errOut
-	err := cmd.Run()
-	var exitErr *exec.ExitError
-	switch {
-	case ctx.Err() != nil:
-		t.Fatalf("kubectl %s did not finish in %v", strings.Join(args, " "), plRunTimeout)
-	case errors.As(err, &exitErr):
-		exitCode = exitErr.ExitCode()
-	case err != nil:
-		t.Fatalf("running kubectl %s: %v", strings.Join(args, " "), err)
-	}
-	return out.String(), errOut.String(), exitCode
-}
-
-// run runs kubectl, requires it to succeed and returns its stdout.
-func (k plKubectl) run(t *testing.T, args ...string) string {
-	t.Helper()
-	stdout, stderr, code := k.exec(t, args...)
-	if code != 0 {
-		t.Fatalf("kubectl %s exited with %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, stdout, stderr)
-	}
-	t.Logf("kubectl %s:\n%s", strings.Join(args, " "), stdout)
-	return stdout
-}
-
-// fail runs kubectl, requires it to fail with exit code 1 and nothing on
-// stdout, and returns its stderr.
-func (k plKubectl) fail(t *testing.T, args ...string) string {
-	t.Helper()
-	stdout, stderr, code := k.exec(t, args...)
-	if code != 1 || stdout != "" {
-		t.Fatalf("kubectl %s exited with %d, want 1 and no output\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, stdout, stderr)
-	}
-	t.Logf("kubectl %s (exit %d):\n%s", strings.Join(args, " "), code, stderr)
-	return stderr
-}
-
-// plChange changes a ConfigSet's entries with a change cause, which the
+// changeWithCause changes a ConfigSet's entries with a change cause, which the
 // server records in the revision it makes.
-func plChange(t *testing.T, client versioned.Interface, name, cause string, change func(*v1beta1.ConfigSetSpec)) {
+func changeWithCause(t *testing.T, client versioned.Interface, name, cause string, change func(*v1beta1.ConfigSetSpec)) {
 	t.Helper()
-	cs := plGet(t, client, name)
+	cs := getPluginConfigSet(t, client, name)
 	if cs.Annotations == nil {
 		cs.Annotations = map[string]string{}
 	}
-	cs.Annotations[plChangeCause] = cause
+	cs.Annotations[causeAnnotation] = cause
 	if cs.Spec.Data == nil {
 		cs.Spec.Data = map[string]string{}
 	}
@@ -515,57 +485,57 @@ func plChange(t *testing.T, client versioned.Interface, name, cause string, chan
 		cs.Spec.SecretData = map[string][]byte{}
 	}
 	change(&cs.Spec)
-	if _, err := client.ConfigV1beta1().ConfigSets(plNamespace).Update(t.Context(), cs, metav1.UpdateOptions{}); err != nil {
+	if _, err := client.ConfigV1beta1().ConfigSets(pluginNamespace).Update(t.Context(), cs, metav1.UpdateOptions{}); err != nil {
 		t.Fatalf("changing configset %s (%s): %v", name, cause, err)
 	}
 }
 
-// plGet gets a ConfigSet of plNamespace.
-func plGet(t *testing.T, client versioned.Interface, name string) *v1beta1.ConfigSet {
+// getPluginConfigSet gets a ConfigSet of pluginNamespace.
+func getPluginConfigSet(t *testing.T, client versioned.Interface, name string) *v1beta1.ConfigSet {
 	t.Helper()
-	cs, err := client.ConfigV1beta1().ConfigSets(plNamespace).Get(t.Context(), name, metav1.GetOptions{})
+	cs, err := client.ConfigV1beta1().ConfigSets(pluginNamespace).Get(t.Context(), name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatalf("getting configset %s: %v", name, err)
 	}
 	return cs
 }
 
-// plHistoryRow is one row of `kubectl capstan history`, without the AGE.
-type plHistoryRow struct {
+// historyRow is one row of `kubectl capstan history`, without the AGE.
+type historyRow struct {
 	current                                   bool
 	revision, author, cause, rollbackOf, keys string
 }
 
-// plParseHistory parses the output of `kubectl capstan history`: a header
+// parseHistory parses the output of `kubectl capstan history`: a header
 // and rows whose first cell is * or blank.
-func plParseHistory(t *testing.T, out string) []plHistoryRow {
+func parseHistory(t *testing.T, out string) []historyRow {
 	t.Helper()
-	lines := plLines(out)
-	if want := []string{"CURRENT", "REVISION", "AUTHOR", "CAUSE", "ROLLBACK-OF", "KEYS", "AGE"}; len(lines) == 0 || !slices.Equal(stColumnSplit.Split(lines[0], -1), want) {
+	lines := splitLines(out)
+	if want := []string{"CURRENT", "REVISION", "AUTHOR", "CAUSE", "ROLLBACK-OF", "KEYS", "AGE"}; len(lines) == 0 || !slices.Equal(columnSplit.Split(lines[0], -1), want) {
 		t.Fatalf("history header is not %q:\n%s", want, out)
 	}
-	var rows []plHistoryRow
+	var rows []historyRow
 	for _, l := range lines[1:] {
 		current := strings.HasPrefix(l, "*")
-		cells := stColumnSplit.Split(strings.TrimSpace(strings.TrimPrefix(l, "*")), -1)
+		cells := columnSplit.Split(strings.TrimSpace(strings.TrimPrefix(l, "*")), -1)
 		if len(cells) != 6 {
 			t.Fatalf("history row %q does not have 6 cells after CURRENT:\n%s", l, out)
 		}
-		rows = append(rows, plHistoryRow{current: current, revision: cells[0], author: cells[1], cause: cells[2], rollbackOf: cells[3], keys: cells[4]})
+		rows = append(rows, historyRow{current: current, revision: cells[0], author: cells[1], cause: cells[2], rollbackOf: cells[3], keys: cells[4]})
 	}
 	return rows
 }
 
-// plRequireHistory checks the rows of `kubectl capstan history`.
-func plRequireHistory(t *testing.T, out string, want []plHistoryRow) {
+// requireHistory checks the rows of `kubectl capstan history`.
+func requireHistory(t *testing.T, out string, want []historyRow) {
 	t.Helper()
-	if got := plParseHistory(t, out); !slices.Equal(got, want) {
+	if got := parseHistory(t, out); !slices.Equal(got, want) {
 		t.Errorf("history rows are\n%+v\nwant\n%+v\noutput:\n%s", got, want, out)
 	}
 }
 
-// plLines splits output into lines, without the final line break.
-func plLines(out string) []string {
+// splitLines splits output into lines, without the final line break.
+func splitLines(out string) []string {
 	if out == "" {
 		return nil
 	}

@@ -14,9 +14,9 @@ import (
 	"capstan.dev/capstan/pkg/generated/clientset/versioned"
 )
 
-// psWaitReady polls until the policy's Ready condition describes its current
+// waitPolicyReady polls until the policy's Ready condition describes its current
 // generation, and returns that condition.
-func psWaitReady(t *testing.T, c versioned.Interface, name string) (*v1beta1.ConfigPolicy, *metav1.Condition) {
+func waitPolicyReady(t *testing.T, c versioned.Interface, name string) (*v1beta1.ConfigPolicy, *metav1.Condition) {
 	t.Helper()
 	var p *v1beta1.ConfigPolicy
 	var cond *metav1.Condition
@@ -35,6 +35,7 @@ func psWaitReady(t *testing.T, c versioned.Interface, name string) (*v1beta1.Con
 }
 
 func TestPolicyStatusReportsReady(t *testing.T) {
+	// A server of its own: the test its policies select every ConfigSet of the cluster.
 	ts := capstantesting.StartTestServer(t)
 	c := versioned.NewForConfigOrDie(ts.ClientConfig)
 	ctx := context.Background()
@@ -46,7 +47,7 @@ func TestPolicyStatusReportsReady(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, cond := psWaitReady(t, c, "ps-keys")
+	p, cond := waitPolicyReady(t, c, "ps-keys")
 	if cond.Status != metav1.ConditionTrue || cond.Reason != "Enforced" || p.Status.ObservedGeneration != 1 {
 		t.Errorf("Ready = %+v, observedGeneration %d; want True/Enforced at generation 1", cond, p.Status.ObservedGeneration)
 	}
@@ -56,7 +57,7 @@ func TestPolicyStatusReportsReady(t *testing.T) {
 	if _, err := c.ConfigV1beta1().ConfigPolicies().Update(ctx, p, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	p, cond = psWaitReady(t, c, "ps-keys")
+	p, cond = waitPolicyReady(t, c, "ps-keys")
 	if p.Generation != 2 || cond.Status != metav1.ConditionTrue {
 		t.Errorf("after the update: generation %d, Ready %+v; want generation 2 and True", p.Generation, cond)
 	}
@@ -72,7 +73,7 @@ func TestPolicyStatusReportsReady(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, cond = psWaitReady(t, c, "ps-namespaces")
+	_, cond = waitPolicyReady(t, c, "ps-namespaces")
 	if cond.Status != metav1.ConditionFalse || cond.Reason != "NamespaceSelectorUnsupported" {
 		t.Errorf("Ready = %+v, want False/NamespaceSelectorUnsupported", cond)
 	}

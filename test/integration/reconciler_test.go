@@ -21,16 +21,18 @@ import (
 	"capstan.dev/capstan/pkg/registry/config/configrevision/history"
 )
 
-// rcPair is two Capstan replicas on one etcd, as after a crash of a replica
+// replicaPair is two Capstan replicas on one etcd, as after a crash of a replica
 // that the other outlives: both run the history reconciler.
-type rcPair struct {
+type replicaPair struct {
 	a, b   versioned.Interface
 	etcd   *clientv3.Client
 	prefix string
 }
 
-func rcStartPair(t *testing.T) *rcPair {
+func startReplicaPair(t *testing.T) *replicaPair {
 	t.Helper()
+	// Servers of their own: two replicas on one etcd, with
+	// --history-repair-grace-period=1s.
 	a := capstantesting.StartTestServer(t, "--history-repair-grace-period=1s")
 	b := capstantesting.StartTestServer(t, append(a.EtcdFlags(),
 		"--history-repair-grace-period=1s",
@@ -46,7 +48,7 @@ func rcStartPair(t *testing.T) *rcPair {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = etcd.Close() })
-	return &rcPair{
+	return &replicaPair{
 		a:      versioned.NewForConfigOrDie(a.ClientConfig),
 		b:      versioned.NewForConfigOrDie(b.ClientConfig),
 		etcd:   etcd,
@@ -54,8 +56,8 @@ func rcStartPair(t *testing.T) *rcPair {
 	}
 }
 
-// rcRevisions lists the revisions of a ConfigSet through one replica, by revision number.
-func rcRevisions(t *testing.T, c versioned.Interface, ns, name string) []v1beta1.ConfigRevision {
+// replicaRevisions lists the revisions of a ConfigSet through one replica, by revision number.
+func replicaRevisions(t *testing.T, c versioned.Interface, ns, name string) []v1beta1.ConfigRevision {
 	t.Helper()
 	list, err := c.ConfigV1beta1().ConfigRevisions(ns).List(context.Background(), metav1.ListOptions{FieldSelector: "configSetName=" + name})
 	if err != nil {
@@ -65,34 +67,26 @@ func rcRevisions(t *testing.T, c versioned.Interface, ns, name string) []v1beta1
 	return list.Items
 }
 
-func rcNumbers(revs []v1beta1.ConfigRevision) []int64 {
-	out := make([]int64, len(revs))
-	for i, r := range revs {
-		out[i] = r.Revision
-	}
-	return out
-}
-
-// rcEventually polls until the revisions of ns/name, read through both
+// eventuallyOnBoth polls until the revisions of ns/name, read through both
 // replicas, are exactly want.
-func rcEventually(t *testing.T, p *rcPair, ns, name string, want []int64) []v1beta1.ConfigRevision {
+func eventuallyOnBoth(t *testing.T, p *replicaPair, ns, name string, want []int64) []v1beta1.ConfigRevision {
 	t.Helper()
 	var last []v1beta1.ConfigRevision
 	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
-		last = rcRevisions(t, p.a, ns, name)
-		if fmt.Sprint(rcNumbers(last)) != fmt.Sprint(want) {
+		last = replicaRevisions(t, p.a, ns, name)
+		if fmt.Sprint(revisionNumbers(last)) != fmt.Sprint(want) {
 			return false, nil
 		}
-		return fmt.Sprint(rcNumbers(rcRevisions(t, p.b, ns, name))) == fmt.Sprint(want), nil
+		return fmt.Sprint(revisionNumbers(replicaRevisions(t, p.b, ns, name))) == fmt.Sprint(want), nil
 	})
 	if err != nil {
-		t.Fatalf("revisions of %s/%s are %v, want %v", ns, name, rcNumbers(last), want)
+		t.Fatalf("revisions of %s/%s are %v, want %v", ns, name, revisionNumbers(last), want)
 	}
 	return last
 }
 
 func TestReconcilerRepairsHistoryWithTwoReplicas(t *testing.T) {
-	p := rcStartPair(t)
+	p := startReplicaPair(t)
 	ctx := context.Background()
 
 	t.Run("a missing current revision is restored once", func(t *testing.T) {
@@ -108,14 +102,14 @@ func TestReconcilerRepairsHistoryWithTwoReplicas(t *testing.T) {
 		if cs, err = p.b.ConfigV1beta1().ConfigSets(ns).Update(ctx, cs, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		rcEventually(t, p, ns, "app", []int64{1, 2})
+		eventuallyOnBoth(t, p, ns, "app", []int64{1, 2})
 
 		// A crash between the ConfigSet write and its revision write leaves
 		// exactly this: the ConfigSet at revision 2, no revision 2 in etcd.
 		if _, err := p.etcd.Delete(ctx, p.prefix+ns+"/"+config.RevisionName("app", 2)); err != nil {
 			t.Fatal(err)
 		}
-		revs := rcEventually(t, p, ns, "app", []int64{1, 2})
+		revs := eventuallyOnBoth(t, p, ns, "app", []int64{1, 2})
 		restored := revs[1]
 		if restored.Author != history.ReconcilerUser {
 			t.Errorf("restored revision author = %q, want %q", restored.Author, history.ReconcilerUser)
@@ -137,13 +131,13 @@ func TestReconcilerRepairsHistoryWithTwoReplicas(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rcEventually(t, p, ns, "gone", []int64{1})
+		eventuallyOnBoth(t, p, ns, "gone", []int64{1})
 		// A crash after the ConfigSet's delete but before its revisions'.
 		key := "/registry/config.capstan.dev/configsets/" + ns + "/gone"
 		if _, err := p.etcd.Delete(ctx, key); err != nil {
 			t.Fatal(err)
 		}
-		rcEventually(t, p, ns, "gone", []int64{})
+		eventuallyOnBoth(t, p, ns, "gone", []int64{})
 		if _, err := p.a.ConfigV1beta1().ConfigSets(ns).Get(ctx, "gone", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 			t.Fatalf("ConfigSet %s still there: %v", cs.Name, err)
 		}
@@ -164,14 +158,14 @@ func TestReconcilerRepairsHistoryWithTwoReplicas(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		rcEventually(t, p, ns, "app", []int64{1, 2, 3, 4, 5, 6})
+		eventuallyOnBoth(t, p, ns, "app", []int64{1, 2, 3, 4, 5, 6})
 		// Lowering the limit changes no entries, so the request writes no
 		// revision; the reconciler prunes to the new limit.
 		cs.Spec.RevisionHistoryLimit = ptr.To[int32](2)
 		if _, err = p.b.ConfigV1beta1().ConfigSets(ns).Update(ctx, cs, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		rcEventually(t, p, ns, "app", []int64{5, 6})
+		eventuallyOnBoth(t, p, ns, "app", []int64{5, 6})
 	})
 
 	t.Run("a write through one replica is read through the other", func(t *testing.T) {
@@ -196,6 +190,7 @@ func TestReconcilerRepairsHistoryWithTwoReplicas(t *testing.T) {
 // costs) keeps the revision counter but writes no revisions, and no
 // reconciler restores them.
 func TestWithoutHistory(t *testing.T) {
+	// A server of its own: --record-history=false.
 	ts := capstantesting.StartTestServer(t, "--record-history=false", "--history-repair-grace-period=100ms")
 	c := versioned.NewForConfigOrDie(ts.ClientConfig)
 	ctx := context.Background()
@@ -214,7 +209,7 @@ func TestWithoutHistory(t *testing.T) {
 		t.Errorf("currentRevision = %d, want 2", cs.Status.CurrentRevision)
 	}
 	time.Sleep(time.Second)
-	if revs := rcRevisions(t, c, "nohist", "app"); len(revs) != 0 {
-		t.Errorf("revisions %v written with --record-history=false", rcNumbers(revs))
+	if revs := replicaRevisions(t, c, "nohist", "app"); len(revs) != 0 {
+		t.Errorf("revisions %v written with --record-history=false", revisionNumbers(revs))
 	}
 }

@@ -24,22 +24,23 @@ import (
 )
 
 const (
-	// stEncryptedPrefix is what local mode's EncryptionConfiguration puts in
+	// encryptedPrefix is what local mode's EncryptionConfiguration puts in
 	// front of every configsets and configrevisions value: secretbox, key1.
-	stEncryptedPrefix = "k8s:enc:secretbox:v1:key1:"
-	// stStorageAPIVersion is the storage version every object is written in,
+	encryptedPrefix = "k8s:enc:secretbox:v1:key1:"
+	// storageAPIVersion is the storage version every object is written in,
 	// whichever version the client spoke.
-	stStorageAPIVersion = "config.capstan.dev/v1beta1"
-	stStorageNamespace  = "storage"
+	storageAPIVersion = "config.capstan.dev/v1beta1"
+	storageNamespace  = "storage"
 )
 
 // TestStorage reads what Capstan wrote to etcd, bypassing the server: the
 // exact key, the encryption prefix, the absence of any plaintext, and, once
 // decrypted with the server's own EncryptionConfiguration, a v1beta1 object.
 func TestStorage(t *testing.T) {
+	// A server of its own: the test expects its policy to be the only configpolicies key in etcd.
 	ts := capstantesting.StartTestServer(t)
-	client := stClientset(t, ts)
-	etcd := stEtcdClient(t, ts)
+	client := newClientset(t, ts)
+	etcd := etcdClient(t, ts)
 	ctx := t.Context()
 
 	encryption, err := encryptionconfig.LoadEncryptionConfig(ctx, filepath.Join(ts.DataDir, "encryption-config.yaml"), false, "")
@@ -67,7 +68,7 @@ func TestStorage(t *testing.T) {
 		)
 		secrets["v1beta1 plain value"] = plainValue
 		secrets["v1beta1 secret value"] = secretValue
-		_, err := client.ConfigV1beta1().ConfigSets(stStorageNamespace).Create(ctx, &v1beta1.ConfigSet{
+		_, err := client.ConfigV1beta1().ConfigSets(storageNamespace).Create(ctx, &v1beta1.ConfigSet{
 			ObjectMeta: metav1.ObjectMeta{Name: name},
 			Spec: v1beta1.ConfigSetSpec{
 				Data:       map[string]string{"ENDPOINT": plainValue},
@@ -75,21 +76,21 @@ func TestStorage(t *testing.T) {
 			},
 		}, metav1.CreateOptions{})
 		if err != nil {
-			t.Fatalf("creating ConfigSet %s/%s: %v", stStorageNamespace, name, err)
+			t.Fatalf("creating ConfigSet %s/%s: %v", storageNamespace, name, err)
 		}
 
-		key := "/registry/config.capstan.dev/configsets/" + stStorageNamespace + "/" + name
-		raw := stEtcdGet(t, etcd, key)
-		if !bytes.HasPrefix(raw, []byte(stEncryptedPrefix)) {
-			t.Fatalf("value at %s starts with %q, want the prefix %q", key, stHead(raw), stEncryptedPrefix)
+		key := "/registry/config.capstan.dev/configsets/" + storageNamespace + "/" + name
+		raw := etcdGet(t, etcd, key)
+		if !bytes.HasPrefix(raw, []byte(encryptedPrefix)) {
+			t.Fatalf("value at %s starts with %q, want the prefix %q", key, head(raw), encryptedPrefix)
 		}
-		stRequireAbsent(t, key, raw, plainValue, secretValue)
+		requireNotInClear(t, key, raw, plainValue, secretValue)
 
-		plain := stDecrypt(t, transformerFor(t, "configsets"), key, raw)
+		plain := decrypt(t, transformerFor(t, "configsets"), key, raw)
 		var stored v1beta1.ConfigSet
-		stDecodeStored(t, key, plain, "ConfigSet", &stored)
-		if stored.Name != name || stored.Namespace != stStorageNamespace {
-			t.Errorf("stored object is %s/%s, want %s/%s", stored.Namespace, stored.Name, stStorageNamespace, name)
+		decodeStored(t, key, plain, "ConfigSet", &stored)
+		if stored.Name != name || stored.Namespace != storageNamespace {
+			t.Errorf("stored object is %s/%s, want %s/%s", stored.Namespace, stored.Name, storageNamespace, name)
 		}
 		if got := stored.Spec.Data["ENDPOINT"]; got != plainValue || len(stored.Spec.Data) != 1 {
 			t.Errorf("stored spec.data = %v, want only ENDPOINT=%q", stored.Spec.Data, plainValue)
@@ -113,7 +114,7 @@ func TestStorage(t *testing.T) {
 		)
 		secrets["v1alpha1 plain value"] = plainValue
 		secrets["v1alpha1 secret value"] = secretValue
-		_, err := client.ConfigV1alpha1().ConfigSets(stStorageNamespace).Create(ctx, &v1alpha1.ConfigSet{
+		_, err := client.ConfigV1alpha1().ConfigSets(storageNamespace).Create(ctx, &v1alpha1.ConfigSet{
 			ObjectMeta: metav1.ObjectMeta{Name: name},
 			Spec: v1alpha1.ConfigSetSpec{Entries: []v1alpha1.ConfigEntry{
 				{Key: "INDEX", Value: plainValue},
@@ -121,19 +122,19 @@ func TestStorage(t *testing.T) {
 			}},
 		}, metav1.CreateOptions{})
 		if err != nil {
-			t.Fatalf("creating v1alpha1 ConfigSet %s/%s: %v", stStorageNamespace, name, err)
+			t.Fatalf("creating v1alpha1 ConfigSet %s/%s: %v", storageNamespace, name, err)
 		}
 
-		key := "/registry/config.capstan.dev/configsets/" + stStorageNamespace + "/" + name
-		raw := stEtcdGet(t, etcd, key)
-		if !bytes.HasPrefix(raw, []byte(stEncryptedPrefix)) {
-			t.Fatalf("value at %s starts with %q, want the prefix %q", key, stHead(raw), stEncryptedPrefix)
+		key := "/registry/config.capstan.dev/configsets/" + storageNamespace + "/" + name
+		raw := etcdGet(t, etcd, key)
+		if !bytes.HasPrefix(raw, []byte(encryptedPrefix)) {
+			t.Fatalf("value at %s starts with %q, want the prefix %q", key, head(raw), encryptedPrefix)
 		}
-		stRequireAbsent(t, key, raw, plainValue, secretValue)
+		requireNotInClear(t, key, raw, plainValue, secretValue)
 
-		plain := stDecrypt(t, transformerFor(t, "configsets"), key, raw)
+		plain := decrypt(t, transformerFor(t, "configsets"), key, raw)
 		var stored v1beta1.ConfigSet
-		stDecodeStored(t, key, plain, "ConfigSet", &stored)
+		decodeStored(t, key, plain, "ConfigSet", &stored)
 		if got := stored.Spec.Data["INDEX"]; got != plainValue || len(stored.Spec.Data) != 1 {
 			t.Errorf("stored spec.data = %v, want only INDEX=%q", stored.Spec.Data, plainValue)
 		}
@@ -157,8 +158,8 @@ func TestStorage(t *testing.T) {
 		)
 		secrets["revision plain value"] = plainValue
 		secrets["revision secret value"] = secretValue
-		_, err := ts.Server.Storage.ConfigRevisions.Create(genericapirequest.WithNamespace(ctx, stStorageNamespace), &config.ConfigRevision{
-			ObjectMeta:    metav1.ObjectMeta{Name: name, Namespace: stStorageNamespace},
+		_, err := ts.Server.Storage.ConfigRevisions.Create(genericapirequest.WithNamespace(ctx, storageNamespace), &config.ConfigRevision{
+			ObjectMeta:    metav1.ObjectMeta{Name: name, Namespace: storageNamespace},
 			ConfigSetName: "st-manual",
 			Revision:      3,
 			Data:          map[string]string{"PLAIN": plainValue},
@@ -169,16 +170,16 @@ func TestStorage(t *testing.T) {
 			t.Fatalf("creating ConfigRevision through the store: %v", err)
 		}
 
-		key := "/registry/config.capstan.dev/configrevisions/" + stStorageNamespace + "/" + name
-		raw := stEtcdGet(t, etcd, key)
-		if !bytes.HasPrefix(raw, []byte(stEncryptedPrefix)) {
-			t.Fatalf("value at %s starts with %q, want the prefix %q", key, stHead(raw), stEncryptedPrefix)
+		key := "/registry/config.capstan.dev/configrevisions/" + storageNamespace + "/" + name
+		raw := etcdGet(t, etcd, key)
+		if !bytes.HasPrefix(raw, []byte(encryptedPrefix)) {
+			t.Fatalf("value at %s starts with %q, want the prefix %q", key, head(raw), encryptedPrefix)
 		}
-		stRequireAbsent(t, key, raw, plainValue, secretValue)
+		requireNotInClear(t, key, raw, plainValue, secretValue)
 
-		plain := stDecrypt(t, transformerFor(t, "configrevisions"), key, raw)
+		plain := decrypt(t, transformerFor(t, "configrevisions"), key, raw)
 		var stored v1beta1.ConfigRevision
-		stDecodeStored(t, key, plain, "ConfigRevision", &stored)
+		decodeStored(t, key, plain, "ConfigRevision", &stored)
 		if stored.ConfigSetName != "st-manual" || stored.Revision != 3 || stored.Author != "st-author" {
 			t.Errorf("stored revision = {configSetName %q, revision %d, author %q}, want {st-manual, 3, st-author}",
 				stored.ConfigSetName, stored.Revision, stored.Author)
@@ -206,12 +207,12 @@ func TestStorage(t *testing.T) {
 		}
 
 		key := "/registry/config.capstan.dev/configpolicies/" + name
-		raw := stEtcdGet(t, etcd, key)
+		raw := etcdGet(t, etcd, key)
 		if bytes.HasPrefix(raw, []byte("k8s:enc:")) {
-			t.Fatalf("value at %s is encrypted (%q); ConfigPolicies hold no secrets and are stored as plain JSON", key, stHead(raw))
+			t.Fatalf("value at %s is encrypted (%q); ConfigPolicies hold no secrets and are stored as plain JSON", key, head(raw))
 		}
 		var stored v1beta1.ConfigPolicy
-		stDecodeStored(t, key, raw, "ConfigPolicy", &stored)
+		decodeStored(t, key, raw, "ConfigPolicy", &stored)
 		if stored.Name != name || stored.Namespace != "" {
 			t.Errorf("stored policy is %q/%q, want cluster-scoped %q", stored.Namespace, stored.Name, name)
 		}
@@ -255,8 +256,8 @@ func TestStorage(t *testing.T) {
 			for _, resource := range []string{"configsets", "configrevisions"} {
 				if strings.HasPrefix(k, "/registry/config.capstan.dev/"+resource+"/") {
 					configKeys++
-					if !bytes.HasPrefix(kv.Value, []byte(stEncryptedPrefix)) {
-						t.Errorf("etcd key %s is not encrypted: starts with %q", k, stHead(kv.Value))
+					if !bytes.HasPrefix(kv.Value, []byte(encryptedPrefix)) {
+						t.Errorf("etcd key %s is not encrypted: starts with %q", k, head(kv.Value))
 					}
 				}
 			}
@@ -269,8 +270,8 @@ func TestStorage(t *testing.T) {
 	})
 }
 
-// stClientset returns the generated clientset as the local admin.
-func stClientset(t *testing.T, ts *capstantesting.TestServer) *versioned.Clientset {
+// newClientset returns the generated clientset as the local admin.
+func newClientset(t *testing.T, ts *capstantesting.TestServer) *versioned.Clientset {
 	t.Helper()
 	client, err := versioned.NewForConfig(ts.ClientConfig)
 	if err != nil {
@@ -279,8 +280,8 @@ func stClientset(t *testing.T, ts *capstantesting.TestServer) *versioned.Clients
 	return client
 }
 
-// stEtcdClient connects straight to the test server's embedded etcd.
-func stEtcdClient(t *testing.T, ts *capstantesting.TestServer) *clientv3.Client {
+// etcdClient connects straight to the test server's embedded etcd.
+func etcdClient(t *testing.T, ts *capstantesting.TestServer) *clientv3.Client {
 	t.Helper()
 	cfg, err := ts.EtcdClientConfig()
 	if err != nil {
@@ -294,8 +295,8 @@ func stEtcdClient(t *testing.T, ts *capstantesting.TestServer) *clientv3.Client 
 	return client
 }
 
-// stEtcdGet returns the value at exactly key, failing when there is none.
-func stEtcdGet(t *testing.T, client *clientv3.Client, key string) []byte {
+// etcdGet returns the value at exactly key, failing when there is none.
+func etcdGet(t *testing.T, client *clientv3.Client, key string) []byte {
 	t.Helper()
 	resp, err := client.Get(t.Context(), key)
 	if err != nil {
@@ -314,8 +315,8 @@ func stEtcdGet(t *testing.T, client *clientv3.Client, key string) []byte {
 	return resp.Kvs[0].Value
 }
 
-// stRequireAbsent fails when any of values, or its base64 form, is in raw.
-func stRequireAbsent(t *testing.T, key string, raw []byte, values ...string) {
+// requireNotInClear fails when any of values, or its base64 form, is in raw.
+func requireNotInClear(t *testing.T, key string, raw []byte, values ...string) {
 	t.Helper()
 	for _, v := range values {
 		for _, form := range []string{v, base64.StdEncoding.EncodeToString([]byte(v))} {
@@ -326,9 +327,9 @@ func stRequireAbsent(t *testing.T, key string, raw []byte, values ...string) {
 	}
 }
 
-// stDecrypt decrypts raw the way the server's storage layer does: the
+// decrypt decrypts raw the way the server's storage layer does: the
 // authenticated data is the full etcd key.
-func stDecrypt(t *testing.T, tr value.Transformer, key string, raw []byte) []byte {
+func decrypt(t *testing.T, tr value.Transformer, key string, raw []byte) []byte {
 	t.Helper()
 	plain, stale, err := tr.TransformFromStorage(t.Context(), raw, value.DefaultContext(key))
 	if err != nil {
@@ -340,27 +341,27 @@ func stDecrypt(t *testing.T, tr value.Transformer, key string, raw []byte) []byt
 	return plain
 }
 
-// stDecodeStored checks that data is JSON of the storage version and the
+// decodeStored checks that data is JSON of the storage version and the
 // given kind, and decodes it into into.
-func stDecodeStored(t *testing.T, key string, data []byte, kind string, into any) {
+func decodeStored(t *testing.T, key string, data []byte, kind string, into any) {
 	t.Helper()
 	if !bytes.HasPrefix(bytes.TrimSpace(data), []byte("{")) {
-		t.Fatalf("stored value at %s is not JSON: starts with %q", key, stHead(data))
+		t.Fatalf("stored value at %s is not JSON: starts with %q", key, head(data))
 	}
 	var meta metav1.TypeMeta
 	if err := json.Unmarshal(data, &meta); err != nil {
 		t.Fatalf("stored value at %s is not JSON: %v", key, err)
 	}
-	if meta.APIVersion != stStorageAPIVersion || meta.Kind != kind {
-		t.Fatalf("stored value at %s is %s %s, want %s %s", key, meta.APIVersion, meta.Kind, stStorageAPIVersion, kind)
+	if meta.APIVersion != storageAPIVersion || meta.Kind != kind {
+		t.Fatalf("stored value at %s is %s %s, want %s %s", key, meta.APIVersion, meta.Kind, storageAPIVersion, kind)
 	}
 	if err := json.Unmarshal(data, into); err != nil {
 		t.Fatalf("decoding stored %s at %s: %v", kind, key, err)
 	}
 }
 
-// stHead returns the first bytes of b, for messages.
-func stHead(b []byte) string {
+// head returns the first bytes of b, for messages.
+func head(b []byte) string {
 	const n = 300
 	if len(b) > n {
 		return string(b[:n]) + "…"
