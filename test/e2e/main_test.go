@@ -63,7 +63,7 @@ func runTests(m *testing.M) int {
 	repoRoot = root
 	kubectlPath, err = exec.LookPath("kubectl")
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: kubectl is not on PATH (%v); TOOLCHAIN.md: it is /usr/bin/kubectl on every machine and in CI\n", err)
+		fmt.Fprintf(os.Stderr, "e2e: kubectl is not on PATH (%v); these tests drive the real kubectl, as users do, so put it on PATH (CI has it at /usr/bin/kubectl)\n", err)
 		return 1
 	}
 	workDir, err := os.MkdirTemp("", "capstan-e2e-")
