@@ -2,7 +2,7 @@
 # Runs a local control plane for Capstan on 127.0.0.1: etcd, kube-apiserver
 # v1.36.3 with the aggregation layer and kube-controller-manager, Capstan in
 # aggregated mode with its own etcd over TLS, registered through APIServices.
-# No kubelet or kube-proxy (see test/e2e/cluster).
+# No kubelet or kube-proxy (see test/utils/controlplane).
 #
 #   hack/local-cluster.sh up      build what is missing, start, wait until Available
 #   hack/local-cluster.sh status  the processes and the APIServices' conditions

@@ -1,7 +1,7 @@
 // Command local-cluster starts, stops and reports on a local control plane for
 // Capstan: etcd, kube-apiserver with the aggregation layer, and Capstan in
 // aggregated mode with its own TLS etcd, all on 127.0.0.1 (see package
-// capstan.dev/capstan/test/e2e/cluster). hack/local-cluster.sh builds the
+// capstan.dev/capstan/test/utils/controlplane). hack/local-cluster.sh builds the
 // binaries and runs it.
 //
 //	local-cluster [--work-dir DIR] [--root DIR] up|down|status
@@ -20,7 +20,7 @@ import (
 	"syscall"
 	"time"
 
-	"capstan.dev/capstan/test/e2e/cluster"
+	"capstan.dev/capstan/test/utils/controlplane"
 )
 
 func main() {
@@ -66,7 +66,7 @@ func run() error {
 }
 
 func up(ctx context.Context, root, dir string) error {
-	if c, err := cluster.Load(dir); err == nil {
+	if c, err := controlplane.Load(dir); err == nil {
 		s := c.Status(ctx)
 		for _, p := range s.Processes {
 			if p.Running {
@@ -80,10 +80,10 @@ func up(ctx context.Context, root, dir string) error {
 		return err
 	}
 	start := time.Now()
-	opts := cluster.RepoOptions(root, dir)
+	opts := controlplane.RepoOptions(root, dir)
 	opts.Detach = true
 	opts.Progress = os.Stdout
-	c, err := cluster.Up(ctx, opts)
+	c, err := controlplane.Up(ctx, opts)
 	if err != nil {
 		return err
 	}
@@ -105,7 +105,7 @@ func up(ctx context.Context, root, dir string) error {
 }
 
 func down(dir string) error {
-	c, err := cluster.Load(dir)
+	c, err := controlplane.Load(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		fmt.Printf("no cluster recorded in %s\n", dir)
 		return nil
@@ -129,7 +129,7 @@ func down(dir string) error {
 }
 
 func status(ctx context.Context, dir string) error {
-	c, err := cluster.Load(dir)
+	c, err := controlplane.Load(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("no cluster recorded in %s", dir)
 	}

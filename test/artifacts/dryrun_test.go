@@ -18,7 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
-	"capstan.dev/capstan/test/e2e/cluster"
+	"capstan.dev/capstan/test/utils/controlplane"
 )
 
 // kubeconfigEnv names an admin kubeconfig of a running kube-apiserver to
@@ -56,7 +56,7 @@ func adminKubeconfig(t *testing.T) string {
 // test that needs it, stopped by TestMain after the last one.
 var shared struct {
 	once    sync.Once
-	cluster *cluster.Cluster
+	cluster *controlplane.Cluster
 	workDir string
 	err     error
 }
@@ -68,7 +68,7 @@ var shared struct {
 // its APIServices, Service, RBAC and namespace) use it directly, never a
 // cluster that kubeconfigEnv names; a test that needs Capstan served through
 // the aggregator does not belong in this package.
-func controlPlane(t *testing.T) *cluster.Cluster {
+func controlPlane(t *testing.T) *controlplane.Cluster {
 	t.Helper()
 	shared.once.Do(func() {
 		dir, err := os.MkdirTemp("", "capstan-artifacts-cluster-")
@@ -77,7 +77,7 @@ func controlPlane(t *testing.T) *cluster.Cluster {
 			return
 		}
 		shared.workDir = dir
-		opts := cluster.RepoOptions(repoRoot, dir)
+		opts := controlplane.RepoOptions(repoRoot, dir)
 		if err := opts.Binaries.Check(); err != nil {
 			shared.err = fmt.Errorf("needs a real kube-apiserver: build the binaries (hack/build-tools.sh and make build, as make test-e2e does) "+
 				"or set %s to an admin kubeconfig:\n%w", kubeconfigEnv, err)
@@ -86,7 +86,7 @@ func controlPlane(t *testing.T) *cluster.Cluster {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		start := time.Now()
-		shared.cluster, shared.err = cluster.Up(ctx, opts)
+		shared.cluster, shared.err = controlplane.Up(ctx, opts)
 		if shared.err != nil {
 			shared.err = fmt.Errorf("starting the control plane: %w", shared.err)
 			return

@@ -38,7 +38,8 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// kubectlPath is where TOOLCHAIN.md says kubectl is on every machine and in CI.
+// kubectlPath is where the machines that run these tests, CI included,
+// install kubectl.
 const kubectlPath = "/usr/bin/kubectl"
 
 // encryptionPlaceholder is the key in artifacts/encryption/encryption-config.yaml
@@ -145,7 +146,7 @@ func kubectl(t testing.TB) string {
 	t.Helper()
 	if info, err := os.Stat(kubectlPath); err != nil || info.IsDir() || info.Mode()&0o111 == 0 {
 		t.Fatalf("these tests render the manifests with the real kubectl (v1.32, built-in kustomize) at %s, "+
-			"which every machine of this kind and CI has (TOOLCHAIN.md); it is missing or not executable: %v", kubectlPath, err)
+			"which the machines that run these tests, CI included, provide; it is missing or not executable: %v", kubectlPath, err)
 	}
 	return kubectlPath
 }

@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"os"
 
-	"capstan.dev/capstan/test/e2e/cluster"
+	"capstan.dev/capstan/test/utils/controlplane"
 )
 
 // etcdClientTLS is Capstan's etcd client identity in the cluster, for reading
 // that etcd's /metrics.
-func etcdClientTLS(c *cluster.Cluster) (*tls.Config, error) {
+func etcdClientTLS(c *controlplane.Cluster) (*tls.Config, error) {
 	ca, err := os.ReadFile(c.EtcdCAFile)
 	if err != nil {
 		return nil, err

@@ -168,7 +168,7 @@ func run(ctx context.Context, quick bool, out, md, systemsFlag, workDir, root, p
 		r.runH1(ctx, bins, workDir)
 	}
 	if (want["O-agg"] || want["C"] || want["mem"] || want["wl"]) && ctx.Err() == nil {
-		r.log("cluster: etcd, kube-apiserver, Capstan aggregated (test/e2e/cluster)")
+		r.log("cluster: etcd, kube-apiserver, Capstan aggregated (test/utils/controlplane)")
 		progress := &logWriter{log: r.log}
 		b, err := startCluster(ctx, bins, workDir, progress)
 		note(err)

@@ -25,7 +25,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
 
-	"capstan.dev/capstan/test/e2e/cluster"
+	"capstan.dev/capstan/test/utils/controlplane"
 )
 
 // Limits every API server in the bench runs with: the in-flight limits
@@ -241,14 +241,14 @@ spec:
 // benchCluster is the cluster harness's control plane with kube-apiserver
 // and Capstan restarted with the bench's flags; it hosts O-agg and C.
 type benchCluster struct {
-	c          *cluster.Cluster
+	c          *controlplane.Cluster
 	kube       *process
 	admin      *rest.Config
 	capstanCfg *rest.Config
 }
 
 func (b *benchCluster) capstanPID() int {
-	if p := b.c.Process(cluster.ProcessCapstan); p != nil {
+	if p := b.c.Process(controlplane.ProcessCapstan); p != nil {
 		return p.PID
 	}
 	return 0
@@ -275,9 +275,9 @@ func (b *benchCluster) down() {
 // off, the same in-flight limits as O) and Capstan with identity encryption,
 // as the CRD has.
 func startCluster(ctx context.Context, bins binaries, dir string, progress io.Writer) (*benchCluster, error) {
-	opts := cluster.RepoOptions(bins.root, filepath.Join(dir, "cluster"))
+	opts := controlplane.RepoOptions(bins.root, filepath.Join(dir, "cluster"))
 	opts.Progress = progress
-	c, err := cluster.Up(ctx, opts)
+	c, err := controlplane.Up(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -297,7 +297,7 @@ func (b *benchCluster) reconfigure(ctx context.Context) error {
 	}
 	b.admin = admin
 
-	kp := c.Process(cluster.ProcessKubeAPIServer)
+	kp := c.Process(controlplane.ProcessKubeAPIServer)
 	if kp == nil {
 		return errors.New("the cluster has no kube-apiserver")
 	}
@@ -327,7 +327,7 @@ func (b *benchCluster) reconfigure(ctx context.Context) error {
 	if err := c.StopCapstan(); err != nil {
 		return err
 	}
-	cp := c.Process(cluster.ProcessCapstan)
+	cp := c.Process(controlplane.ProcessCapstan)
 	cp.Args = append(slices.DeleteFunc(slices.Clone(cp.Args), func(a string) bool { return strings.HasPrefix(a, "--profiling") }), serverLimitFlags...)
 	if err := c.StartCapstan(ctx); err != nil {
 		return err
@@ -367,7 +367,7 @@ func (b *benchCluster) aggregated() (*kubeSystem, error) {
 		client:     client,
 		core:       core,
 		servers:    []*pidRef{{role: "kube-apiserver", pid: b.kube.pid}, {role: "capstan", pid: b.capstanPID}},
-		etcds:      []*pidRef{{role: "etcd", pid: func() int { return b.etcdPID(cluster.ProcessCapstanEtcd) }}},
+		etcds:      []*pidRef{{role: "etcd", pid: func() int { return b.etcdPID(controlplane.ProcessCapstanEtcd) }}},
 		memory:     &pidRef{role: "capstan", pid: b.capstanPID},
 		etcdURL:    b.c.CapstanEtcdURL,
 		etcdHTTP:   tlsHTTPClient(etcdTLS),
@@ -421,7 +421,7 @@ func (b *benchCluster) crd(ctx context.Context) (*kubeSystem, error) {
 		client:     client,
 		core:       core,
 		servers:    []*pidRef{{role: "kube-apiserver", pid: b.kube.pid}},
-		etcds:      []*pidRef{{role: "etcd", pid: func() int { return b.etcdPID(cluster.ProcessKubeEtcd) }}},
+		etcds:      []*pidRef{{role: "etcd", pid: func() int { return b.etcdPID(controlplane.ProcessKubeEtcd) }}},
 		memory:     &pidRef{role: "kube-apiserver", pid: b.kube.pid},
 		etcdURL:    b.c.KubeEtcdURL,
 		etcdHTTP:   http.DefaultClient,

@@ -19,7 +19,7 @@ import (
 	"capstan.dev/capstan/pkg/apis/config"
 	configv1beta1 "capstan.dev/capstan/pkg/apis/config/v1beta1"
 	"capstan.dev/capstan/pkg/controller/projection"
-	"capstan.dev/capstan/test/e2e/cluster"
+	"capstan.dev/capstan/test/utils/controlplane"
 )
 
 // propagationNamespace holds the propagation workload's objects.
@@ -276,10 +276,10 @@ func consumer(configSet string, j int) *appsv1.Deployment {
 // starting one when the cluster's replica stopped: it exits when it cannot
 // renew its lease, as happens while the bench restarts kube-apiserver.
 func (b *benchCluster) controllerManagerPID(ctx context.Context) (int, error) {
-	if p := b.c.Process(cluster.ProcessControllerManager); p != nil && p.Running() {
+	if p := b.c.Process(controlplane.ProcessControllerManager); p != nil && p.Running() {
 		return p.PID, nil
 	}
-	p, err := b.c.StartControllerManager(ctx, cluster.ProcessControllerManager+"-bench")
+	p, err := b.c.StartControllerManager(ctx, controlplane.ProcessControllerManager+"-bench")
 	if err != nil {
 		return 0, fmt.Errorf("starting capstan-controller-manager: %w", err)
 	}

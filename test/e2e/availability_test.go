@@ -9,7 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	configv1beta1 "capstan.dev/capstan/pkg/apis/config/v1beta1"
-	"capstan.dev/capstan/test/e2e/cluster"
+	"capstan.dev/capstan/test/utils/controlplane"
 )
 
 // availabilityChange bounds how long the aggregator takes to notice that
@@ -45,7 +45,7 @@ func TestAPIServiceAvailability(t *testing.T) {
 
 	// Whatever fails below, the later tests need Capstan back.
 	t.Cleanup(func() {
-		if p := testCluster.Process(cluster.ProcessCapstan); p != nil && !p.Running() {
+		if p := testCluster.Process(controlplane.ProcessCapstan); p != nil && !p.Running() {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*availabilityChange)
 			defer cancel()
 			if err := testCluster.StartCapstan(ctx); err != nil {

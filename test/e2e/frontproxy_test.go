@@ -9,7 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 
-	"capstan.dev/capstan/test/e2e/cluster"
+	"capstan.dev/capstan/test/utils/controlplane"
 )
 
 // TestFrontProxyHeaders checks that Capstan believes X-Remote-User and
@@ -57,7 +57,7 @@ func TestFrontProxyHeaders(t *testing.T) {
 			CertFile: testCluster.FrontProxyClientCertFile,
 			KeyFile:  testCluster.FrontProxyClientKeyFile,
 		}}
-		code, status := get(t, cfg, path, http.Header{"X-Remote-User": {cluster.AdminUser}, "X-Remote-Group": {"system:masters"}})
+		code, status := get(t, cfg, path, http.Header{"X-Remote-User": {controlplane.AdminUser}, "X-Remote-Group": {"system:masters"}})
 		if code != http.StatusOK {
 			t.Fatalf("status %d (%s), want 200: without it the checks above prove nothing", code, status.Message)
 		}

@@ -10,7 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	configv1beta1 "capstan.dev/capstan/pkg/apis/config/v1beta1"
-	"capstan.dev/capstan/test/e2e/cluster"
+	"capstan.dev/capstan/test/utils/controlplane"
 )
 
 const changeCauseAnnotation = "config.capstan.dev/change-cause"
@@ -57,10 +57,10 @@ func TestHistoryAndRollback(t *testing.T) {
 		}
 		for rev, want := range map[int64]struct{ level, cause string }{1: {"info", "initial settings"}, 2: {"debug", "debug a timeout"}} {
 			r := got[rev]
-			if r.ConfigSetName != "checkout" || r.Author != cluster.AdminUser || r.ChangeCause != want.cause ||
+			if r.ConfigSetName != "checkout" || r.Author != controlplane.AdminUser || r.ChangeCause != want.cause ||
 				r.Data["LOG_LEVEL"] != want.level || string(r.SecretData["KEY"]) != "k1" {
 				t.Errorf("revision %d: configSetName %q author %q cause %q LOG_LEVEL %q KEY %q; want checkout, %q, %q, %q, k1",
-					rev, r.ConfigSetName, r.Author, r.ChangeCause, r.Data["LOG_LEVEL"], r.SecretData["KEY"], cluster.AdminUser, want.cause, want.level)
+					rev, r.ConfigSetName, r.Author, r.ChangeCause, r.Data["LOG_LEVEL"], r.SecretData["KEY"], controlplane.AdminUser, want.cause, want.level)
 			}
 			if owners := r.OwnerReferences; len(owners) != 1 || owners[0].UID != cs.UID || owners[0].Controller == nil || !*owners[0].Controller {
 				t.Errorf("revision %d owner references %+v, want the ConfigSet %s as controller", rev, owners, cs.UID)
@@ -95,8 +95,8 @@ func TestHistoryAndRollback(t *testing.T) {
 		if len(list.Items) != 1 {
 			t.Fatalf("revision 3: %+v", list.Items)
 		}
-		if r := list.Items[0]; r.RollbackOf != 1 || r.Author != cluster.AdminUser || r.Data["LOG_LEVEL"] != "info" {
-			t.Fatalf("revision 3: rollbackOf %d author %q LOG_LEVEL %q, want 1, %q, info", r.RollbackOf, r.Author, r.Data["LOG_LEVEL"], cluster.AdminUser)
+		if r := list.Items[0]; r.RollbackOf != 1 || r.Author != controlplane.AdminUser || r.Data["LOG_LEVEL"] != "info" {
+			t.Fatalf("revision 3: rollbackOf %d author %q LOG_LEVEL %q, want 1, %q, info", r.RollbackOf, r.Author, r.Data["LOG_LEVEL"], controlplane.AdminUser)
 		}
 	})
 
@@ -128,8 +128,8 @@ func TestHistoryAndRollback(t *testing.T) {
 			t.Fatalf("header %q, want %q", header, want)
 		}
 		// CAUSE has spaces, so only the fields before it are compared.
-		if row := rowNamed(t, rows, "checkout-2", out); !slices.Equal(row[1:4], []string{"checkout", "2", cluster.AdminUser}) {
-			t.Fatalf("row %q, want checkout-2 checkout 2 %s", row, cluster.AdminUser)
+		if row := rowNamed(t, rows, "checkout-2", out); !slices.Equal(row[1:4], []string{"checkout", "2", controlplane.AdminUser}) {
+			t.Fatalf("row %q, want checkout-2 checkout 2 %s", row, controlplane.AdminUser)
 		}
 	})
 
@@ -150,8 +150,8 @@ func TestHistoryAndRollback(t *testing.T) {
 		}
 		// The current one is marked "*" in the first column and restores revision 2.
 		last := rows[3]
-		if !slices.Equal(last[:3], []string{"*", "4", cluster.AdminUser}) || !slices.Contains(last, "2") {
-			t.Fatalf("last row %q, want * 4 %s … rollback of 2:\n%s", last, cluster.AdminUser, out)
+		if !slices.Equal(last[:3], []string{"*", "4", controlplane.AdminUser}) || !slices.Contains(last, "2") {
+			t.Fatalf("last row %q, want * 4 %s … rollback of 2:\n%s", last, controlplane.AdminUser, out)
 		}
 		cs, err := sets.Get(ctx, "checkout", metav1.GetOptions{})
 		if err != nil {

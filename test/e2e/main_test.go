@@ -1,5 +1,5 @@
 // Package e2e tests Capstan behind a real kube-apiserver: TestMain starts the
-// control plane of package cluster once (etcd, kube-apiserver v1.36.3 with the
+// control plane of package controlplane once (etcd, kube-apiserver v1.36.3 with the
 // aggregation layer, kube-controller-manager, Capstan in aggregated mode with
 // its own TLS etcd) and every test talks to it through kube-apiserver with the
 // real kubectl and the generated clientset, as users do. It builds nothing:
@@ -33,13 +33,13 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	clientset "capstan.dev/capstan/pkg/generated/clientset/versioned"
-	"capstan.dev/capstan/test/e2e/cluster"
+	"capstan.dev/capstan/test/utils/controlplane"
 )
 
 // Shared by every test; set by TestMain.
 var (
 	// testCluster is the running control plane.
-	testCluster *cluster.Cluster
+	testCluster *controlplane.Cluster
 	// repoRoot is the checkout, for binaries and artifacts.
 	repoRoot string
 	// kubectlPath is the real kubectl.
@@ -63,7 +63,7 @@ func runTests(m *testing.M) int {
 	repoRoot = root
 	kubectlPath, err = exec.LookPath("kubectl")
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: kubectl is not on PATH (%v); TOOLCHAIN.md: it is /usr/bin/kubectl on every machine and in CI\n", err)
+		fmt.Fprintf(os.Stderr, "e2e: kubectl is not on PATH (%v); these tests drive the real kubectl, as users do, so put it on PATH (CI has it at /usr/bin/kubectl)\n", err)
 		return 1
 	}
 	workDir, err := os.MkdirTemp("", "capstan-e2e-")
@@ -71,7 +71,7 @@ func runTests(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
-	opts := cluster.RepoOptions(root, workDir)
+	opts := controlplane.RepoOptions(root, workDir)
 	if err := opts.Binaries.Check(); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: the end-to-end tests need built binaries; `make test-e2e` builds them "+
 			"(or run hack/build-tools.sh and make build):\n%v\n", err)
@@ -84,7 +84,7 @@ func runTests(m *testing.M) int {
 	// shut down cleanly.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var running atomic.Pointer[cluster.Cluster]
+	var running atomic.Pointer[controlplane.Cluster]
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(signals)
@@ -103,7 +103,7 @@ func runTests(m *testing.M) int {
 		}
 	}()
 	start := time.Now()
-	testCluster, err = cluster.Up(ctx, opts)
+	testCluster, err = controlplane.Up(ctx, opts)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: starting the cluster in %s: %v\n", workDir, err)
 		return 1

@@ -20,7 +20,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	configv1beta1 "capstan.dev/capstan/pkg/apis/config/v1beta1"
-	"capstan.dev/capstan/test/e2e/cluster"
+	"capstan.dev/capstan/test/utils/controlplane"
 )
 
 // secretboxPrefix starts every value the encryption configuration's
@@ -135,7 +135,7 @@ func TestServingCertReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The aggregator verifies this name, whatever address it dials.
-	serverName := cluster.CapstanService + "." + cluster.CapstanNamespace + ".svc"
+	serverName := controlplane.CapstanService + "." + controlplane.CapstanNamespace + ".svc"
 	served := func() (*x509.Certificate, error) {
 		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", u.Host, &tls.Config{RootCAs: roots, ServerName: serverName})
 		if err != nil {

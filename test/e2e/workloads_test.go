@@ -24,8 +24,8 @@ import (
 	configv1beta1 "capstan.dev/capstan/pkg/apis/config/v1beta1"
 	"capstan.dev/capstan/pkg/controller/projection"
 	clientset "capstan.dev/capstan/pkg/generated/clientset/versioned"
-	"capstan.dev/capstan/test/e2e/cluster"
 	"capstan.dev/capstan/test/utils"
+	"capstan.dev/capstan/test/utils/controlplane"
 )
 
 // projectionTimeout bounds how long the controller manager may take to act
@@ -363,7 +363,7 @@ func TestRollout(t *testing.T) {
 func controllerManagerMetrics(t *testing.T) map[string]float64 {
 	t.Helper()
 	var url string
-	for _, name := range []string{cluster.ProcessControllerManager, cluster.ProcessControllerManager + "-2"} {
+	for _, name := range []string{controlplane.ProcessControllerManager, controlplane.ProcessControllerManager + "-2"} {
 		if p := testCluster.Process(name); p != nil && p.Running() && url == "" {
 			url = p.URL
 		}
@@ -613,15 +613,15 @@ func TestControllerManagerLeaderElection(t *testing.T) {
 	ns := "e2e-leader"
 	createNamespace(t, ns, nil)
 	capstan, core := adminClients(t)
-	first := testCluster.Process(cluster.ProcessControllerManager)
+	first := testCluster.Process(controlplane.ProcessControllerManager)
 	if first == nil || !first.Running() {
 		t.Fatal("the cluster's controller manager is not running")
 	}
-	second, err := testCluster.StartControllerManager(t.Context(), cluster.ProcessControllerManager+"-2")
+	second, err := testCluster.StartControllerManager(t.Context(), controlplane.ProcessControllerManager+"-2")
 	if err != nil {
 		t.Fatal(err)
 	}
-	lease, err := core.CoordinationV1().Leases(cluster.CapstanNamespace).Get(t.Context(), "capstan-controller-manager", metav1.GetOptions{})
+	lease, err := core.CoordinationV1().Leases(controlplane.CapstanNamespace).Get(t.Context(), "capstan-controller-manager", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -655,8 +655,8 @@ func TestControllerManagerLeaderElection(t *testing.T) {
 		[]byte(`{"spec":{"data":{"level":"debug"}}}`), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 2*cluster.ControllerManagerLeaseDuration+projectionTimeout, "the second replica leads", func() error {
-		l, err := core.CoordinationV1().Leases(cluster.CapstanNamespace).Get(t.Context(), "capstan-controller-manager", metav1.GetOptions{})
+	eventually(t, 2*controlplane.ControllerManagerLeaseDuration+projectionTimeout, "the second replica leads", func() error {
+		l, err := core.CoordinationV1().Leases(controlplane.CapstanNamespace).Get(t.Context(), "capstan-controller-manager", metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
@@ -668,12 +668,12 @@ func TestControllerManagerLeaderElection(t *testing.T) {
 	handover := time.Since(killed)
 	waitDeploymentAt(t, core, ns, "svc", "svc-r2")
 	t.Logf("handover in %s (lease %s); Deployment at svc-r2 %s after the kill", handover.Round(time.Millisecond),
-		cluster.ControllerManagerLeaseDuration, time.Since(killed).Round(time.Millisecond))
+		controlplane.ControllerManagerLeaseDuration, time.Since(killed).Round(time.Millisecond))
 	// The lease expires LeaseDuration after the last renewal; the new leader
 	// acquires it on its next retry (1s) with a read and a write of the
 	// Lease, which took up to 2.4s beyond that on this 2-core machine under
 	// load (10.4s in all); the bound leaves room for a busier CI.
-	if limit := 2 * cluster.ControllerManagerLeaseDuration; handover > limit {
+	if limit := 2 * controlplane.ControllerManagerLeaseDuration; handover > limit {
 		t.Errorf("handover took %s, more than twice the lease duration (%s)", handover, limit)
 	}
 	if !strings.Contains(readLog(t, second.LogFile), started) {

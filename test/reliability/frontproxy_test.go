@@ -18,18 +18,18 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"capstan.dev/capstan/pkg/generated/clientset/versioned"
-	"capstan.dev/capstan/test/e2e/cluster"
 	"capstan.dev/capstan/test/reliability/harness"
+	"capstan.dev/capstan/test/utils/controlplane"
 )
 
 const fpConfigSets = "/apis/config.capstan.dev/v1beta1/namespaces/default/configsets"
 
 // fpAsAdmin are the headers a front proxy sends for the cluster admin.
-var fpAsAdmin = map[string]string{"X-Remote-User": cluster.AdminUser, "X-Remote-Group": "system:masters"}
+var fpAsAdmin = map[string]string{"X-Remote-User": controlplane.AdminUser, "X-Remote-Group": "system:masters"}
 
 // fpStartCluster starts etcd, kube-apiserver and Capstan in aggregated mode
 // and stops them when the test ends; the work folder is kept on failure.
-func fpStartCluster(t *testing.T) *cluster.Cluster {
+func fpStartCluster(t *testing.T) *controlplane.Cluster {
 	t.Helper()
 	root, err := harness.RepoRoot()
 	if err != nil {
@@ -40,7 +40,7 @@ func fpStartCluster(t *testing.T) *cluster.Cluster {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	c, err := cluster.Up(context.Background(), cluster.RepoOptions(root, workDir))
+	c, err := controlplane.Up(context.Background(), controlplane.RepoOptions(root, workDir))
 	if err != nil {
 		t.Fatalf("starting the cluster in %s: %v", workDir, err)
 	}
@@ -65,7 +65,7 @@ type fpProbe struct {
 	http *http.Client
 }
 
-func fpNewProbe(t *testing.T, c *cluster.Cluster, cert tls.Certificate) *fpProbe {
+func fpNewProbe(t *testing.T, c *controlplane.Cluster, cert tls.Certificate) *fpProbe {
 	t.Helper()
 	caPEM, err := os.ReadFile(c.CapstanCAFile)
 	if err != nil {
@@ -174,7 +174,7 @@ func TestFrontProxyCertificateNames(t *testing.T) {
 	}
 
 	t.Run("control: allowed name from the front-proxy CA is authenticated as the header user", func(t *testing.T) {
-		p := fpNewProbe(t, c, mustCert(frontProxyCA.ValidClientCert(cluster.FrontProxyClientName)))
+		p := fpNewProbe(t, c, mustCert(frontProxyCA.ValidClientCert(controlplane.FrontProxyClientName)))
 		if code, body := p.do(t, http.MethodGet, fpConfigSets, nil, fpAsAdmin); code != http.StatusOK {
 			t.Fatalf("GET list: HTTP %d, want 200 (without it the refusals below prove nothing): %.500s", code, body)
 		}
@@ -193,7 +193,7 @@ func TestFrontProxyCertificateNames(t *testing.T) {
 		cert         tls.Certificate
 	}{
 		{"front-proxy CA, name not allowed", "fp-mallory", mustCert(frontProxyCA.ValidClientCert("mallory-proxy"))},
-		{"allowed name from a rogue CA", "fp-rogue", mustCert(rogueCA.ValidClientCert(cluster.FrontProxyClientName))},
+		{"allowed name from a rogue CA", "fp-rogue", mustCert(rogueCA.ValidClientCert(controlplane.FrontProxyClientName))},
 	}
 	for _, r := range refused {
 		t.Run(r.name+": 401, nothing written", func(t *testing.T) {
@@ -219,17 +219,17 @@ func TestFrontProxyCertificateNames(t *testing.T) {
 	}
 
 	t.Run("client CA certificate named front-proxy-client: its own user, headers ignored", func(t *testing.T) {
-		p := fpNewProbe(t, c, mustCert(clientCA.ValidClientCert(cluster.FrontProxyClientName)))
+		p := fpNewProbe(t, c, mustCert(clientCA.ValidClientCert(controlplane.FrontProxyClientName)))
 		for _, req := range []struct {
 			method string
 			body   []byte
 		}{{http.MethodGet, nil}, {http.MethodPost, fpConfigSetJSON("fp-client-ca")}} {
 			code, body := p.do(t, req.method, fpConfigSets, req.body, fpAsAdmin)
 			if code != http.StatusForbidden {
-				t.Fatalf("%s: HTTP %d, want 403 for user %q: %.500s", req.method, code, cluster.FrontProxyClientName, body)
+				t.Fatalf("%s: HTTP %d, want 403 for user %q: %.500s", req.method, code, controlplane.FrontProxyClientName, body)
 			}
 			st := fpStatus(t, req.method, code, body)
-			if want := `User "` + cluster.FrontProxyClientName + `"`; !strings.Contains(st.Message, want) || strings.Contains(st.Message, cluster.AdminUser) {
+			if want := `User "` + controlplane.FrontProxyClientName + `"`; !strings.Contains(st.Message, want) || strings.Contains(st.Message, controlplane.AdminUser) {
 				t.Fatalf("%s: message %q does not name %s alone", req.method, st.Message, want)
 			}
 			t.Logf("%s: %d %s %q", req.method, code, st.Reason, st.Message)

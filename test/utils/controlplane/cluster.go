@@ -1,4 +1,4 @@
-// Package cluster runs a real control plane on 127.0.0.1 for Capstan's
+// Package controlplane runs a real control plane on 127.0.0.1 for Capstan's
 // end-to-end tests and for development: etcd and kube-apiserver with the
 // aggregation layer, a second etcd with TLS and client certificates for
 // Capstan, and capstan-apiserver in aggregated mode, registered through
@@ -17,7 +17,7 @@
 // Up starts everything and waits until both APIServices are Available;
 // Down stops exactly the processes Up started, by PID. A state file in the
 // work folder lets another process Load the cluster to stop it or report on it.
-package cluster
+package controlplane
 
 import (
 	"context"
