@@ -28,7 +28,7 @@ const kubectlTimeout = 90 * time.Second
 func TestKubectl(t *testing.T) {
 	kubectlPath, err := exec.LookPath("kubectl")
 	if err != nil {
-		t.Fatalf("kubectl is not on PATH (%v): this test needs the real kubectl, which TOOLCHAIN.md says is installed at /usr/bin/kubectl on every machine and in CI", err)
+		t.Fatalf("kubectl is not on PATH (%v): this test drives the real kubectl, as users do, so put it on PATH (CI has it at /usr/bin/kubectl)", err)
 	}
 	examples := filepath.Join(repoRoot(t), "artifacts", "examples")
 	configSetYAML := filepath.Join(examples, "configset.yaml")
