@@ -794,7 +794,9 @@ func checkRevision(w ackedWrite, rev *v1beta1.ConfigRevision) string {
 	}
 	// A rollback to entries equal to the current ones writes no revision;
 	// the current one then restored the same entries itself, or is the target.
-	if w.rollbackOf != 0 && rev.RollbackOf == 0 && rev.Revision != w.rollbackOf {
+	// A revision the reconciler restored cannot say it was a rollback: the
+	// ConfigSet it is restored from does not record that (docs/history.md).
+	if w.rollbackOf != 0 && rev.RollbackOf == 0 && rev.Revision != w.rollbackOf && rev.Author != history.ReconcilerUser {
 		return fmt.Sprintf("rollback to %d recorded as a plain change", w.rollbackOf)
 	}
 	return ""
