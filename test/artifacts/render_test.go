@@ -36,6 +36,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
+
+	"capstan.dev/capstan/test/utils/repo"
 )
 
 // kubectlPath is where the machines that run these tests, CI included,
@@ -60,7 +62,7 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	root, err := findRepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "artifacts:", err)
 		return 1
@@ -120,25 +122,6 @@ func copyArtifacts(src, dst string) error {
 		}
 		return os.WriteFile(target, data, info.Mode().Perm())
 	})
-}
-
-// findRepoRoot walks up from the test's folder to Capstan's go.mod.
-func findRepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		data, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && bytes.HasPrefix(data, []byte("module capstan.dev/capstan\n")) {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod of capstan.dev/capstan above the working folder")
-		}
-		dir = parent
-	}
 }
 
 // kubectl returns the real kubectl, or fails the test saying why there is none.

@@ -14,6 +14,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"capstan.dev/capstan/test/utils/ports"
 )
 
 // etcdQuota is the backend quota of every etcd the bench starts (8 GiB), so
@@ -24,7 +26,7 @@ const etcdQuota = "8589934592"
 // plain HTTP on 127.0.0.1, no fsync (the measurement rules of docs/design.md),
 // 8 GiB quota.
 func startEtcd(ctx context.Context, bin, dir, name string) (*process, string, error) {
-	ports, err := freePorts(2)
+	ports, err := ports.FreeN(2)
 	if err != nil {
 		return nil, "", err
 	}

@@ -26,6 +26,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"capstan.dev/capstan/test/utils/controlplane"
+
+	"capstan.dev/capstan/test/utils/ports"
 )
 
 // Limits every API server in the bench runs with: the in-flight limits
@@ -131,7 +133,7 @@ func startCapstanEmbedded(ctx context.Context, bins binaries, dir, name string, 
 // startLocalServer starts capstan-apiserver in local mode with the bench's
 // limits and args, and waits until it is ready.
 func startLocalServer(ctx context.Context, bins binaries, dir, name string, extraArgs []string) (*kubeSystem, error) {
-	ports, err := freePorts(1)
+	ports, err := ports.FreeN(1)
 	if err != nil {
 		return nil, err
 	}

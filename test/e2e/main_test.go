@@ -12,7 +12,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -34,6 +33,8 @@ import (
 
 	clientset "capstan.dev/capstan/pkg/generated/clientset/versioned"
 	"capstan.dev/capstan/test/utils/controlplane"
+
+	"capstan.dev/capstan/test/utils/repo"
 )
 
 // Shared by every test; set by TestMain.
@@ -55,7 +56,7 @@ func TestMain(m *testing.M) {
 }
 
 func runTests(m *testing.M) int {
-	root, err := findRepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
@@ -123,25 +124,6 @@ func runTests(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "e2e: logs, certificates and kubeconfigs kept in %s\n", workDir)
 	}
 	return code
-}
-
-// findRepoRoot walks up from the test's folder to Capstan's go.mod.
-func findRepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		data, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && bytes.HasPrefix(data, []byte("module capstan.dev/capstan\n")) {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod of capstan.dev/capstan above the working folder")
-		}
-		dir = parent
-	}
 }
 
 // restConfig loads a kubeconfig.

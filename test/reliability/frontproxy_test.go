@@ -20,6 +20,8 @@ import (
 	"capstan.dev/capstan/pkg/generated/clientset/versioned"
 	"capstan.dev/capstan/test/reliability/harness"
 	"capstan.dev/capstan/test/utils/controlplane"
+
+	"capstan.dev/capstan/test/utils/repo"
 )
 
 const fpConfigSets = "/apis/config.capstan.dev/v1beta1/namespaces/default/configsets"
@@ -31,7 +33,7 @@ var fpAsAdmin = map[string]string{"X-Remote-User": controlplane.AdminUser, "X-Re
 // and stops them when the test ends; the work folder is kept on failure.
 func fpStartCluster(t *testing.T) *controlplane.Cluster {
 	t.Helper()
-	root, err := harness.RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		t.Fatal(err)
 	}

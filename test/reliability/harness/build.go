@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"capstan.dev/capstan/test/utils/repo"
 )
 
 // CapstanBinaryAt builds capstan-apiserver as it was at rev (a commit, or
@@ -13,7 +15,7 @@ import (
 // repository, and returns its path. Builds are kept per commit under the
 // git-ignored _output/capstan-at, so a second run reuses them.
 func CapstanBinaryAt(rev string) (string, error) {
-	root, err := RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		return "", err
 	}

@@ -16,6 +16,9 @@ import (
 
 	restclient "k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"capstan.dev/capstan/test/utils/ports"
+	"capstan.dev/capstan/test/utils/repo"
 )
 
 // CapstanOptions configure a Capstan child process in local mode.
@@ -44,7 +47,7 @@ type Capstan struct {
 
 // CapstanBinary returns bin/capstan-apiserver, or an error that says how to build it.
 func CapstanBinary() (string, error) {
-	root, err := RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		return "", err
 	}
@@ -80,7 +83,7 @@ func NewCapstan(t testing.TB, opts CapstanOptions) *Capstan {
 	if opts.DataDir == "" {
 		opts.DataDir = t.TempDir()
 	}
-	port, err := FreePort()
+	port, err := ports.Free()
 	if err != nil {
 		t.Fatal(err)
 	}

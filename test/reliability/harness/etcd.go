@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,29 +14,13 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"capstan.dev/capstan/test/utils/ports"
+	"capstan.dev/capstan/test/utils/repo"
 )
 
 // BuildToolsScript builds _output/bin/etcd and etcdutl; tests name it when a binary is missing.
 const BuildToolsScript = "hack/build-tools.sh"
-
-// RepoRoot returns the folder holding Capstan's go.mod, found by walking up
-// from the working directory.
-func RepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
 
 // EtcdBinary returns the path of _output/bin/etcd, or an error that says how
 // to build it.
@@ -49,7 +32,7 @@ func EtcdutlBinary() (string, error) { return toolBinary("etcdutl") }
 
 // toolBinary returns the path of _output/bin/name, which BuildToolsScript builds.
 func toolBinary(name string) (string, error) {
-	root, err := RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		return "", err
 	}
@@ -58,16 +41,6 @@ func toolBinary(name string) (string, error) {
 		return "", fmt.Errorf("%s binary %s is missing (%v): run %s from the repository root to build it", name, path, err, BuildToolsScript)
 	}
 	return path, nil
-}
-
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // EtcdOptions configure an etcd child process.
@@ -108,10 +81,10 @@ func StartEtcd(t testing.TB, opts EtcdOptions) *Etcd {
 	}
 	dir := t.TempDir()
 	e := &Etcd{binary: binary, dataDir: filepath.Join(dir, "data"), opts: opts, logFile: filepath.Join(dir, "etcd.log"), name: "reliability", proc: child{name: "etcd"}}
-	if e.clientPort, err = FreePort(); err != nil {
+	if e.clientPort, err = ports.Free(); err != nil {
 		t.Fatal(err)
 	}
-	if e.peerPort, err = FreePort(); err != nil {
+	if e.peerPort, err = ports.Free(); err != nil {
 		t.Fatal(err)
 	}
 	e.initialCluster = e.name + "=" + e.peerURL()
@@ -141,10 +114,10 @@ func StartEtcdCluster(t testing.TB, n int, opts EtcdOptions) []*Etcd {
 	for i := range members {
 		dir := t.TempDir()
 		e := &Etcd{binary: binary, dataDir: filepath.Join(dir, "data"), opts: opts, logFile: filepath.Join(dir, "etcd.log"), name: "member" + strconv.Itoa(i), proc: child{name: "etcd member" + strconv.Itoa(i)}}
-		if e.clientPort, err = FreePort(); err != nil {
+		if e.clientPort, err = ports.Free(); err != nil {
 			t.Fatal(err)
 		}
-		if e.peerPort, err = FreePort(); err != nil {
+		if e.peerPort, err = ports.Free(); err != nil {
 			t.Fatal(err)
 		}
 		initial = append(initial, e.name+"="+e.peerURL())

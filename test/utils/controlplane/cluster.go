@@ -35,6 +35,8 @@ import (
 
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"capstan.dev/capstan/test/utils/ports"
 )
 
 // Names the cluster gives to Capstan's objects and identities.
@@ -295,7 +297,7 @@ func (c *Cluster) up(ctx context.Context, opts Options) error {
 			fmt.Fprintf(opts.Progress, "[%5.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
 		}
 	}
-	ports, err := freePorts(7)
+	ports, err := ports.FreeN(7)
 	if err != nil {
 		return err
 	}
@@ -518,7 +520,7 @@ func (c *Cluster) up(ctx context.Context, opts Options) error {
 // the given process name, with its leader election on the default Lease and
 // short lease timings so that a handover takes seconds, and waits for its /healthz.
 func (c *Cluster) StartControllerManager(ctx context.Context, name string) (*Process, error) {
-	ports, err := freePorts(1)
+	ports, err := ports.FreeN(1)
 	if err != nil {
 		return nil, err
 	}
@@ -714,26 +716,6 @@ func clearWorkDir(dir string) error {
 		}
 	}
 	return os.MkdirAll(dir, 0o755)
-}
-
-// freePorts returns n distinct ports that were free on 127.0.0.1 a moment ago.
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	var listeners []net.Listener
-	defer func() {
-		for _, l := range listeners {
-			l.Close()
-		}
-	}()
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("finding a free port: %w", err)
-		}
-		listeners = append(listeners, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 func hostPort(port int) string {
