@@ -98,60 +98,69 @@ func TestAPIStatusSubresource(t *testing.T) {
 		}
 	})
 
-	t.Run("configset create ignores a given status", func(t *testing.T) {
-		obj := configSet("with-status", map[string]string{"k": "v"}, nil)
-		obj.Status = v1beta1.ConfigSetStatus{
-			CurrentRevision: 9, ObservedGeneration: 9,
-			Conditions: []metav1.Condition{{Type: "X", Status: metav1.ConditionTrue, Reason: "Y", LastTransitionTime: metav1.Now()}},
-		}
-		obj.Generation = 5
-		got := e.mustCreate(t, ns, obj)
-		if got.Status.CurrentRevision != 1 || got.Status.ObservedGeneration != 1 || len(got.Status.Conditions) != 0 || got.Generation != 1 {
-			t.Errorf("created status %+v generation %d, want revision 1, observed 1, no conditions, generation 1", got.Status, got.Generation)
-		}
-	})
+}
 
-	t.Run("configpolicy status", func(t *testing.T) {
-		pc := e.cs.ConfigV1beta1().ConfigPolicies()
-		p, err := pc.Create(e.ctx, &v1beta1.ConfigPolicy{
-			ObjectMeta: metav1.ObjectMeta{Name: "status-policy"},
-			Spec: v1beta1.ConfigPolicySpec{
-				Selector:     &metav1.LabelSelector{MatchLabels: map[string]string{"apitest-never": "selected"}},
-				RequiredKeys: []string{"owner"},
-			},
-		}, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatalf("create policy: %v", err)
-		}
-		var got *v1beta1.ConfigPolicy
-		e.onFreshPolicy(t, p.Name, func(changed *v1beta1.ConfigPolicy) error {
-			changed.Spec.RequiredKeys = []string{"other"}
-			meta.SetStatusCondition(&changed.Status.Conditions, metav1.Condition{
-				Type: "Audited", Status: metav1.ConditionTrue, Reason: "Reviewed", Message: "by the test", ObservedGeneration: 1,
-			})
-			var err error
-			got, err = pc.UpdateStatus(e.ctx, changed, metav1.UpdateOptions{})
-			return err
+// TestAPIStatusCreateIgnoresAGivenStatus: configset create ignores a given status.
+func TestAPIStatusCreateIgnoresAGivenStatus(t *testing.T) {
+	e := sharedEnv(t)
+	const ns = "status-create"
+
+	obj := configSet("with-status", map[string]string{"k": "v"}, nil)
+	obj.Status = v1beta1.ConfigSetStatus{
+		CurrentRevision: 9, ObservedGeneration: 9,
+		Conditions: []metav1.Condition{{Type: "X", Status: metav1.ConditionTrue, Reason: "Y", LastTransitionTime: metav1.Now()}},
+	}
+	obj.Generation = 5
+	got := e.mustCreate(t, ns, obj)
+	if got.Status.CurrentRevision != 1 || got.Status.ObservedGeneration != 1 || len(got.Status.Conditions) != 0 || got.Generation != 1 {
+		t.Errorf("created status %+v generation %d, want revision 1, observed 1, no conditions, generation 1", got.Status, got.Generation)
+	}
+}
+
+// TestAPIStatusOfAConfigPolicy: configpolicy status.
+func TestAPIStatusOfAConfigPolicy(t *testing.T) {
+	e := sharedEnv(t)
+	const ns = "status-policy"
+
+	pc := e.cs.ConfigV1beta1().ConfigPolicies()
+	p, err := pc.Create(e.ctx, &v1beta1.ConfigPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "status-policy"},
+		Spec: v1beta1.ConfigPolicySpec{
+			Selector:     &metav1.LabelSelector{MatchLabels: map[string]string{"apitest-never": "selected"}},
+			RequiredKeys: []string{"owner"},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create policy: %v", err)
+	}
+	var got *v1beta1.ConfigPolicy
+	e.onFreshPolicy(t, p.Name, func(changed *v1beta1.ConfigPolicy) error {
+		changed.Spec.RequiredKeys = []string{"other"}
+		meta.SetStatusCondition(&changed.Status.Conditions, metav1.Condition{
+			Type: "Audited", Status: metav1.ConditionTrue, Reason: "Reviewed", Message: "by the test", ObservedGeneration: 1,
 		})
-		if !reflect.DeepEqual(got.Spec.RequiredKeys, []string{"owner"}) || got.Generation != 1 {
-			t.Errorf("policy spec after status update = %+v generation %d, want requiredKeys [owner], generation 1", got.Spec, got.Generation)
-		}
-		if c := meta.FindStatusCondition(got.Status.Conditions, "Audited"); c == nil || c.Reason != "Reviewed" || c.Message != "by the test" {
-			t.Errorf("policy status = %+v, want the Audited condition", got.Status)
-		}
-		var updated *v1beta1.ConfigPolicy
-		e.onFreshPolicy(t, p.Name, func(fresh *v1beta1.ConfigPolicy) error {
-			fresh.Status.Conditions = nil
-			fresh.Spec.MaxKeys = ptr.To[int32](3)
-			var err error
-			updated, err = pc.Update(e.ctx, fresh, metav1.UpdateOptions{})
-			return err
-		})
-		if meta.FindStatusCondition(updated.Status.Conditions, "Audited") == nil || updated.Generation != 2 || updated.Spec.MaxKeys == nil || *updated.Spec.MaxKeys != 3 {
-			t.Errorf("policy after main update: status %+v generation %d maxKeys %s; want status kept, generation 2, maxKeys 3",
-				updated.Status, updated.Generation, describeInt32(updated.Spec.MaxKeys))
-		}
+		var err error
+		got, err = pc.UpdateStatus(e.ctx, changed, metav1.UpdateOptions{})
+		return err
 	})
+	if !reflect.DeepEqual(got.Spec.RequiredKeys, []string{"owner"}) || got.Generation != 1 {
+		t.Errorf("policy spec after status update = %+v generation %d, want requiredKeys [owner], generation 1", got.Spec, got.Generation)
+	}
+	if c := meta.FindStatusCondition(got.Status.Conditions, "Audited"); c == nil || c.Reason != "Reviewed" || c.Message != "by the test" {
+		t.Errorf("policy status = %+v, want the Audited condition", got.Status)
+	}
+	var updated *v1beta1.ConfigPolicy
+	e.onFreshPolicy(t, p.Name, func(fresh *v1beta1.ConfigPolicy) error {
+		fresh.Status.Conditions = nil
+		fresh.Spec.MaxKeys = ptr.To[int32](3)
+		var err error
+		updated, err = pc.Update(e.ctx, fresh, metav1.UpdateOptions{})
+		return err
+	})
+	if meta.FindStatusCondition(updated.Status.Conditions, "Audited") == nil || updated.Generation != 2 || updated.Spec.MaxKeys == nil || *updated.Spec.MaxKeys != 3 {
+		t.Errorf("policy after main update: status %+v generation %d maxKeys %s; want status kept, generation 2, maxKeys 3",
+			updated.Status, updated.Generation, describeInt32(updated.Spec.MaxKeys))
+	}
 }
 
 // apiMustGetConfigSet reads a v1beta1 ConfigSet or fails the test.

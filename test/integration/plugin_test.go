@@ -44,10 +44,8 @@ var maskedSecretLine = regexp.MustCompile(`^([-+ ])DB_PASSWORD=<secret: (\d+) by
 // TestPlugin builds kubectl-capstan, puts it on PATH and runs it as
 // `kubectl capstan …` with the real kubectl against an in-process server.
 func TestPlugin(t *testing.T) {
-	ts := sharedServer(t)
-	k := pluginKubectl(t, ts)
+	_, k, client := pluginEnv(t)
 	binDir := pluginBuild.dir
-	client := newClientset(t, ts)
 	ctx := t.Context()
 
 	rev1 := revisionEntries{
@@ -226,9 +224,7 @@ func TestPlugin(t *testing.T) {
 
 // TestPluginPrunedRevisionCannotBeRestored: a pruned revision cannot be restored.
 func TestPluginPrunedRevisionCannotBeRestored(t *testing.T) {
-	ts := sharedServer(t)
-	k := pluginKubectl(t, ts)
-	client := newClientset(t, ts)
+	_, k, client := pluginEnv(t)
 	ctx := t.Context()
 
 	pruned := &v1beta1.ConfigSet{
@@ -255,9 +251,7 @@ func TestPluginPrunedRevisionCannotBeRestored(t *testing.T) {
 
 // TestPluginImmutableConfigSetCannotBeRolledBack: an immutable configset cannot be rolled back.
 func TestPluginImmutableConfigSetCannotBeRolledBack(t *testing.T) {
-	ts := sharedServer(t)
-	k := pluginKubectl(t, ts)
-	client := newClientset(t, ts)
+	_, k, client := pluginEnv(t)
 	ctx := t.Context()
 
 	frozen := &v1beta1.ConfigSet{
@@ -273,9 +267,7 @@ func TestPluginImmutableConfigSetCannotBeRolledBack(t *testing.T) {
 
 // TestPluginLongName: a long name whose revisions get shortened names.
 func TestPluginLongName(t *testing.T) {
-	ts := sharedServer(t)
-	k := pluginKubectl(t, ts)
-	client := newClientset(t, ts)
+	_, k, client := pluginEnv(t)
 	ctx := t.Context()
 
 	name := "long-" + strings.Repeat("x", 248)
@@ -314,9 +306,7 @@ func TestPluginLongName(t *testing.T) {
 
 // TestPluginPoliciesApplyToRollbacks: policies apply to rollbacks, with warnings shown.
 func TestPluginPoliciesApplyToRollbacks(t *testing.T) {
-	ts := sharedServer(t)
-	k := pluginKubectl(t, ts)
-	client := newClientset(t, ts)
+	ts, k, client := pluginEnv(t)
 	ctx := t.Context()
 
 	labels := map[string]string{"team": "payments"}
@@ -404,6 +394,14 @@ func pluginKubectl(t *testing.T, ts *capstantesting.TestServer) kubectl {
 		pathEnv:    pluginBuild.dir + string(os.PathListSeparator) + os.Getenv("PATH"),
 		timeout:    pluginRunTimeout,
 	}
+}
+
+// pluginEnv returns the shared server, a kubectl with the plugin against it,
+// and an admin clientset.
+func pluginEnv(t *testing.T) (*capstantesting.TestServer, kubectl, *versioned.Clientset) {
+	t.Helper()
+	ts := sharedServer(t)
+	return ts, pluginKubectl(t, ts), newClientset(t, ts)
 }
 
 // waitForPolicy waits until the admission plugin, which learns about

@@ -30,9 +30,7 @@ var ageCell = regexp.MustCompile(`^[0-9]+s$`)
 // TestTableConfigSet: ConfigSet.
 func TestTableConfigSet(t *testing.T) {
 	ts := sharedServer(t)
-	client := newClientset(t, ts)
-	api := newRawAPI(t, ts)
-	ctx := t.Context()
+	client, api, ctx := newClientset(t, ts), newRawAPI(t, ts), t.Context()
 	const ns = "tables"
 
 	limit := int32(7)
@@ -107,9 +105,7 @@ func TestTableConfigSet(t *testing.T) {
 // TestTableConfigRevision: ConfigRevision.
 func TestTableConfigRevision(t *testing.T) {
 	ts := sharedServer(t)
-	client := newClientset(t, ts)
-	api := newRawAPI(t, ts)
-	ctx := t.Context()
+	client, api, ctx := newClientset(t, ts), newRawAPI(t, ts), t.Context()
 	const ns = "table-revisions"
 
 	// The revisions belong to a real ConfigSet: the history reconciler
