@@ -23,7 +23,7 @@ run: build
 # Unit, storage, in-process server and kubectl tests. The suites that need a
 # real kube-apiserver (test-e2e) or kill processes (test-reliability) have
 # their own targets.
-UNIT_PKGS = $$($(GO) list ./... | grep -v -e '/test/e2e$$' -e '/test/artifacts$$' -e '/test/reliability' -e '/test/bench')
+UNIT_PKGS = $$($(GO) list ./... | grep -v -e '/test/e2e$$' -e '/test/artifacts$$' -e '/test/reliability')
 
 test:
 	$(GO) test -count=1 -timeout 30m $(TEST_FLAGS) $(UNIT_PKGS)

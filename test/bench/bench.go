@@ -110,6 +110,18 @@ type runner struct {
 	mu       sync.Mutex
 	results  []Measurement
 	profiles []Profile
+	// systems are the settings of every system measured, by name.
+	systems map[string]Settings
+}
+
+// record keeps the settings sys runs with for the report.
+func (r *runner) record(sys system) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.systems == nil {
+		r.systems = map[string]Settings{}
+	}
+	r.systems[sys.name()] = sys.settings()
 }
 
 func (r *runner) add(m Measurement) {
@@ -186,6 +198,7 @@ func finish(m *Measurement, before, after cpuSnapshot) {
 // measure runs op n times on conc workers and records the figures; when
 // profile is set it also profiles the servers meanwhile.
 func (r *runner) measure(ctx context.Context, sys system, workload string, n, conc int, profile bool, op func(ctx context.Context, i int) error) Measurement {
+	r.record(sys)
 	settle()
 	var profiles map[string][]byte
 	var pwg sync.WaitGroup
@@ -267,6 +280,7 @@ func (r *runner) namespaces() []string {
 // runAll runs every workload on one system; the objects of the last create
 // run stay for the later workloads.
 func (r *runner) runAll(ctx context.Context, sys system) error {
+	r.record(sys)
 	s := r.sizes
 	if err := sys.prepare(ctx, r.namespaces()); err != nil {
 		return fmt.Errorf("%s: creating namespaces: %w", sys.name(), err)
@@ -365,6 +379,17 @@ func (r *runner) runAll(ctx context.Context, sys system) error {
 		return err
 	})
 	return ctx.Err()
+}
+
+// clear deletes every object runAll created, for a system that shares its
+// server with the next one.
+func (r *runner) clear(ctx context.Context, sys system) error {
+	for _, ns := range r.namespaces() {
+		if err := sys.deleteAll(ctx, ns); err != nil {
+			return fmt.Errorf("%s: deleting the objects in %s: %w", sys.name(), ns, err)
+		}
+	}
+	return nil
 }
 
 // watchWorkload starts the watchers on one namespace, sends merge patches

@@ -118,7 +118,18 @@ func newEtcdSystem(ctx context.Context, bin, dir string) (*etcdSystem, error) {
 	return &etcdSystem{proc: p, url: url, client: c}, nil
 }
 
-func (e *etcdSystem) name() string               { return "E" }
+func (e *etcdSystem) name() string { return "E" }
+func (e *etcdSystem) settings() Settings {
+	return Settings{
+		Path:           "client → etcd",
+		Server:         "etcd alone: the bytes an API server would store, put and read with etcd's Go client",
+		Authentication: "none",
+		Encryption:     "identity",
+		WireFormat:     "etcd's gRPC",
+		Objects:        objectsShape,
+		Client:         "etcd's clientv3",
+	}
+}
 func (e *etcdSystem) serverPIDs() []int          { return []int{e.proc.pid()} }
 func (e *etcdSystem) etcdPIDs() []int            { return nil }
 func (e *etcdSystem) memoryPID() int             { return e.proc.pid() }

@@ -51,7 +51,9 @@ type kubeSystem struct {
 	etcdHTTP *http.Client
 	pprof    []pprofEndpoint
 	stopFunc func()
-	objects  sync.Map // ns/name → *ConfigSet, the latest seen, for updates
+	// config is what the system runs with, for the report.
+	config  Settings
+	objects sync.Map // ns/name → *ConfigSet, the latest seen, for updates
 }
 
 // pidRef names a process by role; the PID is looked up when read, because
@@ -106,6 +108,7 @@ func crdClient(cfg *rest.Config, gv schema.GroupVersion) (configclient.ConfigV1b
 }
 
 func (k *kubeSystem) name() string               { return k.sysName }
+func (k *kubeSystem) settings() Settings         { return k.config }
 func (k *kubeSystem) serverPIDs() []int          { return pids(k.servers) }
 func (k *kubeSystem) etcdPIDs() []int            { return pids(k.etcds) }
 func (k *kubeSystem) memoryPID() int             { return k.memory.pid() }

@@ -30,7 +30,7 @@ func main() {
 	quick := flag.Bool("quick", false, "a small run (300 objects, concurrency 8, 10 watchers) for a smoke test")
 	out := flag.String("out", "bench/results/latest.json", "JSON results file; the profiles' `go tool pprof -top` summaries (*.top.txt) go to a pprof folder beside it")
 	md := flag.String("md", "docs/benchmarks.md", "markdown file whose generated section is replaced (empty: none)")
-	systemsFlag := flag.String("systems", "E,O,enc,hist,h1,mem,O-agg,C,wl", "systems to run: E, O, enc (O with each encryption provider), hist (O with and without revisions), h1 (one tenant patching beside a large value, on a fresh local-mode server), mem (ConfigSets with revisions on fresh O-agg against the CRD on the same fresh kube-apiserver), O-agg, C, wl (ConfigSet changes propagated to Deployments by capstan-controller-manager)")
+	systemsFlag := flag.String("systems", "E,O,enc,hist,h1,mem,O-agg,O-direct,C,wl", "systems to run: E, O (local mode), enc (O with each encryption provider), hist (O with and without revisions), h1 (one tenant patching beside a large value, on a fresh local-mode server), mem (ConfigSets with revisions on fresh O-agg against the CRD on the same fresh kube-apiserver), O-agg (through kube-apiserver), O-direct (O-agg's Capstan called directly), C (the CRD), wl (ConfigSet changes propagated to Deployments by capstan-controller-manager)")
 	workDir := flag.String("work-dir", "", "folder for etcd data, certificates and logs (default: a new temporary folder, removed at the end)")
 	root := flag.String("root", ".", "the repository root, where bin/ and _output/bin/ are")
 	pprofDir := flag.String("pprof-dir", "", "folder for the binary CPU profiles (*.pb.gz) (default: _output/bench/pprof under -root, which git ignores)")
@@ -136,8 +136,8 @@ func run(ctx context.Context, quick bool, out, md, systemsFlag, workDir, root, p
 		}
 	}
 	if want["O"] && ctx.Err() == nil {
-		r.log("O: Capstan direct (local mode, identity encryption)")
-		o, err := startCapstanLocal(ctx, bins, workDir, "capstan-O", "identity", "")
+		r.log("O: Capstan in local mode, %s encryption", deployedEncryption)
+		o, err := startCapstanLocal(ctx, bins, workDir, "capstan-O", deployedEncryption, "")
 		note(err)
 		if err == nil {
 			note(r.runAll(ctx, o))
@@ -167,7 +167,7 @@ func run(ctx context.Context, quick bool, out, md, systemsFlag, workDir, root, p
 		r.log("H1: %d patches beside a %d KiB value, local mode with its embedded etcd", s.H1Patches, s.H1ValueKiB)
 		r.runH1(ctx, bins, workDir)
 	}
-	if (want["O-agg"] || want["C"] || want["mem"] || want["wl"]) && ctx.Err() == nil {
+	if (want["O-agg"] || want["O-direct"] || want["C"] || want["mem"] || want["wl"]) && ctx.Err() == nil {
 		r.log("cluster: etcd, kube-apiserver, Capstan aggregated (test/utils/controlplane)")
 		progress := &logWriter{log: r.log}
 		b, err := startCluster(ctx, bins, workDir, progress)
@@ -191,6 +191,16 @@ func run(ctx context.Context, quick bool, out, md, systemsFlag, workDir, root, p
 			if want["O-agg"] && agg != nil && ctx.Err() == nil {
 				r.log("O-agg: Capstan through the aggregator")
 				note(r.runAll(ctx, agg))
+				note(r.clear(ctx, agg))
+			}
+			if want["O-direct"] && ctx.Err() == nil {
+				r.log("O-direct: the same Capstan called directly")
+				direct, err := b.direct()
+				note(err)
+				if err == nil {
+					note(r.runAll(ctx, direct))
+					note(r.clear(ctx, direct))
+				}
 			}
 			if want["C"] && crd != nil && ctx.Err() == nil {
 				r.log("C: the CRD on kube-apiserver")

@@ -21,7 +21,12 @@ type Results struct {
 	Versions map[string]string `json:"versions"`
 	Sizes    sizes             `json:"sizes"`
 	Settings []string          `json:"settings"`
-	Results  []Measurement     `json:"results"`
+	// Systems are the settings each system ran with.
+	Systems map[string]Settings `json:"systems"`
+	// Comparisons are the ratios computed, each refused when the settings
+	// of its two systems differ in what it does not vary.
+	Comparisons []Comparison  `json:"comparisons"`
+	Results     []Measurement `json:"results"`
 	Ratios   []Ratio           `json:"ratios"`
 	Profiles []Profile         `json:"profiles,omitempty"`
 	Errors   []string          `json:"errors,omitempty"`
@@ -40,13 +45,14 @@ type Ratio struct {
 	Workload string             `json:"workload"`
 	Metric   string             `json:"metric"`
 	Values   map[string]float64 `json:"values"`
-	// OE, OC and AggO are O/E, O/C and O-agg/O; zero when a side is missing.
-	OE   float64 `json:"O/E"`
-	OC   float64 `json:"O/C"`
-	AggO float64 `json:"O-agg/O"`
+	// Ratios are by comparison name (O-agg/C, …); a comparison is missing
+	// when a side did not run or the comparison was refused.
+	Ratios map[string]float64 `json:"ratios"`
+	// HigherIsBetter says which way the metric improves.
+	HigherIsBetter bool `json:"higherIsBetter"`
 }
 
-var systemOrder = []string{"E", "O", "O-agg", "C"}
+var systemOrder = []string{"E", "O", "O-direct", "O-agg", "C"}
 
 func machine() Machine {
 	m := Machine{NumCPU: runtime.NumCPU()}
@@ -93,22 +99,23 @@ func versions(root string) map[string]string {
 
 // metric is a figure the tables compare.
 type metric struct {
-	name string
-	get  func(Measurement) float64
+	name           string
+	get            func(Measurement) float64
+	higherIsBetter bool
 }
 
 var (
-	mThroughput = metric{"ops/s", func(m Measurement) float64 { return m.PerSecond }}
-	mP50        = metric{"p50 ms", func(m Measurement) float64 { return m.P50ms }}
-	mP99        = metric{"p99 ms", func(m Measurement) float64 { return m.P99ms }}
-	mCPU        = metric{"server CPU ms/op", func(m Measurement) float64 { return m.ServerCPUPerOpMs }}
-	mEtcdCPU    = metric{"etcd CPU ms/op", func(m Measurement) float64 { return m.EtcdCPUPerOpMs }}
-	mPuts       = metric{"etcd puts/op", func(m Measurement) float64 { return m.EtcdPutsPerOp }}
-	mSeconds    = metric{"seconds", func(m Measurement) float64 { return m.Seconds }}
-	mServerSecs = metric{"server CPU s", func(m Measurement) float64 { return m.ServerCPU }}
-	mRSSPer1k   = metric{"RSS MiB per 1k objects", func(m Measurement) float64 { return m.Extra["rssMiBPer1kObjects"] }}
-	mRSSLoaded  = metric{"RSS MiB loaded", func(m Measurement) float64 { return m.Extra["rssLoadedMiB"] }}
-	mHeapPer1k  = metric{"live heap MiB per 1k objects", func(m Measurement) float64 { return m.Extra["heapMiBPer1kObjects"] }}
+	mThroughput = metric{"ops/s", func(m Measurement) float64 { return m.PerSecond }, true}
+	mP50        = metric{"p50 ms", func(m Measurement) float64 { return m.P50ms }, false}
+	mP99        = metric{"p99 ms", func(m Measurement) float64 { return m.P99ms }, false}
+	mCPU        = metric{"server CPU ms/op", func(m Measurement) float64 { return m.ServerCPUPerOpMs }, false}
+	mEtcdCPU    = metric{"etcd CPU ms/op", func(m Measurement) float64 { return m.EtcdCPUPerOpMs }, false}
+	mPuts       = metric{"etcd puts/op", func(m Measurement) float64 { return m.EtcdPutsPerOp }, false}
+	mSeconds    = metric{"seconds", func(m Measurement) float64 { return m.Seconds }, false}
+	mServerSecs = metric{"server CPU s", func(m Measurement) float64 { return m.ServerCPU }, false}
+	mRSSPer1k   = metric{"RSS MiB per 1k objects", func(m Measurement) float64 { return m.Extra["rssMiBPer1kObjects"] }, false}
+	mRSSLoaded  = metric{"RSS MiB loaded", func(m Measurement) float64 { return m.Extra["rssLoadedMiB"] }, false}
+	mHeapPer1k  = metric{"live heap MiB per 1k objects", func(m Measurement) float64 { return m.Extra["heapMiBPer1kObjects"] }, false}
 )
 
 func metricsFor(workload string) []metric {
@@ -135,7 +142,7 @@ func ratio(a, b float64) float64 {
 	return a / b
 }
 
-func buildRatios(ms []Measurement) []Ratio {
+func buildRatios(ms []Measurement, comps []Comparison) []Ratio {
 	by := map[string]map[string]Measurement{}
 	var order []string
 	for _, m := range ms {
@@ -153,13 +160,15 @@ func buildRatios(ms []Measurement) []Ratio {
 	var out []Ratio
 	for _, w := range order {
 		for _, mt := range metricsFor(w) {
-			r := Ratio{Workload: w, Metric: mt.name, Values: map[string]float64{}}
+			r := Ratio{Workload: w, Metric: mt.name, Values: map[string]float64{}, Ratios: map[string]float64{}, HigherIsBetter: mt.higherIsBetter}
 			for sys, m := range by[w] {
 				r.Values[sys] = mt.get(m)
 			}
-			r.OE = ratio(r.Values["O"], r.Values["E"])
-			r.OC = ratio(r.Values["O"], r.Values["C"])
-			r.AggO = ratio(r.Values["O-agg"], r.Values["O"])
+			for _, c := range comps {
+				if v := ratio(r.Values[c.A], r.Values[c.B]); c.Refused == "" && v != 0 {
+					r.Ratios[c.Name] = v
+				}
+			}
 			out = append(out, r)
 		}
 	}
@@ -168,6 +177,7 @@ func buildRatios(ms []Measurement) []Ratio {
 
 func buildResults(r *runner, quick bool, d time.Duration, errs []string) Results {
 	root := "."
+	comps := checkComparisons(r.systems)
 	return Results{
 		Date:     time.Now().UTC().Format(time.RFC3339),
 		Quick:    quick,
@@ -178,12 +188,14 @@ func buildResults(r *runner, quick bool, d time.Duration, errs []string) Results
 		Settings: []string{
 			"every process on 127.0.0.1; client, servers and etcd share the machine",
 			"each API server has its own etcd: --unsafe-no-fsync, --quota-backend-bytes=" + etcdQuota + " (O-agg's etcd is the harness's: TLS with client certificates, default quota)",
-			"API servers: " + strings.Join(serverLimitFlags, " "),
-			"clients: QPS=-1 (no client-side rate limit), JSON, the generated typed client (for C on a scheme registering the same Go types under bench.capstan.dev)",
-			"encryption at rest: identity for O, O-agg and C unless the workload says otherwise",
+			"O-agg, O-direct and C share one control plane (test/utils/controlplane) whose kube-apiserver and Capstan run with their deployed defaults plus --profiling=true: priority and fairness on, in-flight limits at their defaults",
+			"local mode (O) has no kube-apiserver to read priority and fairness configuration from and runs with " + strings.Join(localServerFlags, " "),
+			"the typed client for C is the generated one on a scheme registering the same Go types under " + benchGroup.Group,
 		},
-		Results:  r.results,
-		Ratios:   buildRatios(r.results),
+		Systems:     r.systems,
+		Comparisons: comps,
+		Results:     r.results,
+		Ratios:      buildRatios(r.results, comps),
 		Profiles: r.profiles,
 		Errors:   errs,
 	}
@@ -245,21 +257,11 @@ func markdownTables(res Results) string {
 	fmt.Fprintf(&b, "\nSizes: %d objects of ~1 KiB in %d namespaces; create at concurrency %v; %d gets/updates/patches/applies at concurrency %d; each list %d times; %d watchers with %d updates/s for %d s; %d informers; %d objects of ~10 KiB.\n\n",
 		res.Sizes.Objects, res.Sizes.Namespaces, res.Sizes.CreateConc, res.Sizes.MutateOps, res.Sizes.MutateConc, res.Sizes.ListRepeats,
 		res.Sizes.Watchers, res.Sizes.WatchRate, res.Sizes.WatchSeconds, res.Sizes.Informers, res.Sizes.BigObjects)
-	b.WriteString("E = raw etcd, O = Capstan direct, O-agg = Capstan through kube-apiserver's aggregator, C = the CRD on kube-apiserver. ")
+	b.WriteString("E = raw etcd, O = Capstan in local mode, O-direct = the aggregated Capstan of O-agg called directly, O-agg = Capstan through kube-apiserver's aggregator, C = the CRD on the same kube-apiserver. ")
 	b.WriteString("Server CPU is utime+stime from /proc of the API server processes (for O-agg kube-apiserver plus Capstan; for E etcd itself); ms per op equals CPU seconds per 1,000 operations. For lists an op is one full list (all pages); for watch an op is one delivered event.\n\n")
-	b.WriteString("| workload | metric | E | O | O-agg | C | O/E | O/C | O-agg/O |\n|---|---|--:|--:|--:|--:|--:|--:|--:|\n")
-	for _, r := range res.Ratios {
-		fmt.Fprintf(&b, "| %s | %s |", r.Workload, r.Metric)
-		for _, s := range systemOrder {
-			v, ok := r.Values[s]
-			if !ok {
-				b.WriteString(" n/a |")
-				continue
-			}
-			fmt.Fprintf(&b, " %s |", fmtNum(v))
-		}
-		fmt.Fprintf(&b, " %s | %s | %s |\n", fmtRatio(r.OE), fmtRatio(r.OC), fmtRatio(r.AggO))
-	}
+	b.WriteString(headlineTable(res))
+	b.WriteString(settingsTable(res))
+	b.WriteString(allSystemsTable(res))
 
 	// Encryption providers: CPU per operation as a ratio to identity.
 	enc := map[string]map[string]Measurement{}
@@ -345,6 +347,152 @@ func markdownTables(res Results) string {
 	return b.String()
 }
 
+// headlineTable is Capstan as users run it against the CRD: O-agg/C for
+// every workload, or why the comparison was refused.
+func headlineTable(res Results) string {
+	var b strings.Builder
+	c, ok := findComparison(res.Comparisons, "O-agg/C")
+	if !ok {
+		return ""
+	}
+	fmt.Fprintf(&b, "### Headline: %s\n\n", c.Question)
+	if c.Refused != "" {
+		fmt.Fprintf(&b, "**Not compared**: O-agg and C ran with different settings, so no ratio is given: %s.\n\n", c.Refused)
+		return b.String()
+	}
+	rows := 0
+	var t strings.Builder
+	t.WriteString("| workload | metric | O-agg | C | O-agg/C | Capstan is |\n|---|---|--:|--:|--:|---|\n")
+	for _, r := range res.Ratios {
+		v, ok := r.Ratios[c.Name]
+		if !ok {
+			continue
+		}
+		rows++
+		fmt.Fprintf(&t, "| %s | %s | %s | %s | %s | %s |\n", r.Workload, r.Metric, fmtNum(r.Values[c.A]), fmtNum(r.Values[c.B]), fmtRatio(v), verdict(v, r.HigherIsBetter))
+	}
+	if rows == 0 {
+		return ""
+	}
+	b.WriteString(t.String())
+	b.WriteString("\n")
+	return b.String()
+}
+
+// verdict says whether a ratio of Capstan's figure to the other's puts
+// Capstan ahead, within 5%, or behind.
+func verdict(v float64, higherIsBetter bool) string {
+	if !higherIsBetter {
+		v = 1 / v
+	}
+	switch {
+	case v >= 1.05:
+		return "ahead"
+	case v > 0.95:
+		return "even"
+	default:
+		return "behind"
+	}
+}
+
+func findComparison(comps []Comparison, name string) (Comparison, bool) {
+	for _, c := range comps {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return Comparison{}, false
+}
+
+// settingsTable prints what every API server system ran with, and which
+// comparisons the run refused.
+func settingsTable(res Results) string {
+	var names []string
+	for _, s := range systemOrder {
+		if _, ok := res.Systems[s]; ok {
+			names = append(names, s)
+		}
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("What each system ran with:\n\n| setting |")
+	for _, n := range names {
+		fmt.Fprintf(&b, " %s |", n)
+	}
+	b.WriteString("\n|---|" + strings.Repeat("---|", len(names)) + "\n")
+	rows := []struct {
+		name string
+		get  func(Settings) string
+	}{
+		{"path", func(s Settings) string { return s.Path }},
+		{"server", func(s Settings) string { return s.Server }},
+		{"authentication", func(s Settings) string { return s.Authentication }},
+		{"admission", func(s Settings) string { return s.Admission }},
+		{"priority and fairness", func(s Settings) string {
+			if s.PriorityAndFairness {
+				return "on"
+			}
+			return "off"
+		}},
+		{"encryption at rest", func(s Settings) string { return s.Encryption }},
+		{"wire format", func(s Settings) string { return s.WireFormat }},
+		{"objects", func(s Settings) string { return s.Objects }},
+		{"client", func(s Settings) string { return s.Client }},
+	}
+	for _, row := range rows {
+		fmt.Fprintf(&b, "| %s |", row.name)
+		for _, n := range names {
+			fmt.Fprintf(&b, " %s |", row.get(res.Systems[n]))
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("\nComparisons:\n")
+	for _, c := range res.Comparisons {
+		status := "computed"
+		if c.Refused != "" {
+			status = "**refused**, " + c.Refused
+		} else if _, ok := res.Systems[c.A]; !ok {
+			status = "not run"
+		} else if _, ok := res.Systems[c.B]; !ok {
+			status = "not run"
+		}
+		fmt.Fprintf(&b, "- %s: %s (differ by design: %s): %s\n", c.Name, c.Question, strings.Join(c.Varies, ", "), status)
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+// allSystemsTable is every workload on every system with every ratio.
+func allSystemsTable(res Results) string {
+	var b strings.Builder
+	b.WriteString("All systems:\n\n| workload | metric |")
+	for _, s := range systemOrder {
+		fmt.Fprintf(&b, " %s |", s)
+	}
+	for _, c := range res.Comparisons {
+		fmt.Fprintf(&b, " %s |", c.Name)
+	}
+	b.WriteString("\n|---|---|" + strings.Repeat("--:|", len(systemOrder)+len(res.Comparisons)) + "\n")
+	for _, r := range res.Ratios {
+		fmt.Fprintf(&b, "| %s | %s |", r.Workload, r.Metric)
+		for _, s := range systemOrder {
+			v, ok := r.Values[s]
+			if !ok {
+				b.WriteString(" n/a |")
+				continue
+			}
+			fmt.Fprintf(&b, " %s |", fmtNum(v))
+		}
+		for _, c := range res.Comparisons {
+			fmt.Fprintf(&b, " %s |", fmtRatio(r.Ratios[c.Name]))
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
 func oneLine(s string) string {
 	s = strings.ReplaceAll(s, "\n", " ")
 	if len(s) > 200 {
@@ -415,7 +563,8 @@ func rerender(jsonPath, mdPath string) error {
 	if err := json.Unmarshal(data, &res); err != nil {
 		return fmt.Errorf("reading %s: %w", jsonPath, err)
 	}
-	res.Ratios = buildRatios(res.Results)
+	res.Comparisons = checkComparisons(res.Systems)
+	res.Ratios = buildRatios(res.Results, res.Comparisons)
 	if err := writeJSON(jsonPath, res); err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -26,19 +27,39 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"capstan.dev/capstan/test/utils/controlplane"
-
 	"capstan.dev/capstan/test/utils/ports"
 )
 
-// Limits every API server in the bench runs with: the in-flight limits
-// instead of priority and fairness (which local mode turns off), at the
-// defaults' values.
-var serverLimitFlags = []string{
-	"--enable-priority-and-fairness=false",
+// localServerFlags are what local mode runs with: the in-flight limits at
+// their defaults' values (local mode has no kube-apiserver to read priority
+// and fairness configuration from) and profiling on for the bench.
+var localServerFlags = []string{
 	"--max-requests-inflight=400",
 	"--max-mutating-requests-inflight=200",
 	"--profiling=true",
 }
+
+// deployedEncryption is the encryption provider artifacts/encryption deploys
+// Capstan with; the bench encrypts the CRD on kube-apiserver with it too, so
+// that both sides of the headline pay for the same encryption at rest.
+const deployedEncryption = "secretbox"
+
+// benchUser is who the bench's clients are on the cluster: a user with a
+// ClusterRole on both ConfigSet resources, as a platform team's tenants are,
+// so that authorization and priority and fairness run their usual course
+// (system:masters is exempt from both).
+const benchUser = "capstan-bench"
+
+// Settings common to every API server system.
+const (
+	wireJSON      = "JSON (application/json)"
+	objectsShape  = "ConfigSets of 12 data and 4 secretData entries of 64 bytes (~1 KiB), labelled"
+	benchClient   = "the generated typed client, QPS=-1 (no client-side rate limit)"
+	capstanChain  = "Capstan's, as deployed: NamespaceLifecycle, admission policies and webhooks, ConfigPolicy, ResourceQuota"
+	localChain    = "Capstan's local chain: ConfigPolicy"
+	aggregatedRun = "capstan-apiserver --mode=aggregated with the deployment's flags"
+	benchUserAuth = "client certificate of user " + benchUser + ", authorized by an RBAC ClusterRole (Capstan delegates both to kube-apiserver)"
+)
 
 // binaries are the programs the bench runs.
 type binaries struct {
@@ -47,9 +68,16 @@ type binaries struct {
 	capstan string
 }
 
-// encryptionConfig writes an EncryptionConfiguration for ConfigSets and
-// ConfigRevisions with one provider: identity, aesgcm, secretbox or kms.
+// encryptionConfig writes an EncryptionConfiguration for Capstan's
+// ConfigSets and ConfigRevisions with one provider: identity, aesgcm,
+// secretbox or kms.
 func encryptionConfig(path, provider, kmsSocket string) error {
+	return encryptionConfigFor(path, provider, kmsSocket, "configsets.config.capstan.dev", "configrevisions.config.capstan.dev")
+}
+
+// encryptionConfigFor writes an EncryptionConfiguration for resources with
+// one provider and a fresh key.
+func encryptionConfigFor(path, provider, kmsSocket string, resources ...string) error {
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
 		return err
@@ -66,7 +94,11 @@ func encryptionConfig(path, provider, kmsSocket string) error {
 	default:
 		return fmt.Errorf("unknown encryption provider %q", provider)
 	}
-	cfg := "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n- resources:\n  - configsets.config.capstan.dev\n  - configrevisions.config.capstan.dev\n  providers:\n" + p
+	cfg := "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n- resources:\n"
+	for _, r := range resources {
+		cfg += "  - " + r + "\n"
+	}
+	cfg += "  providers:\n" + p
 	if provider != "identity" {
 		cfg += "  - identity: {}\n"
 	}
@@ -115,6 +147,7 @@ func startCapstanLocal(ctx context.Context, bins binaries, dir, name, provider, 
 		return nil, err
 	}
 	sys.etcds = []*pidRef{{role: "etcd", pid: etcd.pid}}
+	sys.config.Encryption = provider
 	sys.etcdURL, sys.etcdHTTP = etcdURL, http.DefaultClient
 	stopServer := sys.stopFunc
 	sys.stopFunc = func() {
@@ -143,7 +176,7 @@ func startLocalServer(ctx context.Context, bins binaries, dir, name string, extr
 		"--data-dir=" + dataDir,
 		"--bind-address=127.0.0.1",
 		"--secure-port=" + strconv.Itoa(ports[0]),
-	}, serverLimitFlags...)
+	}, localServerFlags...)
 	args = append(args, extraArgs...)
 	p, err := startProcess(name, filepath.Join(dir, "logs", name+".log"), args)
 	if err != nil {
@@ -184,6 +217,16 @@ func startLocalServer(ctx context.Context, bins binaries, dir, name string, extr
 		memory:     &pidRef{role: "capstan", pid: p.pid},
 		pprof:      []pprofEndpoint{{role: "capstan", config: cfg}},
 		stopFunc:   func() { p.stop(20 * time.Second) },
+		config: Settings{
+			Path:           "client → capstan-apiserver",
+			Server:         "capstan-apiserver --mode=local, etcd of its own",
+			Authentication: "local mode's admin client certificate (one admin, no RBAC)",
+			Admission:      localChain,
+			Encryption:     "identity",
+			WireFormat:     wireJSON,
+			Objects:        objectsShape,
+			Client:         benchClient,
+		},
 	}, nil
 }
 
@@ -241,12 +284,17 @@ spec:
 `
 
 // benchCluster is the cluster harness's control plane with kube-apiserver
-// and Capstan restarted with the bench's flags; it hosts O-agg and C.
+// and Capstan restarted with the bench's flags; it hosts O-agg, O-direct and C.
 type benchCluster struct {
-	c          *controlplane.Cluster
-	kube       *process
-	admin      *rest.Config
-	capstanCfg *rest.Config
+	c     *controlplane.Cluster
+	kube  *process
+	admin *rest.Config
+	// user is the bench user's configuration for kube-apiserver.
+	user *rest.Config
+	// capstanAdmin and capstanUser reach Capstan directly, as the admin (for
+	// /debug/pprof) and as the bench user.
+	capstanAdmin *rest.Config
+	capstanUser  *rest.Config
 }
 
 func (b *benchCluster) capstanPID() int {
@@ -272,10 +320,10 @@ func (b *benchCluster) down() {
 	}
 }
 
-// startCluster runs the e2e cluster harness and then restarts kube-apiserver
-// and Capstan with the bench's flags (profiling on, priority and fairness
-// off, the same in-flight limits as O) and Capstan with identity encryption,
-// as the CRD has.
+// startCluster runs the cluster harness and then restarts kube-apiserver and
+// Capstan as they are deployed, with profiling on: priority and fairness on
+// both, Capstan's ConfigSets and ConfigRevisions and the CRD's objects
+// encrypted with the deployed provider.
 func startCluster(ctx context.Context, bins binaries, dir string, progress io.Writer) (*benchCluster, error) {
 	opts := controlplane.RepoOptions(bins.root, filepath.Join(dir, "cluster"))
 	opts.Progress = progress
@@ -291,6 +339,11 @@ func startCluster(ctx context.Context, bins binaries, dir string, progress io.Wr
 	return b, nil
 }
 
+// withProfiling replaces any --profiling flag of args by --profiling=true.
+func withProfiling(args []string) []string {
+	return append(slices.DeleteFunc(slices.Clone(args), func(a string) bool { return strings.HasPrefix(a, "--profiling") }), "--profiling=true")
+}
+
 func (b *benchCluster) reconfigure(ctx context.Context) error {
 	c := b.c
 	admin, err := c.AdminRESTConfig()
@@ -303,8 +356,11 @@ func (b *benchCluster) reconfigure(ctx context.Context) error {
 	if kp == nil {
 		return errors.New("the cluster has no kube-apiserver")
 	}
-	args := slices.DeleteFunc(slices.Clone(kp.Args), func(a string) bool { return strings.HasPrefix(a, "--profiling") })
-	args = append(args, serverLimitFlags...)
+	kubeEncryption := filepath.Join(c.WorkDir, "kube-apiserver-encryption.yaml")
+	if err := encryptionConfigFor(kubeEncryption, deployedEncryption, "", "configsets."+benchGroup.Group); err != nil {
+		return err
+	}
+	args := append(withProfiling(kp.Args), "--encryption-provider-config="+kubeEncryption)
 	if err := syscall.Kill(kp.PID, syscall.SIGTERM); err != nil {
 		return fmt.Errorf("stopping the harness's kube-apiserver: %w", err)
 	}
@@ -323,14 +379,14 @@ func (b *benchCluster) reconfigure(ctx context.Context) error {
 		return err
 	}
 
-	if err := encryptionConfig(c.EncryptionConfigFile, "identity", ""); err != nil {
+	if err := encryptionConfig(c.EncryptionConfigFile, deployedEncryption, ""); err != nil {
 		return err
 	}
 	if err := c.StopCapstan(); err != nil {
 		return err
 	}
 	cp := c.Process(controlplane.ProcessCapstan)
-	cp.Args = append(slices.DeleteFunc(slices.Clone(cp.Args), func(a string) bool { return strings.HasPrefix(a, "--profiling") }), serverLimitFlags...)
+	cp.Args = withProfiling(cp.Args)
 	if err := c.StartCapstan(ctx); err != nil {
 		return err
 	}
@@ -339,19 +395,59 @@ func (b *benchCluster) reconfigure(ctx context.Context) error {
 	if err := c.WaitAvailable(wctx); err != nil {
 		return err
 	}
-	// The admin's client certificate authenticates to Capstan directly too
-	// (delegated authentication trusts the cluster CA), for /debug/pprof.
-	capstanCfg := rest.CopyConfig(admin)
-	capstanCfg.Host = c.CapstanURL
-	capstanCfg.TLSClientConfig.CAData = nil
-	capstanCfg.TLSClientConfig.CAFile = c.CapstanCAFile
-	b.capstanCfg = capstanCfg
+	if err := b.grantBenchUser(ctx); err != nil {
+		return fmt.Errorf("RBAC for %s: %w", benchUser, err)
+	}
+	kubeconfig, err := c.UserKubeconfig(benchUser)
+	if err != nil {
+		return err
+	}
+	if b.user, err = clientcmd.BuildConfigFromFlags("", kubeconfig); err != nil {
+		return err
+	}
+	// Client certificates signed by the cluster CA authenticate to Capstan
+	// directly too (delegated authentication trusts kube-apiserver's client CA).
+	direct := func(cfg *rest.Config) *rest.Config {
+		d := rest.CopyConfig(cfg)
+		d.Host = c.CapstanURL
+		d.TLSClientConfig.CAData = nil
+		d.TLSClientConfig.CAFile = c.CapstanCAFile
+		return d
+	}
+	b.capstanAdmin, b.capstanUser = direct(admin), direct(b.user)
 	return nil
 }
 
-// aggregated is O-agg: Capstan through kube-apiserver's aggregator.
+// grantBenchUser lets the bench user do everything with ConfigSets of both
+// groups, and read revisions.
+func (b *benchCluster) grantBenchUser(ctx context.Context) error {
+	kube, err := kubernetes.NewForConfig(b.admin)
+	if err != nil {
+		return err
+	}
+	role := &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: benchUser},
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{controlplane.Group, benchGroup.Group}, Resources: []string{"configsets"}, Verbs: []string{rbacv1.VerbAll}},
+			{APIGroups: []string{controlplane.Group}, Resources: []string{"configrevisions"}, Verbs: []string{"get", "list", "watch"}},
+		},
+	}
+	if _, err := kube.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: benchUser},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: benchUser},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: benchUser}},
+	}
+	_, err = kube.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{})
+	return err
+}
+
+// aggregated is O-agg: Capstan through kube-apiserver's aggregator, called as
+// the bench user.
 func (b *benchCluster) aggregated() (*kubeSystem, error) {
-	client, err := capstanClient(b.admin)
+	client, err := capstanClient(b.user)
 	if err != nil {
 		return nil, err
 	}
@@ -373,9 +469,37 @@ func (b *benchCluster) aggregated() (*kubeSystem, error) {
 		memory:     &pidRef{role: "capstan", pid: b.capstanPID},
 		etcdURL:    b.c.CapstanEtcdURL,
 		etcdHTTP:   tlsHTTPClient(etcdTLS),
-		pprof:      []pprofEndpoint{{role: "kube-apiserver", config: b.admin}, {role: "capstan", config: b.capstanCfg}},
+		pprof:      []pprofEndpoint{{role: "kube-apiserver", config: b.admin}, {role: "capstan", config: b.capstanAdmin}},
 		stopFunc:   func() {},
+		config: Settings{
+			Path:                "client → kube-apiserver → aggregator proxy (front-proxy certificate, X-Remote-* headers) → capstan-apiserver",
+			Server:              aggregatedRun,
+			Authentication:      benchUserAuth,
+			Admission:           capstanChain,
+			PriorityAndFairness: true,
+			Encryption:          deployedEncryption,
+			WireFormat:          wireJSON,
+			Objects:             objectsShape,
+			Client:              benchClient,
+		},
 	}, nil
+}
+
+// direct is O-direct: the aggregated Capstan of O-agg called directly, as the
+// bench user, without kube-apiserver in the path.
+func (b *benchCluster) direct() (*kubeSystem, error) {
+	sys, err := b.aggregated()
+	if err != nil {
+		return nil, err
+	}
+	if sys.client, err = capstanClient(b.capstanUser); err != nil {
+		return nil, err
+	}
+	sys.sysName = "O-direct"
+	sys.servers = []*pidRef{{role: "capstan", pid: b.capstanPID}}
+	sys.pprof = []pprofEndpoint{{role: "capstan", config: b.capstanAdmin}}
+	sys.config.Path = "client → capstan-apiserver"
+	return sys, nil
 }
 
 // crd is C: the CRD on the same kube-apiserver.
@@ -392,7 +516,7 @@ func (b *benchCluster) crd(ctx context.Context) (*kubeSystem, error) {
 	if _, err := crds.Create(ctx, u, metav1.CreateOptions{}); err != nil {
 		return nil, fmt.Errorf("creating the CRD: %w", err)
 	}
-	client, err := crdClient(b.admin, benchGroup)
+	client, err := crdClient(b.user, benchGroup)
 	if err != nil {
 		return nil, err
 	}
@@ -429,5 +553,16 @@ func (b *benchCluster) crd(ctx context.Context) (*kubeSystem, error) {
 		etcdHTTP:   http.DefaultClient,
 		pprof:      []pprofEndpoint{{role: "kube-apiserver", config: b.admin}},
 		stopFunc:   func() {},
+		config: Settings{
+			Path:                "client → kube-apiserver",
+			Server:              "kube-apiserver's apiextensions-apiserver (a CRD with ConfigSet's schema)",
+			Authentication:      benchUserAuth,
+			Admission:           "kube-apiserver's: NamespaceLifecycle, admission policies",
+			PriorityAndFairness: true,
+			Encryption:          deployedEncryption,
+			WireFormat:          wireJSON,
+			Objects:             objectsShape,
+			Client:              benchClient,
+		},
 	}, nil
 }

@@ -16,6 +16,8 @@ var errUnsupported = errors.New("not applicable to this system")
 type system interface {
 	// name is E, O, O-agg or C.
 	name() string
+	// settings are what the system runs with.
+	settings() Settings
 	// serverPIDs are the API server processes whose CPU counts as the
 	// server's (for E, etcd itself).
 	serverPIDs() []int
