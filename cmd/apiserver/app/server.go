@@ -29,6 +29,7 @@ import (
 	"capstan.dev/capstan/pkg/apis/config"
 	configv1beta1 "capstan.dev/capstan/pkg/apis/config/v1beta1"
 	"capstan.dev/capstan/pkg/apiserver"
+	"capstan.dev/capstan/pkg/apiserver/frontproxy"
 	"capstan.dev/capstan/pkg/apiserver/scheme"
 	clientset "capstan.dev/capstan/pkg/generated/clientset/versioned"
 	informers "capstan.dev/capstan/pkg/generated/informers/externalversions"
@@ -234,6 +235,9 @@ func (o *Options) Config(ctx context.Context) (*apiserver.Config, func(), error)
 		if kubeClient, err = kubernetes.NewForConfig(serverConfig.ClientConfig); err != nil {
 			return nil, cleanup, err
 		}
+		// Requests kube-apiserver proxied were authorized there; the
+		// handler chain does not ask it again.
+		frontproxy.Apply(&serverConfig.Config)
 	}
 	return &apiserver.Config{
 		GenericConfig: serverConfig,
