@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Regenerates every generated file: zz_generated.* helpers in pkg/apis and the
+# Regenerates every generated file: zz_generated.* helpers and protobuf
+# (generated.proto, generated.pb.go, struct tags) in pkg/apis and the
 # OpenAPI definitions, clientset, listers, informers and apply configurations in
 # pkg/generated. Generators come from the k8s.io/code-generator version pinned in
 # go.mod (its `tool` lines) and are installed into the git-ignored _output/bin.
@@ -27,6 +28,31 @@ kube::codegen::gen_helpers \
     --boilerplate "${BOILERPLATE}" \
     "${ROOT}/pkg/apis"
 
+# Protobuf for the versioned types, as Kubernetes' own: go-to-protobuf writes
+# generated.proto, runs protoc with code-generator's gogo plugin into
+# generated.pb.go and adds the protobuf struct tags to types.go. protoc comes
+# from Debian's protobuf-compiler, pinned: another protoc may write other code.
+PROTOC_VERSION="libprotoc 3.21.12"
+if [ "$(protoc --version 2>/dev/null)" != "${PROTOC_VERSION}" ]; then
+    echo "make generate needs protoc (${PROTOC_VERSION}); on Debian: apt-get install protobuf-compiler=3.21.12-3" >&2
+    exit 1
+fi
+go install k8s.io/code-generator/cmd/go-to-protobuf k8s.io/code-generator/cmd/go-to-protobuf/protoc-gen-gogo golang.org/x/tools/cmd/goimports
+# protoc finds imports by Go import path: a folder of links gives it this
+# module, apimachinery's .proto files and gogo's extensions under theirs.
+PROTO_ROOT=$(mktemp -d)
+trap 'rm -rf "${PROTO_ROOT}" "${SCHEMA:-}"' EXIT
+mkdir -p "${PROTO_ROOT}/k8s.io" "${PROTO_ROOT}/github.com/gogo" "${PROTO_ROOT}/$(dirname "${MODULE}")"
+ln -s "$(go list -m -f '{{.Dir}}' k8s.io/apimachinery)" "${PROTO_ROOT}/k8s.io/apimachinery"
+ln -s "$(go list -m -f '{{.Dir}}' github.com/gogo/protobuf)" "${PROTO_ROOT}/github.com/gogo/protobuf"
+ln -s "${ROOT}" "${PROTO_ROOT}/${MODULE}"
+PATH="${GOBIN}:${PATH}" "${GOBIN}/go-to-protobuf" \
+    --go-header-file "${BOILERPLATE}" \
+    --output-dir "${PROTO_ROOT}" \
+    --proto-import "${PROTO_ROOT}" \
+    --apimachinery-packages=-k8s.io/apimachinery/pkg/util/intstr,-k8s.io/apimachinery/pkg/api/resource,-k8s.io/apimachinery/pkg/runtime/schema,-k8s.io/apimachinery/pkg/runtime,-k8s.io/apimachinery/pkg/apis/meta/v1 \
+    --packages="${MODULE}/pkg/apis/config/v1beta1,${MODULE}/pkg/apis/config/v1alpha1"
+
 kube::codegen::gen_openapi \
     --output-dir "${ROOT}/pkg/generated/openapi" \
     --output-pkg "${MODULE}/pkg/generated/openapi" \
@@ -38,11 +64,11 @@ kube::codegen::gen_openapi \
 
 # Apply configurations are typed from the OpenAPI models just generated.
 SCHEMA=$(mktemp)
-trap 'rm -f "${SCHEMA}"' EXIT
 go run ./hack/models-schema > "${SCHEMA}"
 
 kube::codegen::gen_client \
     --with-watch \
+    --prefers-protobuf \
     --with-applyconfig \
     --applyconfig-openapi-schema "${SCHEMA}" \
     --output-dir "${ROOT}/pkg/generated" \

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
 )
 
 // sizes are the workload sizes of a run.
@@ -501,39 +503,55 @@ func (r *runner) runEncryption(ctx context.Context, bins binaries, dir string, p
 	}
 }
 
-// runHistoryCost measures the price of history: the same create and update
-// workloads on Capstan with revisions written and with --record-history=false,
-// each on a fresh server and etcd with identity encryption.
-func (r *runner) runHistoryCost(ctx context.Context, bins binaries, dir string) {
-	for _, variant := range []struct {
-		name string
-		args []string
-	}{
-		{"O-history", nil},
-		{"O-no-history", []string{"--record-history=false"}},
-	} {
+// variant is one local-mode server of a pair whose difference a table
+// prices: the same workloads on a fresh server and etcd each.
+type variant struct {
+	name string
+	args []string
+}
+
+// pairs are the variant pairs the bench measures; the first of each pair is
+// Capstan as it ships.
+var pairs = []struct {
+	key, prefix, title string
+	variants           [2]variant
+}{
+	{"hist", "hist", "The cost of history (Capstan in local mode, identity encryption; `--record-history=false` writes no revisions)",
+		[2]variant{{"O-history", nil}, {"O-no-history", []string{"--record-history=false"}}}},
+	{"store", "store", "Storage encoding (Capstan in local mode, identity encryption; what etcd holds: `--storage-media-type`)",
+		[2]variant{{"O-store-protobuf", []string{"--storage-media-type=" + runtime.ContentTypeProtobuf}}, {"O-store-json", []string{"--storage-media-type=" + runtime.ContentTypeJSON}}}},
+}
+
+// runVariants measures creates, updates and uncached gets on each variant of
+// a pair, each on a fresh server and etcd with identity encryption.
+func (r *runner) runVariants(ctx context.Context, bins binaries, dir, prefix string, variants [2]variant) {
+	for _, v := range variants {
 		if ctx.Err() != nil {
 			return
 		}
-		sys, err := startCapstanLocal(ctx, bins, dir, "capstan-"+variant.name, "identity", "", variant.args...)
+		sys, err := startCapstanLocal(ctx, bins, dir, "capstan-"+v.name, "identity", "", v.args...)
 		if err != nil {
-			r.add(Measurement{System: variant.name, Workload: "history cost", Errors: 1, FirstError: err.Error()})
+			r.add(Measurement{System: v.name, Workload: prefix, Errors: 1, FirstError: err.Error()})
 			continue
 		}
-		sys.sysName = variant.name
+		sys.sysName = v.name
 		if err := sys.prepare(ctx, r.namespaces()); err != nil {
-			r.add(Measurement{System: variant.name, Workload: "history cost", Errors: 1, FirstError: err.Error()})
+			r.add(Measurement{System: v.name, Workload: prefix, Errors: 1, FirstError: err.Error()})
 			sys.stop()
 			continue
 		}
 		n := r.sizes.EncObjects
-		r.measure(ctx, sys, "hist create c=8", n, 8, false, func(ctx context.Context, i int) error {
-			ns, name := r.ref("hist", i)
+		r.measure(ctx, sys, prefix+" create c=8", n, 8, false, func(ctx context.Context, i int) error {
+			ns, name := r.ref(prefix, i)
 			return sys.create(ctx, ns, name, i, smallShape)
 		})
-		r.measure(ctx, sys, "hist update c=8", n, 8, false, func(ctx context.Context, i int) error {
-			ns, name := r.ref("hist", i)
+		r.measure(ctx, sys, prefix+" update c=8", n, 8, false, func(ctx context.Context, i int) error {
+			ns, name := r.ref(prefix, i)
 			return sys.update(ctx, ns, name, i, 1)
+		})
+		r.measure(ctx, sys, prefix+" get uncached c=8", n, 8, false, func(ctx context.Context, i int) error {
+			ns, name := r.ref(prefix, i)
+			return sys.get(ctx, ns, name, false)
 		})
 		sys.stop()
 	}

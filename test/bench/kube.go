@@ -77,6 +77,10 @@ func restConfigForBench(cfg *rest.Config) *rest.Config {
 	c.QPS = -1
 	c.Burst = 0
 	c.UserAgent = "capstan-bench"
+	// JSON unless a system says otherwise: the generated clientset prefers
+	// protobuf, which the CRD does not serve.
+	c.ContentType = runtime.ContentTypeJSON
+	c.AcceptContentTypes = runtime.ContentTypeJSON
 	c.Timeout = 2 * time.Minute
 	return c
 }

@@ -30,7 +30,7 @@ func main() {
 	quick := flag.Bool("quick", false, "a small run (300 objects, concurrency 8, 10 watchers) for a smoke test")
 	out := flag.String("out", "bench/results/latest.json", "JSON results file; the profiles' `go tool pprof -top` summaries (*.top.txt) go to a pprof folder beside it")
 	md := flag.String("md", "docs/benchmarks.md", "markdown file whose generated section is replaced (empty: none)")
-	systemsFlag := flag.String("systems", "E,O,enc,hist,h1,mem,O-agg,O-direct,C,wl", "systems to run: E, O (local mode), enc (O with each encryption provider), hist (O with and without revisions), h1 (one tenant patching beside a large value, on a fresh local-mode server), mem (ConfigSets with revisions on fresh O-agg against the CRD on the same fresh kube-apiserver), O-agg (through kube-apiserver), O-direct (O-agg's Capstan called directly), C (the CRD), wl (ConfigSet changes propagated to Deployments by capstan-controller-manager)")
+	systemsFlag := flag.String("systems", "E,O,enc,hist,store,h1,mem,O-agg,O-direct,C,wl", "systems to run: E, O (local mode), enc (O with each encryption provider), hist (O with and without revisions), store (O storing protobuf and JSON in etcd), h1 (one tenant patching beside a large value, on a fresh local-mode server), mem (ConfigSets with revisions on fresh O-agg against the CRD on the same fresh kube-apiserver), O-agg (through kube-apiserver), O-direct (O-agg's Capstan called directly), C (the CRD), wl (ConfigSet changes propagated to Deployments by capstan-controller-manager)")
 	workDir := flag.String("work-dir", "", "folder for etcd data, certificates and logs (default: a new temporary folder, removed at the end)")
 	root := flag.String("root", ".", "the repository root, where bin/ and _output/bin/ are")
 	pprofDir := flag.String("pprof-dir", "", "folder for the binary CPU profiles (*.pb.gz) (default: _output/bench/pprof under -root, which git ignores)")
@@ -159,9 +159,11 @@ func run(ctx context.Context, quick bool, out, md, systemsFlag, workDir, root, p
 			stopKMS()
 		}
 	}
-	if want["hist"] && ctx.Err() == nil {
-		r.log("O with and without revisions (the cost of history)")
-		r.runHistoryCost(ctx, bins, workDir)
+	for _, p := range pairs {
+		if want[p.key] && ctx.Err() == nil {
+			r.log("%s: %s against %s", p.key, p.variants[0].name, p.variants[1].name)
+			r.runVariants(ctx, bins, workDir, p.prefix, p.variants)
+		}
 	}
 	if want["h1"] && ctx.Err() == nil {
 		r.log("H1: %d patches beside a %d KiB value, local mode with its embedded etcd", s.H1Patches, s.H1ValueKiB)

@@ -27,9 +27,9 @@ type Results struct {
 	// of its two systems differ in what it does not vary.
 	Comparisons []Comparison  `json:"comparisons"`
 	Results     []Measurement `json:"results"`
-	Ratios   []Ratio           `json:"ratios"`
-	Profiles []Profile         `json:"profiles,omitempty"`
-	Errors   []string          `json:"errors,omitempty"`
+	Ratios      []Ratio       `json:"ratios"`
+	Profiles    []Profile     `json:"profiles,omitempty"`
+	Errors      []string      `json:"errors,omitempty"`
 }
 
 // Machine describes where the run happened.
@@ -147,7 +147,7 @@ func buildRatios(ms []Measurement, comps []Comparison) []Ratio {
 	var order []string
 	for _, m := range ms {
 		// Encryption and history workloads have tables of their own.
-		if m.Skipped != "" || strings.HasPrefix(m.Workload, "enc ") || strings.HasPrefix(m.Workload, "hist ") || m.Workload == propagationWorkload ||
+		if m.Skipped != "" || strings.HasPrefix(m.Workload, "enc ") || isVariantWorkload(m.Workload) || m.Workload == propagationWorkload ||
 			strings.HasPrefix(m.Workload, historyMemoryPrefix) || m.Workload == h1Workload {
 			continue
 		}
@@ -196,8 +196,8 @@ func buildResults(r *runner, quick bool, d time.Duration, errs []string) Results
 		Comparisons: comps,
 		Results:     r.results,
 		Ratios:      buildRatios(r.results, comps),
-		Profiles: r.profiles,
-		Errors:   errs,
+		Profiles:    r.profiles,
+		Errors:      errs,
 	}
 }
 
@@ -289,25 +289,8 @@ func markdownTables(res Results) string {
 		}
 	}
 
-	// The cost of history: the same workloads with and without revisions.
-	hist := map[string]map[string]Measurement{}
-	for _, m := range res.Results {
-		if strings.HasPrefix(m.Workload, "hist ") && m.Skipped == "" {
-			if hist[m.System] == nil {
-				hist[m.System] = map[string]Measurement{}
-			}
-			hist[m.System][m.Workload] = m
-		}
-	}
-	if with, without := hist["O-history"], hist["O-no-history"]; with != nil && without != nil {
-		b.WriteString("\nThe cost of history (Capstan direct, identity encryption, a fresh server and etcd each; `--record-history=false` writes no revisions):\n\n")
-		b.WriteString("| workload | with revisions ops/s | without ops/s | server CPU ms/op with | without | ratio with/without | etcd puts/op with | without |\n|---|--:|--:|--:|--:|--:|--:|--:|\n")
-		for _, w := range []string{"hist create c=8", "hist update c=8"} {
-			a, z := with[w], without[w]
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", strings.TrimPrefix(w, "hist "),
-				fmtNum(a.PerSecond), fmtNum(z.PerSecond), fmtNum(a.ServerCPUPerOpMs), fmtNum(z.ServerCPUPerOpMs),
-				fmtRatio(ratio(a.ServerCPUPerOpMs, z.ServerCPUPerOpMs)), fmtNum(a.EtcdPutsPerOp), fmtNum(z.EtcdPutsPerOp))
-		}
+	for _, p := range pairs {
+		b.WriteString(variantTable(res, p.prefix, p.title, p.variants))
 	}
 
 	b.WriteString(memoryTables(res))
@@ -489,6 +472,47 @@ func allSystemsTable(res Results) string {
 			fmt.Fprintf(&b, " %s |", fmtRatio(r.Ratios[c.Name]))
 		}
 		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+func isVariantWorkload(w string) bool {
+	for _, p := range pairs {
+		if strings.HasPrefix(w, p.prefix+" ") {
+			return true
+		}
+	}
+	return false
+}
+
+// variantTable sets the two variants of a pair side by side.
+func variantTable(res Results, prefix, title string, variants [2]variant) string {
+	by := map[string]map[string]Measurement{}
+	var workloads []string
+	for _, m := range res.Results {
+		if !strings.HasPrefix(m.Workload, prefix+" ") || m.Skipped != "" {
+			continue
+		}
+		if by[m.System] == nil {
+			by[m.System] = map[string]Measurement{}
+		}
+		by[m.System][m.Workload] = m
+		if m.System == variants[0].name {
+			workloads = append(workloads, m.Workload)
+		}
+	}
+	a, z := by[variants[0].name], by[variants[1].name]
+	if a == nil || z == nil {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n%s, a fresh server and etcd each:\n\n", title)
+	fmt.Fprintf(&b, "| workload | %[1]s ops/s | %[2]s ops/s | server CPU ms/op %[1]s | %[2]s | ratio | etcd puts/op %[1]s | %[2]s |\n|---|--:|--:|--:|--:|--:|--:|--:|\n", variants[0].name, variants[1].name)
+	for _, w := range workloads {
+		x, y := a[w], z[w]
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", strings.TrimPrefix(w, prefix+" "),
+			fmtNum(x.PerSecond), fmtNum(y.PerSecond), fmtNum(x.ServerCPUPerOpMs), fmtNum(y.ServerCPUPerOpMs),
+			fmtRatio(ratio(x.ServerCPUPerOpMs, y.ServerCPUPerOpMs)), fmtNum(x.EtcdPutsPerOp), fmtNum(y.EtcdPutsPerOp))
 	}
 	return b.String()
 }

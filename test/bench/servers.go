@@ -414,8 +414,33 @@ func (b *benchCluster) reconfigure(ctx context.Context) error {
 		d.TLSClientConfig.CAFile = c.CapstanCAFile
 		return d
 	}
-	b.capstanAdmin, b.capstanUser = direct(admin), direct(b.user)
+	b.capstanAdmin = direct(admin)
+	// O-direct calls Capstan as kube-apiserver's aggregator does: with the
+	// front-proxy client certificate and the bench user in X-Remote-*
+	// headers, so that O-agg against O-direct is the proxy hop alone.
+	b.capstanUser = &rest.Config{
+		Host: c.CapstanURL,
+		TLSClientConfig: rest.TLSClientConfig{
+			CAFile:   c.CapstanCAFile,
+			CertFile: c.FrontProxyClientCertFile,
+			KeyFile:  c.FrontProxyClientKeyFile,
+		},
+		WrapTransport: func(rt http.RoundTripper) http.RoundTripper {
+			return frontProxyHeaders{rt}
+		},
+	}
 	return nil
+}
+
+// frontProxyHeaders sends the bench user in the headers kube-apiserver's
+// aggregator sets on the requests it proxies.
+type frontProxyHeaders struct{ next http.RoundTripper }
+
+func (f frontProxyHeaders) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("X-Remote-User", benchUser)
+	r.Header.Set("X-Remote-Group", "system:authenticated")
+	return f.next.RoundTrip(r)
 }
 
 // grantBenchUser lets the bench user do everything with ConfigSets of both
@@ -485,8 +510,8 @@ func (b *benchCluster) aggregated() (*kubeSystem, error) {
 	}, nil
 }
 
-// direct is O-direct: the aggregated Capstan of O-agg called directly, as the
-// bench user, without kube-apiserver in the path.
+// direct is O-direct: the aggregated Capstan of O-agg called directly the way
+// kube-apiserver's aggregator calls it, without kube-apiserver in the path.
 func (b *benchCluster) direct() (*kubeSystem, error) {
 	sys, err := b.aggregated()
 	if err != nil {
@@ -499,6 +524,7 @@ func (b *benchCluster) direct() (*kubeSystem, error) {
 	sys.servers = []*pidRef{{role: "capstan", pid: b.capstanPID}}
 	sys.pprof = []pprofEndpoint{{role: "capstan", config: b.capstanAdmin}}
 	sys.config.Path = "client → capstan-apiserver"
+	sys.config.Authentication = "the front-proxy client certificate with user " + benchUser + " in X-Remote-* headers, as kube-apiserver's aggregator sends"
 	return sys, nil
 }
 

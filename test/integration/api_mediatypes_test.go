@@ -7,6 +7,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer/cbor"
+	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
 	"k8s.io/apiserver/pkg/features"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
 	"k8s.io/client-go/rest"
@@ -49,9 +50,8 @@ func mediaRequest(t *testing.T, cfg *rest.Config, method, path, accept, contentT
 }
 
 // Every media type the negotiated serializer of k8s.io/apiserver offers for
-// an API group is served, CBOR when its feature gate is on, and protobuf,
-// which Capstan's types have no form for, falls back to JSON when the client
-// accepts it and is refused when it does not.
+// an API group is served: JSON, YAML, protobuf, and CBOR when its feature gate
+// is on; a media type it does not offer is refused with 406.
 func TestMediaTypes(t *testing.T) {
 	// Set for this test only: the gate is process-wide, and other tests' servers
 	// run in this process too.
@@ -60,6 +60,7 @@ func TestMediaTypes(t *testing.T) {
 	ts := capstantesting.StartTestServer(t)
 	cfg := ts.ClientConfig
 	cborSerializer := cbor.NewSerializer(scheme.Scheme, scheme.Scheme)
+	protobufSerializer := protobuf.NewSerializer(scheme.Scheme, scheme.Scheme)
 
 	// A create in CBOR.
 	cs := configSet("cbor-made", map[string]string{"LEVEL": "info"}, nil)
@@ -91,7 +92,10 @@ func TestMediaTypes(t *testing.T) {
 			_, _, err := cborSerializer.Decode(b, nil, o)
 			return err
 		}},
-		{"application/vnd.kubernetes.protobuf, application/json", "application/json", func(b []byte, o runtime.Object) error { return yaml.Unmarshal(b, o) }},
+		{"application/vnd.kubernetes.protobuf, application/json", "application/vnd.kubernetes.protobuf", func(b []byte, o runtime.Object) error {
+			_, _, err := protobufSerializer.Decode(b, nil, o)
+			return err
+		}},
 	} {
 		t.Run(tc.accept, func(t *testing.T) {
 			code, ct, out := mediaRequest(t, cfg, http.MethodGet, configSetsPath, tc.accept, "", nil)
@@ -116,9 +120,9 @@ func TestMediaTypes(t *testing.T) {
 		})
 	}
 
-	code, _, out = mediaRequest(t, cfg, http.MethodGet, configSetsPath, "application/vnd.kubernetes.protobuf", "", nil)
+	code, _, out = mediaRequest(t, cfg, http.MethodGet, configSetsPath, "application/x-capstan-unknown", "", nil)
 	if code != http.StatusNotAcceptable {
-		t.Errorf("protobuf only: %d, want 406: %s", code, out)
+		t.Errorf("a media type nobody serves: %d, want 406: %s", code, out)
 	}
 }
 

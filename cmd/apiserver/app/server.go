@@ -17,9 +17,9 @@ import (
 	openapinamer "k8s.io/apiserver/pkg/endpoints/openapi"
 	"k8s.io/apiserver/pkg/registry/generic"
 	genericapiserver "k8s.io/apiserver/pkg/server"
+	serverstorage "k8s.io/apiserver/pkg/server/storage"
 	"k8s.io/apiserver/pkg/storage"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	cliflag "k8s.io/component-base/cli/flag"
 	"k8s.io/component-base/term"
 	"k8s.io/component-base/version"
@@ -190,11 +190,7 @@ func (o *Options) Config(ctx context.Context) (*apiserver.Config, func(), error)
 		if configInitializers != nil {
 			return configInitializers, nil
 		}
-		loopback := rest.CopyConfig(c.LoopbackClientConfig)
-		// The loopback default is protobuf, which Capstan's types do not have.
-		loopback.ContentType = runtime.ContentTypeJSON
-		loopback.AcceptContentTypes = runtime.ContentTypeJSON
-		client, err := clientset.NewForConfig(loopback)
+		client, err := clientset.NewForConfig(c.LoopbackClientConfig)
 		if err != nil {
 			return nil, err
 		}
@@ -215,6 +211,22 @@ func (o *Options) Config(ctx context.Context) (*apiserver.Config, func(), error)
 			return nil, cleanup, err
 		}
 	}
+	// The storage factory kube-apiserver uses honours --storage-media-type;
+	// the simple one the options apply takes the codec as given. The codec is
+	// therefore built here: it writes the v1beta1 form in that media type and
+	// reads any of them, so objects stored as JSON and as protobuf can sit
+	// side by side.
+	storageCodec, _, err := serverstorage.NewStorageCodec(serverstorage.StorageCodecConfig{
+		StorageMediaType:  o.Recommended.Etcd.DefaultStorageMediaType,
+		StorageSerializer: scheme.Codecs,
+		StorageVersion:    configv1beta1.SchemeGroupVersion,
+		MemoryVersion:     config.SchemeGroupVersion,
+		Config:            o.Recommended.Etcd.StorageConfig,
+	})
+	if err != nil {
+		return nil, cleanup, fmt.Errorf("--storage-media-type: %w", err)
+	}
+	o.Recommended.Etcd.StorageConfig.Codec = storageCodec
 	// As sample-apiserver does, once, in both modes. In local mode the
 	// delegating authentication, authorization, admission and core API
 	// options are nil (Complete) and apply nothing; applyLocal puts its own

@@ -16,9 +16,8 @@ import (
 	"capstan.dev/capstan/pkg/apis/config/install"
 )
 
-// Capstan serves JSON and YAML (and CBOR where the server enables it), never
-// protobuf, so every round trip here leaves protobuf out:
-// RoundTripTestForAPIGroup already does.
+// Capstan serves JSON, YAML and protobuf (and CBOR where the server enables
+// it); the round trips here cover JSON and protobuf.
 
 // TestRoundTripTypes fuzzes every internal type and sends it through each
 // served version and JSON back to the internal type.
@@ -26,8 +25,14 @@ func TestRoundTripTypes(t *testing.T) {
 	roundtrip.RoundTripTestForAPIGroup(t, install.Install, fuzzer.Funcs)
 }
 
+// TestRoundTripTypesProtobuf does the same through protobuf.
+func TestRoundTripTypesProtobuf(t *testing.T) {
+	roundtrip.RoundTripProtobufTestForAPIGroup(t, install.Install, fuzzer.Funcs)
+}
+
 // TestRoundTripExternalTypes fuzzes every versioned type directly and sends it
-// through JSON, which catches a versioned field that does not serialize.
+// through JSON and protobuf, which catches a versioned field that does not
+// serialize.
 func TestRoundTripExternalTypes(t *testing.T) {
 	scheme := runtime.NewScheme()
 	install.Install(scheme)
@@ -35,7 +40,7 @@ func TestRoundTripExternalTypes(t *testing.T) {
 	seed := rand.Int63()
 	t.Logf("seed %d", seed)
 	f := apitestingfuzzer.FuzzerFor(apitestingfuzzer.MergeFuzzerFuncs(metafuzzer.Funcs, fuzzer.Funcs), rand.NewSource(seed), codecs)
-	roundtrip.RoundTripExternalTypesWithoutProtobuf(t, scheme, codecs, f, nil)
+	roundtrip.RoundTripExternalTypes(t, scheme, codecs, f, nil)
 }
 
 // TestRoundTripToUnstructured sends every versioned type through JSON and CBOR

@@ -52,11 +52,11 @@ type Storage struct {
 // NewAPIGroupInfo returns the group's APIGroupInfo with both versions served
 // from the same stores.
 func (p StorageProvider) NewAPIGroupInfo(optsGetter generic.RESTOptionsGetter) (*genericapiserver.APIGroupInfo, *Storage, error) {
-	// NewDefaultAPIGroupInfo's serializer encodes lists item by item
-	// (streaming) and offers CBOR when the CBORServingAndStorage feature gate
-	// is on; only protobuf, which Capstan's types lack, is taken out of it.
+	// NewDefaultAPIGroupInfo's serializer offers JSON, YAML, protobuf (the
+	// versioned types have generated protobuf code) and CBOR when the
+	// CBORServingAndStorage feature gate is on, and encodes lists item by item
+	// (streaming).
 	apiGroupInfo := genericapiserver.NewDefaultAPIGroupInfo(config.GroupName, p.Scheme, runtime.NewParameterCodec(p.Scheme), p.Codecs)
-	apiGroupInfo.NegotiatedSerializer = withoutProtobuf{apiGroupInfo.NegotiatedSerializer}
 	raw := optsGetter
 	optsGetter = storagedecorator.RESTOptionsGetter{RESTOptionsGetter: raw}
 
@@ -104,22 +104,4 @@ func (g uncached) GetRESTOptions(resource schema.GroupResource, example runtime.
 	opts, err := g.RESTOptionsGetter.GetRESTOptions(resource, example)
 	opts.Decorator = generic.UndecoratedStorage
 	return opts, err
-}
-
-// withoutProtobuf offers every media type of the negotiated serializer but
-// protobuf: Capstan's types have no protobuf form, so a client that asks for
-// protobuf with JSON as a fallback must be answered in JSON, not refused with
-// 406.
-type withoutProtobuf struct {
-	runtime.NegotiatedSerializer
-}
-
-func (f withoutProtobuf) SupportedMediaTypes() []runtime.SerializerInfo {
-	var out []runtime.SerializerInfo
-	for _, info := range f.NegotiatedSerializer.SupportedMediaTypes() {
-		if info.MediaType != runtime.ContentTypeProtobuf {
-			out = append(out, info)
-		}
-	}
-	return out
 }

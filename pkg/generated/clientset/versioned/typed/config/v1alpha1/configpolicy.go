@@ -69,6 +69,7 @@ func newConfigPolicies(c *ConfigV1alpha1Client) *configPolicies {
 			"",
 			func() *configv1alpha1.ConfigPolicy { return &configv1alpha1.ConfigPolicy{} },
 			func() *configv1alpha1.ConfigPolicyList { return &configv1alpha1.ConfigPolicyList{} },
+			gentype.PrefersProtobuf[*configv1alpha1.ConfigPolicy](),
 		),
 	}
 }

@@ -59,6 +59,7 @@ func newConfigRevisions(c *ConfigV1alpha1Client, namespace string) *configRevisi
 			namespace,
 			func() *configv1alpha1.ConfigRevision { return &configv1alpha1.ConfigRevision{} },
 			func() *configv1alpha1.ConfigRevisionList { return &configv1alpha1.ConfigRevisionList{} },
+			gentype.PrefersProtobuf[*configv1alpha1.ConfigRevision](),
 		),
 	}
 }

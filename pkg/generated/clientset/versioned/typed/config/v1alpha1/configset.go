@@ -71,6 +71,7 @@ func newConfigSets(c *ConfigV1alpha1Client, namespace string) *configSets {
 			namespace,
 			func() *configv1alpha1.ConfigSet { return &configv1alpha1.ConfigSet{} },
 			func() *configv1alpha1.ConfigSetList { return &configv1alpha1.ConfigSetList{} },
+			gentype.PrefersProtobuf[*configv1alpha1.ConfigSet](),
 		),
 	}
 }
@@ -79,6 +80,7 @@ func newConfigSets(c *ConfigV1alpha1Client, namespace string) *configSets {
 func (c *configSets) Rollback(ctx context.Context, configSetName string, configSetRollback *configv1alpha1.ConfigSetRollback, opts v1.CreateOptions) (result *configv1alpha1.ConfigSet, err error) {
 	result = &configv1alpha1.ConfigSet{}
 	err = c.GetClient().Post().
+		UseProtobufAsDefault().
 		Namespace(c.GetNamespace()).
 		Resource("configsets").
 		Name(configSetName).

@@ -69,6 +69,7 @@ func newConfigPolicies(c *ConfigV1beta1Client) *configPolicies {
 			"",
 			func() *configv1beta1.ConfigPolicy { return &configv1beta1.ConfigPolicy{} },
 			func() *configv1beta1.ConfigPolicyList { return &configv1beta1.ConfigPolicyList{} },
+			gentype.PrefersProtobuf[*configv1beta1.ConfigPolicy](),
 		),
 	}
 }

@@ -59,6 +59,7 @@ func newConfigRevisions(c *ConfigV1beta1Client, namespace string) *configRevisio
 			namespace,
 			func() *configv1beta1.ConfigRevision { return &configv1beta1.ConfigRevision{} },
 			func() *configv1beta1.ConfigRevisionList { return &configv1beta1.ConfigRevisionList{} },
+			gentype.PrefersProtobuf[*configv1beta1.ConfigRevision](),
 		),
 	}
 }

@@ -71,6 +71,7 @@ func newConfigSets(c *ConfigV1beta1Client, namespace string) *configSets {
 			namespace,
 			func() *configv1beta1.ConfigSet { return &configv1beta1.ConfigSet{} },
 			func() *configv1beta1.ConfigSetList { return &configv1beta1.ConfigSetList{} },
+			gentype.PrefersProtobuf[*configv1beta1.ConfigSet](),
 		),
 	}
 }
@@ -79,6 +80,7 @@ func newConfigSets(c *ConfigV1beta1Client, namespace string) *configSets {
 func (c *configSets) Rollback(ctx context.Context, configSetName string, configSetRollback *configv1beta1.ConfigSetRollback, opts v1.CreateOptions) (result *configv1beta1.ConfigSet, err error) {
 	result = &configv1beta1.ConfigSet{}
 	err = c.GetClient().Post().
+		UseProtobufAsDefault().
 		Namespace(c.GetNamespace()).
 		Resource("configsets").
 		Name(configSetName).
