@@ -24,6 +24,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"capstan.dev/capstan/test/utils/kms"
 )
 
 func main() {
@@ -148,7 +150,7 @@ func run(ctx context.Context, quick bool, out, md, systemsFlag, workDir, root, p
 		r.log("O with each encryption provider")
 		providers := []string{"identity", "aesgcm", "secretbox"}
 		socket := filepath.Join(workDir, "kms.sock")
-		stopKMS, err := startMockKMS(socket)
+		stopKMS, err := kms.Serve(socket)
 		if err != nil {
 			note(fmt.Errorf("KMS v2 mock plugin: %w", err))
 		} else {

@@ -27,6 +27,7 @@ import (
 	"capstan.dev/capstan/pkg/apis/config/v1beta1"
 	"capstan.dev/capstan/pkg/generated/clientset/versioned"
 	"capstan.dev/capstan/test/reliability/harness"
+	"capstan.dev/capstan/test/utils/kms"
 )
 
 const configSetKeyPrefix = "/registry/config.capstan.dev/configsets/"
@@ -117,7 +118,7 @@ func decryptConfigSet(ctx context.Context, path, key string, raw []byte) (*v1bet
 
 // TestEncryptionAtRest checks what each provider writes to etcd.
 func TestEncryptionAtRest(t *testing.T) {
-	kmsEndpoint := harness.StartMockKMS(t)
+	kmsEndpoint := kms.Start(t)
 	cases := []struct {
 		name, providers, prefix string
 		bindsToKey              bool

@@ -36,6 +36,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"capstan.dev/capstan/pkg/util/atomicfile"
 	"capstan.dev/capstan/test/utils/ports"
 )
 
@@ -693,7 +694,7 @@ func (c *Cluster) saveLocked() error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(c.WorkDir, StateFile), append(data, '\n'), 0o644)
+	return atomicfile.WriteFile(filepath.Join(c.WorkDir, StateFile), append(data, '\n'), 0o644)
 }
 
 // workDirEntries are what Up writes into the work folder, and all that it

@@ -20,6 +20,9 @@ import (
 
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"capstan.dev/capstan/pkg/util/atomicfile"
+	"capstan.dev/capstan/pkg/util/pki"
 )
 
 // pkiFiles are the certificates Up issues that are not fields of Cluster.
@@ -37,13 +40,13 @@ type pkiFiles struct {
 // capstanServingLeaf is Capstan's serving certificate: the aggregator checks
 // it against the caBundle with the server name <service>.<namespace>.svc,
 // whatever address it dials; direct clients dial 127.0.0.1.
-func capstanServingLeaf() leaf {
+func capstanServingLeaf() pki.LeafSpec {
 	svc := CapstanService + "." + CapstanNamespace + ".svc"
-	return leaf{
-		commonName: svc,
-		dnsNames:   []string{svc, svc + ".cluster.local", "localhost"},
-		ips:        []net.IP{net.IPv4(127, 0, 0, 1)},
-		serverAuth: true,
+	return pki.LeafSpec{
+		CommonName: svc,
+		DNSNames:   []string{svc, svc + ".cluster.local", "localhost"},
+		IPs:        []net.IP{net.IPv4(127, 0, 0, 1)},
+		ServerAuth: true,
 	}
 }
 
@@ -80,37 +83,37 @@ func (c *Cluster) writePKI() (*pkiFiles, error) {
 	issues := []struct {
 		ca         *authority
 		name       string
-		l          leaf
+		l          pki.LeafSpec
 		cert, key  *string
 		descriptor string
 	}{
-		{clusterCA, "kube-apiserver", leaf{commonName: "kube-apiserver",
-			dnsNames: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"},
-			ips:      []net.IP{net.IPv4(127, 0, 0, 1), net.IPv4(10, 96, 0, 1)}, serverAuth: true},
+		{clusterCA, "kube-apiserver", pki.LeafSpec{CommonName: "kube-apiserver",
+			DNSNames: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"},
+			IPs:      []net.IP{net.IPv4(127, 0, 0, 1), net.IPv4(10, 96, 0, 1)}, ServerAuth: true},
 			&p.kubeServingCert, &p.kubeServingKey, "kube-apiserver serving"},
-		{clusterCA, "admin", leaf{commonName: AdminUser, organizations: []string{"system:masters"}, clientAuth: true},
+		{clusterCA, "admin", pki.LeafSpec{CommonName: AdminUser, Organizations: []string{"system:masters"}, ClientAuth: true},
 			&p.adminCert, &p.adminKey, "admin client"},
-		{clusterCA, "capstan-client", leaf{commonName: CapstanUser,
-			organizations: []string{"system:serviceaccounts", "system:serviceaccounts:" + CapstanNamespace}, clientAuth: true},
+		{clusterCA, "capstan-client", pki.LeafSpec{CommonName: CapstanUser,
+			Organizations: []string{"system:serviceaccounts", "system:serviceaccounts:" + CapstanNamespace}, ClientAuth: true},
 			&p.capstanClientCert, &p.capstanClientKey, "Capstan's client"},
-		{clusterCA, "kube-controller-manager", leaf{commonName: "kube-controller-manager",
-			dnsNames: []string{"localhost"}, ips: loopback, serverAuth: true},
+		{clusterCA, "kube-controller-manager", pki.LeafSpec{CommonName: "kube-controller-manager",
+			DNSNames: []string{"localhost"}, IPs: loopback, ServerAuth: true},
 			&p.kcmServingCert, &p.kcmServingKey, "kube-controller-manager serving"},
-		{clusterCA, "kube-controller-manager-client", leaf{commonName: KubeControllerManagerUser, clientAuth: true},
+		{clusterCA, "kube-controller-manager-client", pki.LeafSpec{CommonName: KubeControllerManagerUser, ClientAuth: true},
 			&p.kcmClientCert, &p.kcmClientKey, "kube-controller-manager's client"},
-		{clusterCA, "capstan-controller-manager", leaf{commonName: "capstan-controller-manager",
-			dnsNames: []string{"localhost"}, ips: loopback, serverAuth: true},
+		{clusterCA, "capstan-controller-manager", pki.LeafSpec{CommonName: "capstan-controller-manager",
+			DNSNames: []string{"localhost"}, IPs: loopback, ServerAuth: true},
 			&p.ccmServingCert, &p.ccmServingKey, "capstan-controller-manager serving"},
-		{clusterCA, "capstan-controller-manager-client", leaf{commonName: ControllerManagerUser,
-			organizations: []string{"system:serviceaccounts", "system:serviceaccounts:" + CapstanNamespace}, clientAuth: true},
+		{clusterCA, "capstan-controller-manager-client", pki.LeafSpec{CommonName: ControllerManagerUser,
+			Organizations: []string{"system:serviceaccounts", "system:serviceaccounts:" + CapstanNamespace}, ClientAuth: true},
 			&c.ControllerManagerClientCert, &c.ControllerManagerClientKey, "capstan-controller-manager's client"},
-		{frontProxyCA, "front-proxy-client", leaf{commonName: FrontProxyClientName, clientAuth: true},
+		{frontProxyCA, "front-proxy-client", pki.LeafSpec{CommonName: FrontProxyClientName, ClientAuth: true},
 			&c.FrontProxyClientCertFile, &c.FrontProxyClientKeyFile, "front proxy client"},
 		{capstanCA, "capstan-serving", capstanServingLeaf(),
 			&c.CapstanServingCertFile, &c.CapstanServingKeyFile, "Capstan serving"},
-		{etcdCA, "etcd-serving", leaf{commonName: ProcessCapstanEtcd, dnsNames: []string{"localhost"}, ips: loopback, serverAuth: true, clientAuth: true},
+		{etcdCA, "etcd-serving", pki.LeafSpec{CommonName: ProcessCapstanEtcd, DNSNames: []string{"localhost"}, IPs: loopback, ServerAuth: true, ClientAuth: true},
 			&p.etcdServingCert, &p.etcdServingKey, "etcd serving"},
-		{etcdCA, "capstan-etcd-client", leaf{commonName: "capstan", clientAuth: true},
+		{etcdCA, "capstan-etcd-client", pki.LeafSpec{CommonName: "capstan", ClientAuth: true},
 			&c.CapstanEtcdClientCert, &c.CapstanEtcdClientKey, "Capstan's etcd client"},
 	}
 	for _, i := range issues {
@@ -135,10 +138,10 @@ func (c *Cluster) writePKI() (*pkiFiles, error) {
 	}
 	p.serviceAccountKey = filepath.Join(dir, "service-account.key")
 	p.serviceAccountPublic = filepath.Join(dir, "service-account.pub")
-	if err := writeFileAtomic(p.serviceAccountKey, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+	if err := atomicfile.WriteFile(p.serviceAccountKey, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(p.serviceAccountPublic, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}), 0o644); err != nil {
+	if err := atomicfile.WriteFile(p.serviceAccountPublic, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}), 0o644); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -186,7 +189,7 @@ func (c *Cluster) UserKubeconfig(user string, groups ...string) (string, error) 
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
-	cert, key, err := ca.issue(dir, name, leaf{commonName: user, organizations: groups, clientAuth: true})
+	cert, key, err := ca.issue(dir, name, pki.LeafSpec{CommonName: user, Organizations: groups, ClientAuth: true})
 	if err != nil {
 		return "", err
 	}
@@ -249,7 +252,7 @@ resources:
         secret: %[2]s
   - identity: {}
 `, Group, base64.StdEncoding.EncodeToString(key))
-	return writeFileAtomic(c.EncryptionConfigFile, []byte(config), 0o600)
+	return atomicfile.WriteFile(c.EncryptionConfigFile, []byte(config), 0o600)
 }
 
 // tlsConfig trusts caFile and, when certFile is set, presents that client certificate.

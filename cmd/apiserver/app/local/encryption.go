@@ -12,6 +12,8 @@ import (
 
 	apiserverv1 "k8s.io/apiserver/pkg/apis/apiserver/v1"
 	"sigs.k8s.io/yaml"
+
+	"capstan.dev/capstan/pkg/util/atomicfile"
 )
 
 // encryptionKeyName is the name under which the generated key is recorded
@@ -58,7 +60,7 @@ func EnsureEncryptionConfig(path string, resources []string) (generated bool, er
 	// Creation is exclusive so that two processes starting at once cannot
 	// both generate a key and have the loser encrypt data with a key that
 	// is then overwritten.
-	return writeFileExclusive(path, data, 0o600)
+	return atomicfile.CreateExclusive(path, data, 0o600)
 }
 
 func newEncryptionConfig(resources []string) ([]byte, error) {

@@ -9,6 +9,8 @@ import (
 
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"capstan.dev/capstan/pkg/util/atomicfile"
 )
 
 const (
@@ -74,43 +76,12 @@ func WriteKubeconfig(path, serverURL string, pki *PKI) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("creating kubeconfig directory: %w", err)
 	}
-	// clientcmd.WriteToFile writes in place, so it is pointed at a private
-	// temporary file (created 0600 by os.CreateTemp) that is then renamed.
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	data, err := clientcmd.Write(*cfg)
 	if err != nil {
-		return fmt.Errorf("creating temporary kubeconfig: %w", err)
+		return fmt.Errorf("encoding kubeconfig: %w", err)
 	}
-	tmpName := tmp.Name()
-	if err := tmp.Close(); err != nil {
-		_ = os.Remove(tmpName)
-		return fmt.Errorf("creating temporary kubeconfig: %w", err)
-	}
-	if err := clientcmd.WriteToFile(*cfg, tmpName); err != nil {
-		_ = os.Remove(tmpName)
+	if err := atomicfile.WriteFile(path, data, 0o600); err != nil {
 		return fmt.Errorf("writing kubeconfig: %w", err)
 	}
-	if err := syncFile(tmpName); err != nil {
-		_ = os.Remove(tmpName)
-		return fmt.Errorf("writing kubeconfig: %w", err)
-	}
-	if err := os.Rename(tmpName, path); err != nil {
-		_ = os.Remove(tmpName)
-		return fmt.Errorf("replacing kubeconfig %s: %w", path, err)
-	}
-	syncDir(dir)
 	return nil
-}
-
-// syncFile flushes a file written by code that does not sync itself, so the
-// following rename cannot expose an empty file after a crash.
-func syncFile(name string) error {
-	f, err := os.OpenFile(name, os.O_RDWR, 0)
-	if err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		_ = f.Close()
-		return err
-	}
-	return f.Close()
 }

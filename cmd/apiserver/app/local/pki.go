@@ -1,17 +1,10 @@
 package local
 
 import (
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -19,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/client-go/util/keyutil"
+	"capstan.dev/capstan/pkg/util/pki"
 )
 
 const (
@@ -106,7 +99,7 @@ func EnsurePKI(dir string, servingHosts []string, servingIPs []net.IP) (*PKI, er
 	p := newPKI(dir)
 	now := time.Now()
 
-	caCert, caKey, err := ensureCA(caFiles{cert: p.CACertFile, key: p.CAKeyFile, commonName: caCommonName}, now)
+	ca, err := ensureCA(caFiles{cert: p.CACertFile, key: p.CAKeyFile, commonName: caCommonName}, now)
 	if err != nil {
 		return nil, err
 	}
@@ -115,13 +108,11 @@ func EnsurePKI(dir string, servingHosts []string, servingIPs []net.IP) (*PKI, er
 	serving := leafSpec{
 		certFile: p.ServingCertFile,
 		keyFile:  p.ServingKeyFile,
-		usages:   []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		template: func() *x509.Certificate {
-			return &x509.Certificate{
-				Subject:     pkix.Name{CommonName: "capstan-local-serving"},
-				DNSNames:    dnsNames,
-				IPAddresses: ips,
-			}
+		leaf: pki.LeafSpec{
+			CommonName: "capstan-local-serving",
+			DNSNames:   dnsNames,
+			IPs:        ips,
+			ServerAuth: true,
 		},
 		fits: func(c *x509.Certificate) bool {
 			return coversNames(c, dnsNames, ips)
@@ -130,19 +121,14 @@ func EnsurePKI(dir string, servingHosts []string, servingIPs []net.IP) (*PKI, er
 	admin := leafSpec{
 		certFile: p.AdminCertFile,
 		keyFile:  p.AdminKeyFile,
-		usages:   []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-		template: func() *x509.Certificate {
-			return &x509.Certificate{
-				Subject: pkix.Name{CommonName: AdminUser, Organization: []string{AdminGroup}},
-			}
-		},
+		leaf:     pki.LeafSpec{CommonName: AdminUser, Organizations: []string{AdminGroup}, ClientAuth: true},
 		fits: func(c *x509.Certificate) bool {
 			return c.Subject.CommonName == AdminUser &&
 				slices.Equal(c.Subject.Organization, []string{AdminGroup})
 		},
 	}
 	for _, spec := range []leafSpec{serving, admin} {
-		if err := ensureLeaf(spec, caCert, caKey, now); err != nil {
+		if err := ensureLeaf(spec, ca, now); err != nil {
 			return nil, err
 		}
 	}
@@ -158,89 +144,67 @@ type caFiles struct {
 // the commit point: it is written after the key, so a key without a
 // certificate can only be a leftover from an interrupted first run and is
 // safely overwritten.
-func ensureCA(p caFiles, now time.Time) (*x509.Certificate, crypto.Signer, error) {
+func ensureCA(p caFiles, now time.Time) (*pki.Authority, error) {
 	certPEM, err := os.ReadFile(p.cert)
 	if errors.Is(err, fs.ErrNotExist) {
 		return createCA(p, now)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading CA certificate: %w", err)
+		return nil, fmt.Errorf("reading CA certificate: %w", err)
 	}
 	keyPEM, err := os.ReadFile(p.key)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, fmt.Errorf("CA certificate %s exists but its key %s does not; restore the key or remove both to create a new CA", p.cert, p.key)
+		return nil, fmt.Errorf("CA certificate %s exists but its key %s does not; restore the key or remove both to create a new CA", p.cert, p.key)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading CA key: %w", err)
+		return nil, fmt.Errorf("reading CA key: %w", err)
 	}
-	cert, key, err := parsePair(certPEM, keyPEM)
+	cert, key, err := pki.ParsePair(certPEM, keyPEM)
 	if err != nil {
-		return nil, nil, fmt.Errorf("loading CA from %s: %w", filepath.Dir(p.cert), err)
+		return nil, fmt.Errorf("loading CA from %s: %w", filepath.Dir(p.cert), err)
 	}
 	if !cert.IsCA || !cert.BasicConstraintsValid {
-		return nil, nil, fmt.Errorf("%s is not a CA certificate", p.cert)
+		return nil, fmt.Errorf("%s is not a CA certificate", p.cert)
 	}
 	if cert.KeyUsage != 0 && cert.KeyUsage&x509.KeyUsageCertSign == 0 {
-		return nil, nil, fmt.Errorf("CA certificate %s is not allowed to sign certificates", p.cert)
+		return nil, fmt.Errorf("CA certificate %s is not allowed to sign certificates", p.cert)
 	}
 	if now.Before(cert.NotBefore) || !now.Add(renewBefore).Before(cert.NotAfter) {
-		return nil, nil, fmt.Errorf("CA certificate %s is valid from %s to %s, which does not cover the next %s; remove %s and %s to create a new CA (clients that trust the old one must be updated)",
+		return nil, fmt.Errorf("CA certificate %s is valid from %s to %s, which does not cover the next %s; remove %s and %s to create a new CA (clients that trust the old one must be updated)",
 			p.cert, cert.NotBefore.Format(time.RFC3339), cert.NotAfter.Format(time.RFC3339), renewBefore, p.cert, p.key)
 	}
-	return cert, key, nil
+	return &pki.Authority{Cert: cert, Key: key}, nil
 }
 
-func createCA(p caFiles, now time.Time) (*x509.Certificate, crypto.Signer, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+func createCA(p caFiles, now time.Time) (*pki.Authority, error) {
+	ca, err := pki.NewAuthority(p.commonName, now.Add(-backdate), now.Add(caValidity))
 	if err != nil {
-		return nil, nil, fmt.Errorf("generating CA key: %w", err)
+		return nil, fmt.Errorf("creating CA: %w", err)
 	}
-	serial, err := randomSerial()
-	if err != nil {
-		return nil, nil, err
+	if err := ca.WriteFiles(p.cert, p.key); err != nil {
+		return nil, err
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: p.commonName},
-		NotBefore:             now.Add(-backdate),
-		NotAfter:              now.Add(caValidity),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		return nil, nil, fmt.Errorf("creating CA certificate: %w", err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, nil, fmt.Errorf("parsing new CA certificate: %w", err)
-	}
-	if err := writePair(p.cert, p.key, der, key); err != nil {
-		return nil, nil, err
-	}
-	return cert, key, nil
+	return ca, nil
 }
 
 // leafSpec describes a certificate issued by the local CA and what makes an
 // existing one still acceptable.
 type leafSpec struct {
 	certFile, keyFile string
-	usages            []x509.ExtKeyUsage
-	// template returns the identity part of the certificate; validity,
-	// serial and usages are filled in by issueLeaf.
-	template func() *x509.Certificate
+	// leaf is the identity and usages of the certificate; its validity is
+	// filled in by issueLeaf.
+	leaf pki.LeafSpec
 	// fits reports whether an existing certificate carries the identity
-	// that template would produce now.
+	// that leaf would produce now.
 	fits func(*x509.Certificate) bool
 }
 
-func ensureLeaf(spec leafSpec, caCert *x509.Certificate, caKey crypto.Signer, now time.Time) error {
-	ok, err := leafUsable(spec, caCert, now)
+func ensureLeaf(spec leafSpec, ca *pki.Authority, now time.Time) error {
+	ok, err := leafUsable(spec, ca.Cert, now)
 	if err != nil || ok {
 		return err
 	}
-	return issueLeaf(spec, caCert, caKey, now)
+	return issueLeaf(spec, ca, now)
 }
 
 // leafUsable reports whether the certificate on disk can be kept. Files
@@ -262,7 +226,7 @@ func leafUsable(spec leafSpec, caCert *x509.Certificate, now time.Time) (bool, e
 	if err != nil {
 		return false, fmt.Errorf("reading %s: %w", spec.keyFile, err)
 	}
-	cert, _, err := parsePair(certPEM, keyPEM)
+	cert, _, err := pki.ParsePair(certPEM, keyPEM)
 	if err != nil {
 		return false, nil
 	}
@@ -274,90 +238,27 @@ func leafUsable(spec leafSpec, caCert *x509.Certificate, now time.Time) (bool, e
 	if _, err := cert.Verify(x509.VerifyOptions{
 		Roots:       roots,
 		CurrentTime: now,
-		KeyUsages:   spec.usages,
+		KeyUsages:   spec.leaf.ExtKeyUsages(),
 	}); err != nil {
 		return false, nil
 	}
 	return spec.fits(cert), nil
 }
 
-func issueLeaf(spec leafSpec, caCert *x509.Certificate, caKey crypto.Signer, now time.Time) error {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return fmt.Errorf("generating key for %s: %w", spec.certFile, err)
-	}
-	serial, err := randomSerial()
-	if err != nil {
-		return err
-	}
-	tmpl := spec.template()
-	tmpl.SerialNumber = serial
-	tmpl.NotBefore = now.Add(-backdate)
-	tmpl.NotAfter = now.Add(leafValidity)
+func issueLeaf(spec leafSpec, ca *pki.Authority, now time.Time) error {
+	l := spec.leaf
+	l.NotBefore = now.Add(-backdate)
 	// A leaf outliving its issuer would only fail verification later with
 	// a less obvious error.
-	if tmpl.NotAfter.After(caCert.NotAfter) {
-		tmpl.NotAfter = caCert.NotAfter
+	l.NotAfter = now.Add(leafValidity)
+	if l.NotAfter.After(ca.Cert.NotAfter) {
+		l.NotAfter = ca.Cert.NotAfter
 	}
-	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
-	tmpl.ExtKeyUsage = spec.usages
-	tmpl.BasicConstraintsValid = true
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, key.Public(), caKey)
+	leaf, err := ca.Issue(l)
 	if err != nil {
-		return fmt.Errorf("signing %s: %w", spec.certFile, err)
+		return fmt.Errorf("issuing %s: %w", spec.certFile, err)
 	}
-	return writePair(spec.certFile, spec.keyFile, der, key)
-}
-
-// writePair writes the key before the certificate so that an interrupted
-// write leaves a certificate that does not match its key (and is therefore
-// reissued) rather than a certificate whose key was lost.
-func writePair(certFile, keyFile string, certDER []byte, key *ecdsa.PrivateKey) error {
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return fmt.Errorf("encoding key for %s: %w", certFile, err)
-	}
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: keyutil.ECPrivateKeyBlockType, Bytes: keyDER})
-	if err := writeFileAtomic(keyFile, keyPEM, 0o600); err != nil {
-		return err
-	}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certDER})
-	return writeFileAtomic(certFile, certPEM, 0o644)
-}
-
-// parsePair accepts any key format client-go understands so that a CA
-// supplied by the user (for example an RSA key in PKCS#8) can be reused.
-func parsePair(certPEM, keyPEM []byte) (*x509.Certificate, crypto.Signer, error) {
-	block, _ := pem.Decode(certPEM)
-	if block == nil || block.Type != "CERTIFICATE" {
-		return nil, nil, errors.New("certificate file does not contain a PEM CERTIFICATE block")
-	}
-	cert, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		return nil, nil, fmt.Errorf("parsing certificate: %w", err)
-	}
-	parsed, err := keyutil.ParsePrivateKeyPEM(keyPEM)
-	if err != nil {
-		return nil, nil, fmt.Errorf("parsing private key: %w", err)
-	}
-	key, ok := parsed.(crypto.Signer)
-	if !ok {
-		return nil, nil, fmt.Errorf("private key of type %T cannot sign", parsed)
-	}
-	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
-	if !ok || !pub.Equal(cert.PublicKey) {
-		return nil, nil, errors.New("private key does not match certificate")
-	}
-	return cert, key, nil
-}
-
-func randomSerial() (*big.Int, error) {
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
-	if err != nil {
-		return nil, fmt.Errorf("generating serial number: %w", err)
-	}
-	// Zero is not a valid serial number (RFC 5280, section 4.1.2.2).
-	return serial.Add(serial, big.NewInt(1)), nil
+	return leaf.WriteFiles(spec.certFile, spec.keyFile)
 }
 
 // servingNames returns the SANs the serving certificate must carry. Hosts
@@ -444,7 +345,7 @@ func EnsureEtcdPKI(dir string) (*EtcdPKI, error) {
 		ClientKeyFile:  filepath.Join(dir, "apiserver-etcd-client.key"),
 	}
 	now := time.Now()
-	caCert, caKey, err := ensureCA(caFiles{cert: p.CACertFile, key: p.CAKeyFile, commonName: etcdCACommonName}, now)
+	ca, err := ensureCA(caFiles{cert: p.CACertFile, key: p.CAKeyFile, commonName: etcdCACommonName}, now)
 	if err != nil {
 		return nil, err
 	}
@@ -452,28 +353,24 @@ func EnsureEtcdPKI(dir string) (*EtcdPKI, error) {
 	server := leafSpec{
 		certFile: p.ServerCertFile,
 		keyFile:  p.ServerKeyFile,
-		// Serving clients, and the member's peer listener both ways.
-		usages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		template: func() *x509.Certificate {
-			return &x509.Certificate{
-				Subject:     pkix.Name{CommonName: "capstan-local-etcd"},
-				DNSNames:    []string{"localhost"},
-				IPAddresses: loopback,
-			}
+		leaf: pki.LeafSpec{
+			CommonName: "capstan-local-etcd",
+			DNSNames:   []string{"localhost"},
+			IPs:        loopback,
+			// Serving clients, and the member's peer listener both ways.
+			ServerAuth: true,
+			ClientAuth: true,
 		},
 		fits: func(c *x509.Certificate) bool { return coversNames(c, []string{"localhost"}, loopback) },
 	}
 	client := leafSpec{
 		certFile: p.ClientCertFile,
 		keyFile:  p.ClientKeyFile,
-		usages:   []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-		template: func() *x509.Certificate {
-			return &x509.Certificate{Subject: pkix.Name{CommonName: etcdClientCommonName}}
-		},
-		fits: func(c *x509.Certificate) bool { return c.Subject.CommonName == etcdClientCommonName },
+		leaf:     pki.LeafSpec{CommonName: etcdClientCommonName, ClientAuth: true},
+		fits:     func(c *x509.Certificate) bool { return c.Subject.CommonName == etcdClientCommonName },
 	}
 	for _, spec := range []leafSpec{server, client} {
-		if err := ensureLeaf(spec, caCert, caKey, now); err != nil {
+		if err := ensureLeaf(spec, ca, now); err != nil {
 			return nil, err
 		}
 	}

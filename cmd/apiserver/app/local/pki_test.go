@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"capstan.dev/capstan/pkg/util/pki"
 )
 
 var allPKIFiles = []string{caCertName, caKeyName, servingCertName, servingKeyName, adminCertName, adminKeyName}
@@ -302,22 +304,17 @@ func TestEnsurePKIReissuesUnfitLeaves(t *testing.T) {
 	})
 
 	t.Run("expires soon", func(t *testing.T) {
-		caCert, caKey, err := ensureCA(caFiles{cert: p.CACertFile, key: p.CAKeyFile, commonName: caCommonName}, time.Now())
+		ca, err := ensureCA(caFiles{cert: p.CACertFile, key: p.CAKeyFile, commonName: caCommonName}, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
 		// Issued 340 days ago, so 25 days are left: inside the 30-day
 		// renewal window.
 		spec := leafSpec{
-			certFile: p.AdminCertFile, keyFile: p.AdminKeyFile, usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-			template: func() *x509.Certificate {
-				c := &x509.Certificate{}
-				c.Subject.CommonName = AdminUser
-				c.Subject.Organization = []string{AdminGroup}
-				return c
-			},
+			certFile: p.AdminCertFile, keyFile: p.AdminKeyFile,
+			leaf: pki.LeafSpec{CommonName: AdminUser, Organizations: []string{AdminGroup}, ClientAuth: true},
 		}
-		if err := issueLeaf(spec, caCert, caKey, time.Now().Add(-340*24*time.Hour)); err != nil {
+		if err := issueLeaf(spec, ca, time.Now().Add(-340*24*time.Hour)); err != nil {
 			t.Fatal(err)
 		}
 		if left := time.Until(loadCert(t, p.AdminCertFile).NotAfter); left > 26*24*time.Hour || left < 24*24*time.Hour {
@@ -334,19 +331,15 @@ func TestEnsurePKIReissuesUnfitLeaves(t *testing.T) {
 	})
 
 	t.Run("wrong identity", func(t *testing.T) {
-		caCert, caKey, err := ensureCA(caFiles{cert: p.CACertFile, key: p.CAKeyFile, commonName: caCommonName}, time.Now())
+		ca, err := ensureCA(caFiles{cert: p.CACertFile, key: p.CAKeyFile, commonName: caCommonName}, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
 		spec := leafSpec{
-			certFile: p.AdminCertFile, keyFile: p.AdminKeyFile, usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-			template: func() *x509.Certificate {
-				c := &x509.Certificate{}
-				c.Subject.CommonName = "someone-else"
-				return c
-			},
+			certFile: p.AdminCertFile, keyFile: p.AdminKeyFile,
+			leaf: pki.LeafSpec{CommonName: "someone-else", ClientAuth: true},
 		}
-		if err := issueLeaf(spec, caCert, caKey, time.Now()); err != nil {
+		if err := issueLeaf(spec, ca, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := EnsurePKI(dir, nil, nil); err != nil {

@@ -1,4 +1,6 @@
-package local
+// Package atomicfile writes files so that concurrent readers see either the
+// old or the new content, never a truncated file.
+package atomicfile
 
 import (
 	"errors"
@@ -8,10 +10,10 @@ import (
 	"path/filepath"
 )
 
-// writeFileAtomic replaces path with data so that concurrent readers see
+// WriteFile replaces path with data so that concurrent readers see
 // either the old or the new content, never a truncated file, and a crash
 // leaves at most a stray temporary file behind.
-func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
+func WriteFile(path string, data []byte, perm fs.FileMode) error {
 	tmp, err := writeTemp(path, data, perm)
 	if err != nil {
 		return err
@@ -24,11 +26,11 @@ func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
 	return nil
 }
 
-// writeFileExclusive creates path with data unless it already exists, in
+// CreateExclusive creates path with data unless it already exists, in
 // which case it reports created == false and leaves the file untouched. The
 // hard link makes creation both atomic and non-clobbering, so two processes
 // racing to create the same file cannot overwrite each other's content.
-func writeFileExclusive(path string, data []byte, perm fs.FileMode) (created bool, err error) {
+func CreateExclusive(path string, data []byte, perm fs.FileMode) (created bool, err error) {
 	tmp, err := writeTemp(path, data, perm)
 	if err != nil {
 		return false, err
