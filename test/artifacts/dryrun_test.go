@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -19,6 +18,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"capstan.dev/capstan/test/utils/controlplane"
+	"capstan.dev/capstan/test/utils/kubectl"
 )
 
 // kubeconfigEnv names an admin kubeconfig of a running kube-apiserver to
@@ -112,16 +112,12 @@ func stopControlPlane() error {
 	return err
 }
 
-// kubectlRun runs kubectl against kubeconfig with stdin, and returns stdout
-// and stderr.
-func kubectlRun(t *testing.T, kubeconfig string, stdin []byte, args ...string) (string, string, error) {
+// kubectlFor is the real kubectl against kubeconfig. Its runs take
+// context.Background(), not the test's context: removeObjects runs in
+// t.Cleanup, after that context ends.
+func kubectlFor(t testing.TB, kubeconfig string) kubectl.Kubectl {
 	t.Helper()
-	cmd := exec.Command(kubectl(t), append([]string{"--kubeconfig=" + kubeconfig}, args...)...)
-	cmd.Stdin = bytes.NewReader(stdin)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	return stdout.String(), stderr.String(), err
+	return kubectl.Kubectl{Path: requireKubectl(t), Kubeconfig: kubeconfig}
 }
 
 // encodeYAML writes objects as one YAML stream.
@@ -164,14 +160,14 @@ func ensureApplied(t *testing.T, kubeconfig string, objs ...any) {
 		if u.GetNamespace() != "" {
 			args = append(args, "--namespace="+u.GetNamespace())
 		}
-		out, stderr, err := kubectlRun(t, kubeconfig, nil, args...)
+		out, stderr, err := kubectlFor(t, kubeconfig).Exec(context.Background(), "", args...)
 		if err != nil {
 			t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, stderr)
 		}
 		if strings.TrimSpace(out) != "" {
 			continue
 		}
-		if _, stderr, err := kubectlRun(t, kubeconfig, encodeYAML(t, []any{o}),
+		if _, stderr, err := kubectlFor(t, kubeconfig).Exec(context.Background(), string(encodeYAML(t, []any{o})),
 			"apply", "--server-side", "--field-manager="+fieldManager, "-f", "-"); err != nil {
 			t.Fatalf("creating %s %s: %v\n%s", u.GetKind(), u.GetName(), err, stderr)
 		}
@@ -210,7 +206,7 @@ func toUnstructured(o any) (*unstructured.Unstructured, error) {
 // looks for an existing one, so AlreadyExists is a pass. Then every object
 // that does not exist yet is dry-run applied server-side, as an operator does.
 func TestArtifactsServerSideDryRun(t *testing.T) {
-	kubectl(t)
+	requireKubectl(t)
 	dirs := renderable(t)
 	kubeconfig := adminKubeconfig(t)
 
@@ -244,7 +240,7 @@ func dryRun(t *testing.T, kubeconfig string, objs []*unstructured.Unstructured) 
 	}
 	ensureApplied(t, kubeconfig, anys(namespaces)...)
 
-	stdout, stderr, _ := kubectlRun(t, kubeconfig, encodeYAML(t, anys(all)), "create", "--dry-run=server", "-f", "-")
+	stdout, stderr, _ := kubectlFor(t, kubeconfig).Exec(context.Background(), string(encodeYAML(t, anys(all))), "create", "--dry-run=server", "-f", "-")
 	var existing int
 	for _, line := range strings.Split(strings.TrimSpace(stderr), "\n") {
 		switch {
@@ -270,7 +266,7 @@ func dryRun(t *testing.T, kubeconfig string, objs []*unstructured.Unstructured) 
 		return
 	}
 
-	stdout, stderr, err := kubectlRun(t, kubeconfig, encodeYAML(t, anys(fresh)),
+	stdout, stderr, err := kubectlFor(t, kubeconfig).Exec(context.Background(), string(encodeYAML(t, anys(fresh))),
 		"apply", "--server-side", "--dry-run=server", "--field-manager="+fieldManager, "-f", "-")
 	if err != nil {
 		t.Fatalf("kubectl apply --server-side --dry-run=server: %v\n%s%s", err, stdout, stderr)
@@ -335,7 +331,7 @@ func dryRunPodTemplates(t *testing.T, kubeconfig string, objs []*unstructured.Un
 		})
 	}
 	ensureApplied(t, kubeconfig, setup...)
-	stdout, stderr, err := kubectlRun(t, kubeconfig, encodeYAML(t, pods), "create", "--dry-run=server", "-f", "-")
+	stdout, stderr, err := kubectlFor(t, kubeconfig).Exec(context.Background(), string(encodeYAML(t, pods)), "create", "--dry-run=server", "-f", "-")
 	if err != nil {
 		t.Fatalf("the pod templates are refused under the restricted Pod Security Standard: %v\n%s%s", err, stdout, stderr)
 	}

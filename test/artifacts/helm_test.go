@@ -2,6 +2,7 @@ package artifacts
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -788,7 +789,7 @@ func TestHelmRefusesInvalidValues(t *testing.T) {
 // TestArtifactsServerSideDryRun does for kustomize, and dry-runs its pod
 // templates under the restricted Pod Security Standard.
 func TestHelmServerSideDryRun(t *testing.T) {
-	kubectl(t)
+	requireKubectl(t)
 	kubeconfig := adminKubeconfig(t)
 	for name, values := range map[string]map[string]any{
 		"defaults": {},
@@ -826,7 +827,7 @@ func liveObjects(t *testing.T, kubeconfig string, objs []*unstructured.Unstructu
 		if ns != "" {
 			args = append(args, "--namespace="+ns)
 		}
-		stdout, stderr, err := kubectlRun(t, kubeconfig, nil, args...)
+		stdout, stderr, err := kubectlFor(t, kubeconfig).Exec(context.Background(), "", args...)
 		if err != nil {
 			t.Fatalf("kubectl get: %v\n%s", err, stderr)
 		}
@@ -867,18 +868,18 @@ func removeObjects(t *testing.T, kubeconfig string, objs []*unstructured.Unstruc
 	}
 	del := func(objs []*unstructured.Unstructured) {
 		t.Helper()
-		if stdout, stderr, err := kubectlRun(t, kubeconfig, encodeYAML(t, anys(objs)),
+		if stdout, stderr, err := kubectlFor(t, kubeconfig).Exec(context.Background(), string(encodeYAML(t, anys(objs))),
 			"delete", "--ignore-not-found", "--wait=true", "--timeout=2m", "-f", "-"); err != nil {
 			t.Fatalf("kubectl delete: %v\n%s%s", err, stdout, stderr)
 		}
 	}
 	del(apiServices)
-	stdout, stderr, err := kubectlRun(t, kubeconfig, nil, "get", "persistentvolumeclaims", "--namespace="+namespace, "-o", "name")
+	stdout, stderr, err := kubectlFor(t, kubeconfig).Exec(context.Background(), "", "get", "persistentvolumeclaims", "--namespace="+namespace, "-o", "name")
 	if err != nil {
 		t.Fatalf("kubectl get persistentvolumeclaims: %v\n%s", err, stderr)
 	}
 	for _, pvc := range strings.Fields(stdout) {
-		if _, stderr, err := kubectlRun(t, kubeconfig, nil, "patch", pvc, "--namespace="+namespace, "--type=merge", "-p", `{"metadata":{"finalizers":null}}`); err != nil {
+		if _, stderr, err := kubectlFor(t, kubeconfig).Exec(context.Background(), "", "patch", pvc, "--namespace="+namespace, "--type=merge", "-p", `{"metadata":{"finalizers":null}}`); err != nil {
 			t.Fatalf("removing the finalizers of %s: %v\n%s", pvc, err, stderr)
 		}
 	}
@@ -895,7 +896,7 @@ func removeObjects(t *testing.T, kubeconfig string, objs []*unstructured.Unstruc
 // renders first, and all of them but the namespace at the end. It never runs
 // against a cluster that kubeconfigEnv names.
 func TestHelmInstallUpgradeUninstall(t *testing.T) {
-	kubectl(t)
+	requireKubectl(t)
 	c := controlPlane(t)
 	kubeconfig := c.AdminKubeconfig
 	ca, err := os.ReadFile(c.CapstanCAFile)
@@ -1006,7 +1007,7 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 			t.Errorf("release revision %d %q, want 1 deployed", revision, status)
 		}
 		// The StatefulSet controller makes the claims of etcd's members.
-		if _, stderr, err := kubectlRun(t, kubeconfig, nil, "wait", "--for=create", "--timeout=60s",
+		if _, stderr, err := kubectlFor(t, kubeconfig).Exec(context.Background(), "", "wait", "--for=create", "--timeout=60s",
 			"--namespace="+namespace, "persistentvolumeclaim/data-capstan-etcd-0"); err != nil {
 			t.Fatalf("etcd's first claim was not created: %v\n%s", err, stderr)
 		}
@@ -1051,7 +1052,7 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 				t.Errorf("%s still exists after helm uninstall", objectKey(o))
 			}
 		}
-		if stdout, stderr, err := kubectlRun(t, kubeconfig, nil, "get", "--namespace="+namespace,
+		if stdout, stderr, err := kubectlFor(t, kubeconfig).Exec(context.Background(), "", "get", "--namespace="+namespace,
 			"persistentvolumeclaim/data-capstan-etcd-0", "-o", "name"); err != nil || strings.TrimSpace(stdout) == "" {
 			t.Errorf("etcd's claim, Capstan's data, is gone after helm uninstall: %v\n%s", err, stderr)
 		}

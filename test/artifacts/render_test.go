@@ -37,12 +37,9 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
+	"capstan.dev/capstan/test/utils/kubectl"
 	"capstan.dev/capstan/test/utils/repo"
 )
-
-// kubectlPath is where the machines that run these tests, CI included,
-// install kubectl.
-const kubectlPath = "/usr/bin/kubectl"
 
 // encryptionPlaceholder is the key in artifacts/encryption/encryption-config.yaml
 // that an operator (or generate-secrets.sh) replaces.
@@ -124,14 +121,11 @@ func copyArtifacts(src, dst string) error {
 	})
 }
 
-// kubectl returns the real kubectl, or fails the test saying why there is none.
-func kubectl(t testing.TB) string {
+// requireKubectl returns the real kubectl, or fails the test saying why there is none.
+func requireKubectl(t testing.TB) string {
 	t.Helper()
-	if info, err := os.Stat(kubectlPath); err != nil || info.IsDir() || info.Mode()&0o111 == 0 {
-		t.Fatalf("these tests render the manifests with the real kubectl (v1.32, built-in kustomize) at %s, "+
-			"which the machines that run these tests, CI included, provide; it is missing or not executable: %v", kubectlPath, err)
-	}
-	return kubectlPath
+	return kubectl.RequireAt(t, kubectl.UsualPath, "these tests render the manifests with the real kubectl (v1.32, built-in kustomize), "+
+		"which the machines that run these tests, CI included, provide")
 }
 
 // kustomization is one folder of artifacts/ with a kustomization.yaml.
@@ -330,7 +324,7 @@ var (
 // artifacts/) once and returns its YAML and objects.
 func render(t testing.TB, dir string) ([]byte, []*unstructured.Unstructured) {
 	t.Helper()
-	bin := kubectl(t)
+	bin := requireKubectl(t)
 	renderMu.Lock()
 	defer renderMu.Unlock()
 	r, ok := renderCache[dir]

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"capstan.dev/capstan/test/utils/ports"
+	"capstan.dev/capstan/test/utils/process"
 )
 
 // etcdQuota is the backend quota of every etcd the bench starts (8 GiB), so
@@ -25,7 +26,7 @@ const etcdQuota = "8589934592"
 // startEtcd starts an etcd the way every apiserver in the bench gets one:
 // plain HTTP on 127.0.0.1, no fsync (the measurement rules of docs/design.md),
 // 8 GiB quota.
-func startEtcd(ctx context.Context, bin, dir, name string) (*process, string, error) {
+func startEtcd(ctx context.Context, bin, dir, name string) (*process.Process, string, error) {
 	ports, err := ports.FreeN(2)
 	if err != nil {
 		return nil, "", err
@@ -49,7 +50,7 @@ func startEtcd(ctx context.Context, bin, dir, name string) (*process, string, er
 	}
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	err = waitFor(wctx, p, name, func(ctx context.Context) error {
+	err = p.WaitReady(wctx, func(ctx context.Context) error {
 		resp, err := http.Get(url + "/health")
 		if err != nil {
 			return err
@@ -61,7 +62,7 @@ func startEtcd(ctx context.Context, bin, dir, name string) (*process, string, er
 		return nil
 	})
 	if err != nil {
-		p.stop(5 * time.Second)
+		_ = p.Stop(5 * time.Second)
 		return nil, "", err
 	}
 	return p, url, nil
@@ -96,7 +97,7 @@ func mvccCounters(ctx context.Context, client *http.Client, url string) (map[str
 // etcdSystem is E: the floor, etcd driven with the etcd client the way an
 // apiserver's storage layer drives it, with the bytes an apiserver stores.
 type etcdSystem struct {
-	proc   *process
+	proc   *process.Process
 	url    string
 	client *clientv3.Client
 	// revs are the mod revisions of the keys, for compare-and-swap updates.
@@ -112,7 +113,7 @@ func newEtcdSystem(ctx context.Context, bin, dir string) (*etcdSystem, error) {
 	}
 	c, err := clientv3.New(clientv3.Config{Endpoints: []string{url}, DialTimeout: 10 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
-		p.stop(5 * time.Second)
+		_ = p.Stop(5 * time.Second)
 		return nil, err
 	}
 	return &etcdSystem{proc: p, url: url, client: c}, nil
@@ -130,9 +131,9 @@ func (e *etcdSystem) settings() Settings {
 		Client:         "etcd's clientv3",
 	}
 }
-func (e *etcdSystem) serverPIDs() []int          { return []int{e.proc.pid()} }
+func (e *etcdSystem) serverPIDs() []int          { return []int{e.proc.PID} }
 func (e *etcdSystem) etcdPIDs() []int            { return nil }
-func (e *etcdSystem) memoryPID() int             { return e.proc.pid() }
+func (e *etcdSystem) memoryPID() int             { return e.proc.PID }
 func (e *etcdSystem) key(ns, name string) string { return etcdPrefix + ns + "/" + name }
 
 func (e *etcdSystem) etcdCounters(ctx context.Context) (map[string]float64, error) {
@@ -294,5 +295,5 @@ func (e *etcdSystem) profile(context.Context, int) map[string][]byte { return ni
 
 func (e *etcdSystem) stop() {
 	e.client.Close()
-	e.proc.stop(10 * time.Second)
+	_ = e.proc.Stop(10 * time.Second)
 }

@@ -26,6 +26,7 @@ import (
 	configv1beta1 "capstan.dev/capstan/pkg/apis/config/v1beta1"
 	clientscheme "capstan.dev/capstan/pkg/generated/clientset/versioned/scheme"
 	configclient "capstan.dev/capstan/pkg/generated/clientset/versioned/typed/config/v1beta1"
+	"capstan.dev/capstan/test/utils/process"
 )
 
 // pprofEndpoint is an API server whose /debug/pprof the bench can read.
@@ -62,6 +63,9 @@ type pidRef struct {
 	role string
 	pid  func() int
 }
+
+// pidOf is the pid of a process the bench started itself, which it never restarts.
+func pidOf(p *process.Process) func() int { return func() int { return p.PID } }
 
 func pids(refs []*pidRef) []int {
 	var out []int
@@ -270,7 +274,7 @@ func (k *kubeSystem) deleteAll(ctx context.Context, ns string) error {
 		return true
 	})
 	// Deletion through the API is complete when the list is empty.
-	return waitFor(ctx, nil, "deletion in "+ns, func(ctx context.Context) error {
+	return poll(ctx, "deletion in "+ns, func(ctx context.Context) error {
 		n, err := k.list(ctx, ns, "", 0)
 		if err != nil {
 			return err

@@ -28,6 +28,7 @@ import (
 
 	"capstan.dev/capstan/test/utils/controlplane"
 	"capstan.dev/capstan/test/utils/ports"
+	"capstan.dev/capstan/test/utils/process"
 )
 
 // localServerFlags are what local mode runs with: the in-flight limits at
@@ -106,14 +107,14 @@ func encryptionConfigFor(path, provider, kmsSocket string, resources ...string) 
 }
 
 // waitReadyz polls /readyz of an API server.
-func waitReadyz(ctx context.Context, p *process, cfg *rest.Config) error {
+func waitReadyz(ctx context.Context, p *process.Process, cfg *rest.Config) error {
 	hc, err := rest.HTTPClientFor(cfg)
 	if err != nil {
 		return err
 	}
 	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	return waitFor(wctx, p, cfg.Host+"/readyz", func(ctx context.Context) error {
+	return p.WaitReady(wctx, func(ctx context.Context) error {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, cfg.Host+"/readyz", nil)
 		resp, err := hc.Do(req)
 		if err != nil {
@@ -137,22 +138,22 @@ func startCapstanLocal(ctx context.Context, bins binaries, dir, name, provider, 
 	}
 	encFile := filepath.Join(dir, name+"-encryption.yaml")
 	if err := encryptionConfig(encFile, provider, kmsSocket); err != nil {
-		etcd.stop(10 * time.Second)
+		_ = etcd.Stop(10 * time.Second)
 		return nil, err
 	}
 	args := append([]string{"--etcd-servers=" + etcdURL, "--encryption-provider-config=" + encFile}, extraArgs...)
 	sys, err := startLocalServer(ctx, bins, dir, name, args)
 	if err != nil {
-		etcd.stop(10 * time.Second)
+		_ = etcd.Stop(10 * time.Second)
 		return nil, err
 	}
-	sys.etcds = []*pidRef{{role: "etcd", pid: etcd.pid}}
+	sys.etcds = []*pidRef{{role: "etcd", pid: pidOf(etcd)}}
 	sys.config.Encryption = provider
 	sys.etcdURL, sys.etcdHTTP = etcdURL, http.DefaultClient
 	stopServer := sys.stopFunc
 	sys.stopFunc = func() {
 		stopServer()
-		etcd.stop(10 * time.Second)
+		_ = etcd.Stop(10 * time.Second)
 	}
 	return sys, nil
 }
@@ -183,14 +184,14 @@ func startLocalServer(ctx context.Context, bins binaries, dir, name string, extr
 		return nil, err
 	}
 	fail := func(err error) (*kubeSystem, error) {
-		p.stop(15 * time.Second)
+		_ = p.Stop(15 * time.Second)
 		return nil, err
 	}
 	kubeconfig := filepath.Join(dataDir, "kubeconfig")
 	var cfg *rest.Config
 	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	err = waitFor(wctx, p, kubeconfig, func(context.Context) error {
+	err = p.WaitReady(wctx, func(context.Context) error {
 		c, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 		if err == nil {
 			cfg = c
@@ -213,10 +214,10 @@ func startLocalServer(ctx context.Context, bins binaries, dir, name string, extr
 		sysName:    "O",
 		apiVersion: "config.capstan.dev/v1beta1",
 		client:     client,
-		servers:    []*pidRef{{role: "capstan", pid: p.pid}},
-		memory:     &pidRef{role: "capstan", pid: p.pid},
+		servers:    []*pidRef{{role: "capstan", pid: pidOf(p)}},
+		memory:     &pidRef{role: "capstan", pid: pidOf(p)},
 		pprof:      []pprofEndpoint{{role: "capstan", config: cfg}},
-		stopFunc:   func() { p.stop(20 * time.Second) },
+		stopFunc:   func() { _ = p.Stop(20 * time.Second) },
 		config: Settings{
 			Path:           "client → capstan-apiserver",
 			Server:         "capstan-apiserver --mode=local, etcd of its own",
@@ -287,7 +288,7 @@ spec:
 // and Capstan restarted with the bench's flags; it hosts O-agg, O-direct and C.
 type benchCluster struct {
 	c     *controlplane.Cluster
-	kube  *process
+	kube  *process.Process
 	admin *rest.Config
 	// user is the bench user's configuration for kube-apiserver.
 	user *rest.Config
@@ -313,7 +314,7 @@ func (b *benchCluster) etcdPID(name string) int {
 
 func (b *benchCluster) down() {
 	if b.kube != nil {
-		b.kube.stop(20 * time.Second)
+		_ = b.kube.Stop(20 * time.Second)
 	}
 	if err := b.c.Down(); err != nil {
 		fmt.Fprintln(os.Stderr, "stopping the cluster:", err)
@@ -489,7 +490,7 @@ func (b *benchCluster) aggregated() (*kubeSystem, error) {
 		apiVersion: "config.capstan.dev/v1beta1",
 		client:     client,
 		core:       core,
-		servers:    []*pidRef{{role: "kube-apiserver", pid: b.kube.pid}, {role: "capstan", pid: b.capstanPID}},
+		servers:    []*pidRef{{role: "kube-apiserver", pid: pidOf(b.kube)}, {role: "capstan", pid: b.capstanPID}},
 		etcds:      []*pidRef{{role: "etcd", pid: func() int { return b.etcdPID(controlplane.ProcessCapstanEtcd) }}},
 		memory:     &pidRef{role: "capstan", pid: b.capstanPID},
 		etcdURL:    b.c.CapstanEtcdURL,
@@ -548,7 +549,7 @@ func (b *benchCluster) crd(ctx context.Context) (*kubeSystem, error) {
 	}
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if err := waitFor(wctx, nil, "the CRD to be served", func(ctx context.Context) error {
+	if err := poll(wctx, "the CRD to be served", func(ctx context.Context) error {
 		_, err := client.ConfigSets("default").List(ctx, metav1.ListOptions{Limit: 1})
 		return err
 	}); err != nil {
@@ -572,9 +573,9 @@ func (b *benchCluster) crd(ctx context.Context) (*kubeSystem, error) {
 		apiVersion: benchGroup.String(),
 		client:     client,
 		core:       core,
-		servers:    []*pidRef{{role: "kube-apiserver", pid: b.kube.pid}},
+		servers:    []*pidRef{{role: "kube-apiserver", pid: pidOf(b.kube)}},
 		etcds:      []*pidRef{{role: "etcd", pid: func() int { return b.etcdPID(controlplane.ProcessKubeEtcd) }}},
-		memory:     &pidRef{role: "kube-apiserver", pid: b.kube.pid},
+		memory:     &pidRef{role: "kube-apiserver", pid: pidOf(b.kube)},
 		etcdURL:    b.c.KubeEtcdURL,
 		etcdHTTP:   http.DefaultClient,
 		pprof:      []pprofEndpoint{{role: "kube-apiserver", config: b.admin}},

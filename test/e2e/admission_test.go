@@ -314,7 +314,7 @@ func TestConfigPolicyNamespaceSelector(t *testing.T) {
 		defer cancel()
 		for i := 1; ; i++ {
 			name := fmt.Sprintf("ownerless-%d", i)
-			stdout, stderr, err := k.try(t, configSetYAML(staging, name, map[string]string{"A": "1"}), "create", "-f", "-")
+			stdout, stderr, err := k.Try(t, configSetYAML(staging, name, map[string]string{"A": "1"}), "create", "-f", "-")
 			if err != nil {
 				t.Fatalf("a Warn policy refused the create: %v\n%s", err, stderr)
 			}

@@ -51,16 +51,16 @@ spec:
   secretData:
     TOKEN: ` + secret + "\n"
 	jsonpath := func(name, path string) string {
-		return k.run(t, "get", "configsets", name, "-n", ns, "-o", "jsonpath="+path)
+		return k.Run(t, "get", "configsets", name, "-n", ns, "-o", "jsonpath="+path)
 	}
 
 	t.Run("create", func(t *testing.T) {
-		out := k.runStdin(t, manifest, "create", "-f", "-")
+		out := k.RunStdin(t, manifest, "create", "-f", "-")
 		requireContains(t, out, "configset.config.capstan.dev/app created")
 	})
 
 	t.Run("get prints the table", func(t *testing.T) {
-		out := k.run(t, "get", "cfgs", "-n", ns)
+		out := k.Run(t, "get", "cfgs", "-n", ns)
 		header, rows := tableRows(t, out)
 		if want := []string{"NAME", "KEYS", "REVISION", "IMMUTABLE", "AGE"}; !slices.Equal(header, want) {
 			t.Fatalf("header %q, want %q", header, want)
@@ -78,14 +78,14 @@ spec:
 
 	t.Run("label selector", func(t *testing.T) {
 		other := strings.Replace(configSetYAML(ns, "other", map[string]string{"A": "1"}), "metadata:\n", "metadata:\n  labels:\n    tier: backend\n", 1)
-		k.runStdin(t, other, "create", "-f", "-")
-		if out := strings.TrimSpace(k.run(t, "get", "cfgs", "-n", ns, "-l", "tier=backend", "-o", "name")); out != "configset.config.capstan.dev/other" {
+		k.RunStdin(t, other, "create", "-f", "-")
+		if out := strings.TrimSpace(k.Run(t, "get", "cfgs", "-n", ns, "-l", "tier=backend", "-o", "name")); out != "configset.config.capstan.dev/other" {
 			t.Fatalf("-l tier=backend: %q, want only configset.config.capstan.dev/other", out)
 		}
 	})
 
 	t.Run("merge patch makes revision 2", func(t *testing.T) {
-		out := k.run(t, "patch", "cfgs", "app", "-n", ns, "--type=merge", "-p", `{"spec":{"data":{"LOG_LEVEL":"debug"}}}`)
+		out := k.Run(t, "patch", "cfgs", "app", "-n", ns, "--type=merge", "-p", `{"spec":{"data":{"LOG_LEVEL":"debug"}}}`)
 		requireContains(t, out, "configset.config.capstan.dev/app patched")
 		if got := jsonpath("app", "{.spec.data.LOG_LEVEL} {.status.currentRevision} {.metadata.generation}"); got != "debug 2 2" {
 			t.Fatalf("after patch: %q, want \"debug 2 2\"", got)
@@ -94,7 +94,7 @@ spec:
 
 	t.Run("status subresource changes conditions, never spec", func(t *testing.T) {
 		patch := `{"spec":{"data":{"LOG_LEVEL":"error"}},"status":{"conditions":[{"type":"Applied","status":"True","reason":"Rollout","message":"revision 2 applied","lastTransitionTime":"2026-01-02T03:04:05Z"}]}}`
-		k.run(t, "patch", "cfgs", "app", "-n", ns, "--subresource=status", "--type=merge", "-p", patch)
+		k.Run(t, "patch", "cfgs", "app", "-n", ns, "--subresource=status", "--type=merge", "-p", patch)
 		if got := jsonpath("app", "{.status.conditions[0].type} {.status.conditions[0].message} {.spec.data.LOG_LEVEL} {.status.currentRevision}"); got != "Applied revision 2 applied debug 2" {
 			t.Fatalf("after the status patch: %q, want \"Applied revision 2 applied debug 2\"", got)
 		}
@@ -102,9 +102,9 @@ spec:
 
 	t.Run("server-side apply owns fields and reports conflicts", func(t *testing.T) {
 		applied := configSetYAML(ns, "applied", map[string]string{"LOG_LEVEL": "info", "PORT": "8080"})
-		requireContains(t, k.runStdin(t, applied, "apply", "--server-side", "-f", "-"), "configset.config.capstan.dev/applied serverside-applied")
+		requireContains(t, k.RunStdin(t, applied, "apply", "--server-side", "-f", "-"), "configset.config.capstan.dev/applied serverside-applied")
 		changed := configSetYAML(ns, "applied", map[string]string{"LOG_LEVEL": "warn", "PORT": "8080"})
-		k.runStdin(t, changed, "apply", "--server-side", "-f", "-")
+		k.RunStdin(t, changed, "apply", "--server-side", "-f", "-")
 		if got := jsonpath("applied", "{.spec.data.LOG_LEVEL} {.status.currentRevision}"); got != "warn 2" {
 			t.Fatalf("after the second apply: %q, want \"warn 2\"", got)
 		}
@@ -112,18 +112,18 @@ spec:
 			t.Fatalf("managedFields of manager kubectl: operation %q, want Apply", got)
 		}
 		rival := configSetYAML(ns, "applied", map[string]string{"LOG_LEVEL": "error"})
-		stderr := k.fail(t, rival, "apply", "--server-side", "--field-manager=rival", "-f", "-")
+		stderr := k.Fail(t, rival, "apply", "--server-side", "--field-manager=rival", "-f", "-")
 		requireContains(t, stderr, "conflict", `.spec.data.LOG_LEVEL`, `"kubectl"`)
-		k.runStdin(t, rival, "apply", "--server-side", "--field-manager=rival", "--force-conflicts", "-f", "-")
+		k.RunStdin(t, rival, "apply", "--server-side", "--field-manager=rival", "--force-conflicts", "-f", "-")
 		if got := jsonpath("applied", "{.spec.data.LOG_LEVEL} {.spec.data.PORT} {.status.currentRevision}"); got != "error 8080 3" {
 			t.Fatalf("after the forced apply: %q, want \"error 8080 3\" (PORT still owned by kubectl)", got)
 		}
 	})
 
 	t.Run("server dry run stores nothing", func(t *testing.T) {
-		out := k.runStdin(t, configSetYAML(ns, "dry", map[string]string{"A": "1"}), "create", "--dry-run=server", "-f", "-")
+		out := k.RunStdin(t, configSetYAML(ns, "dry", map[string]string{"A": "1"}), "create", "--dry-run=server", "-f", "-")
 		requireContains(t, out, "configset.config.capstan.dev/dry created (server dry run)")
-		_, stderr, err := k.try(t, "", "get", "cfgs", "dry", "-n", ns)
+		_, stderr, err := k.Try(t, "", "get", "cfgs", "dry", "-n", ns)
 		if err == nil {
 			t.Fatal("the dry-run ConfigSet exists")
 		}
@@ -131,8 +131,8 @@ spec:
 	})
 
 	t.Run("delete", func(t *testing.T) {
-		requireContains(t, k.run(t, "delete", "cfgs", "app", "-n", ns), `configset.config.capstan.dev "app" deleted`)
-		_, stderr, err := k.try(t, "", "get", "cfgs", "app", "-n", ns)
+		requireContains(t, k.Run(t, "delete", "cfgs", "app", "-n", ns), `configset.config.capstan.dev "app" deleted`)
+		_, stderr, err := k.Try(t, "", "get", "cfgs", "app", "-n", ns)
 		if err == nil {
 			t.Fatal("app still exists after delete")
 		}
@@ -146,11 +146,11 @@ func TestKubectlWatch(t *testing.T) {
 	const ns = "e2e-kubectl-watch"
 	createNamespace(t, ns, nil)
 	k := newKubectl(t, testCluster.AdminKubeconfig)
-	k.runStdin(t, configSetYAML(ns, "before", map[string]string{"A": "1"}), "create", "-f", "-")
+	k.RunStdin(t, configSetYAML(ns, "before", map[string]string{"A": "1"}), "create", "-f", "-")
 
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	cmd := k.command(ctx, "", "get", "configsets", "-n", ns, "--watch", "--output-watch-events")
+	cmd := k.Command(ctx, "", "get", "configsets", "-n", ns, "--watch", "--output-watch-events")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -195,11 +195,11 @@ func TestKubectlWatch(t *testing.T) {
 	}
 	// The initial list arrives as ADDED too, which also shows the watch is open.
 	expect("ADDED", "before", "1")
-	k.runStdin(t, configSetYAML(ns, "watched", map[string]string{"A": "1"}), "create", "-f", "-")
+	k.RunStdin(t, configSetYAML(ns, "watched", map[string]string{"A": "1"}), "create", "-f", "-")
 	expect("ADDED", "watched", "1")
-	k.run(t, "patch", "cfgs", "watched", "-n", ns, "--type=merge", "-p", `{"spec":{"data":{"A":"2"}}}`)
+	k.Run(t, "patch", "cfgs", "watched", "-n", ns, "--type=merge", "-p", `{"spec":{"data":{"A":"2"}}}`)
 	expect("MODIFIED", "watched", "2")
-	k.run(t, "delete", "cfgs", "watched", "-n", ns)
+	k.Run(t, "delete", "cfgs", "watched", "-n", ns)
 	expect("DELETED", "watched", "2")
 }
 

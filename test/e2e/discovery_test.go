@@ -16,7 +16,7 @@ func TestDiscovery(t *testing.T) {
 	k := newKubectl(t, testCluster.AdminKubeconfig)
 
 	t.Run("api-resources lists the three resources", func(t *testing.T) {
-		out := k.run(t, "api-resources", "--api-group=config.capstan.dev", "-o", "wide")
+		out := k.Run(t, "api-resources", "--api-group=config.capstan.dev", "-o", "wide")
 		header, rows := tableRows(t, out)
 		if want := []string{"NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND", "VERBS", "CATEGORIES"}; !slices.Equal(header, want) {
 			t.Fatalf("header %q, want %q; output:\n%s", header, want, out)
@@ -33,7 +33,7 @@ func TestDiscovery(t *testing.T) {
 
 	t.Run("the group has both versions, v1beta1 preferred", func(t *testing.T) {
 		var group metav1.APIGroup
-		if err := json.Unmarshal([]byte(k.run(t, "get", "--raw", "/apis/config.capstan.dev")), &group); err != nil {
+		if err := json.Unmarshal([]byte(k.Run(t, "get", "--raw", "/apis/config.capstan.dev")), &group); err != nil {
 			t.Fatal(err)
 		}
 		want := metav1.APIGroup{
@@ -53,7 +53,7 @@ func TestDiscovery(t *testing.T) {
 	for _, version := range []string{"v1beta1", "v1alpha1"} {
 		t.Run(version+" serves the resources and subresources", func(t *testing.T) {
 			var list metav1.APIResourceList
-			if err := json.Unmarshal([]byte(k.run(t, "get", "--raw", "/apis/config.capstan.dev/"+version)), &list); err != nil {
+			if err := json.Unmarshal([]byte(k.Run(t, "get", "--raw", "/apis/config.capstan.dev/"+version)), &list); err != nil {
 				t.Fatal(err)
 			}
 			if list.GroupVersion != "config.capstan.dev/"+version {
@@ -78,7 +78,7 @@ func TestDiscovery(t *testing.T) {
 	}
 
 	t.Run("explain configsets.spec through the aggregated OpenAPI", func(t *testing.T) {
-		out := k.run(t, "explain", "configsets.spec")
+		out := k.Run(t, "explain", "configsets.spec")
 		for _, pattern := range []string{
 			`(?m)^GROUP:\s+config\.capstan\.dev$`,
 			`(?m)^KIND:\s+ConfigSet$`,
@@ -96,7 +96,7 @@ func TestDiscovery(t *testing.T) {
 	})
 
 	t.Run("explain the v1alpha1 shape", func(t *testing.T) {
-		out := k.run(t, "explain", "configsets.spec.entries", "--api-version=config.capstan.dev/v1alpha1")
+		out := k.Run(t, "explain", "configsets.spec.entries", "--api-version=config.capstan.dev/v1alpha1")
 		for _, pattern := range []string{
 			`(?m)^VERSION:\s+v1alpha1$`,
 			`(?m)^FIELD: entries <\[\]ConfigEntry>$`,

@@ -122,7 +122,7 @@ func TestHistoryAndRollback(t *testing.T) {
 
 	t.Run("kubectl get cfgrev prints the table", func(t *testing.T) {
 		k := newKubectl(t, testCluster.AdminKubeconfig)
-		out := k.run(t, "get", "cfgrev", "-n", ns, "-l", "config.capstan.dev/configset=checkout")
+		out := k.Run(t, "get", "cfgrev", "-n", ns, "-l", "config.capstan.dev/configset=checkout")
 		header, rows := tableRows(t, out)
 		if want := []string{"NAME", "CONFIGSET", "REVISION", "AUTHOR", "CAUSE", "AGE"}; !slices.Equal(header, want) {
 			t.Fatalf("header %q, want %q", header, want)
@@ -138,9 +138,9 @@ func TestHistoryAndRollback(t *testing.T) {
 			t.Fatalf("bin/kubectl-capstan is missing (`make build` builds it): %v", err)
 		}
 		k := newKubectl(t, testCluster.AdminKubeconfig)
-		out := k.run(t, "capstan", "rollback", "checkout", "--to", "2", "-n", ns)
+		out := k.Run(t, "capstan", "rollback", "checkout", "--to", "2", "-n", ns)
 		requireContains(t, out, "checkout")
-		out = k.run(t, "capstan", "history", "checkout", "-n", ns)
+		out = k.Run(t, "capstan", "history", "checkout", "-n", ns)
 		header, rows := tableRows(t, out)
 		if want := []string{"CURRENT", "REVISION", "AUTHOR", "CAUSE", "ROLLBACK-OF", "KEYS", "AGE"}; !slices.Equal(header, want) {
 			t.Fatalf("header %q, want %q", header, want)

@@ -10,15 +10,12 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -33,7 +30,7 @@ import (
 
 	clientset "capstan.dev/capstan/pkg/generated/clientset/versioned"
 	"capstan.dev/capstan/test/utils/controlplane"
-
+	"capstan.dev/capstan/test/utils/kubectl"
 	"capstan.dev/capstan/test/utils/repo"
 )
 
@@ -62,9 +59,9 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	repoRoot = root
-	kubectlPath, err = exec.LookPath("kubectl")
+	kubectlPath, err = kubectl.Find()
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: kubectl is not on PATH (%v); these tests drive the real kubectl, as users do, so put it on PATH (CI has it at /usr/bin/kubectl)\n", err)
+		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
 	workDir, err := os.MkdirTemp("", "capstan-e2e-")
@@ -186,68 +183,19 @@ func eventually(t *testing.T, timeout time.Duration, what string, f func() error
 	}
 }
 
-// kubectl runs the real kubectl with one kubeconfig and a discovery cache of
-// its own, so that runs do not share state through ~/.kube.
-type kubectl struct {
-	kubeconfig string
-	home       string
-}
-
-// newKubectl returns a kubectl for kubeconfig with a fresh home and cache.
-func newKubectl(t *testing.T, kubeconfig string) kubectl {
-	return kubectl{kubeconfig: kubeconfig, home: t.TempDir()}
-}
-
-// command builds a kubectl command; plugin commands (kubectl capstan …) must
-// come before the flags, so the kubeconfig flag goes last.
-func (k kubectl) command(ctx context.Context, stdin string, args ...string) *exec.Cmd {
-	args = append(slices.Clone(args), "--kubeconfig="+k.kubeconfig, "--cache-dir="+filepath.Join(k.home, "cache"))
-	cmd := exec.CommandContext(ctx, kubectlPath, args...)
-	cmd.Env = append(os.Environ(), "HOME="+k.home, "KUBECONFIG=",
-		"PATH="+filepath.Join(repoRoot, "bin")+string(os.PathListSeparator)+os.Getenv("PATH"))
-	if stdin != "" {
-		cmd.Stdin = strings.NewReader(stdin)
+// newKubectl returns the real kubectl for kubeconfig with a fresh home and
+// discovery cache of its own, so that runs do not share state through
+// ~/.kube, and the checkout's bin/ (kubectl-capstan) first on its PATH.
+func newKubectl(t *testing.T, kubeconfig string) kubectl.Kubectl {
+	home := t.TempDir()
+	return kubectl.Kubectl{
+		Path:       kubectlPath,
+		Kubeconfig: kubeconfig,
+		Home:       home,
+		CacheDir:   filepath.Join(home, "cache"),
+		Env:        []string{"KUBECONFIG=", "PATH=" + filepath.Join(repoRoot, "bin") + string(os.PathListSeparator) + os.Getenv("PATH")},
+		Timeout:    90 * time.Second,
 	}
-	cmd.WaitDelay = 5 * time.Second
-	return cmd
-}
-
-// try runs kubectl and returns its stdout, stderr and error.
-func (k kubectl) try(t *testing.T, stdin string, args ...string) (string, string, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
-	defer cancel()
-	var stdout, stderr bytes.Buffer
-	cmd := k.command(ctx, stdin, args...)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	return stdout.String(), stderr.String(), err
-}
-
-// run runs kubectl and fails the test unless it succeeds.
-func (k kubectl) run(t *testing.T, args ...string) string {
-	t.Helper()
-	return k.runStdin(t, "", args...)
-}
-
-// runStdin runs kubectl with stdin and fails the test unless it succeeds.
-func (k kubectl) runStdin(t *testing.T, stdin string, args ...string) string {
-	t.Helper()
-	stdout, stderr, err := k.try(t, stdin, args...)
-	if err != nil {
-		t.Fatalf("kubectl %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, stdout, stderr)
-	}
-	return stdout
-}
-
-// fail runs kubectl, fails the test if it succeeds, and returns stderr.
-func (k kubectl) fail(t *testing.T, stdin string, args ...string) string {
-	t.Helper()
-	stdout, stderr, err := k.try(t, stdin, args...)
-	if err == nil {
-		t.Fatalf("kubectl %s succeeded, want an error; stdout:\n%s", strings.Join(args, " "), stdout)
-	}
-	return stderr
 }
 
 // requireContains fails unless s contains every want.

@@ -308,7 +308,7 @@ func TestRollout(t *testing.T) {
 	// template, and the controller leaves it there: the status reports the
 	// Deployment at revision 1 while the ConfigSet is at 2.
 	k := newKubectl(t, testCluster.AdminKubeconfig)
-	k.run(t, "rollout", "undo", "deployment/web", "-n", ns)
+	k.Run(t, "rollout", "undo", "deployment/web", "-n", ns)
 	waitDeploymentAt(t, core, ns, "web", "web-r1")
 	waitConsumers(t, capstan, ns, "web", map[string]int64{"Deployment/web": 1, "StatefulSet/db": 2})
 	d, err := core.AppsV1().Deployments(ns).Get(t.Context(), "web", metav1.GetOptions{})
@@ -337,7 +337,7 @@ func TestRollout(t *testing.T) {
 	waitConsumers(t, capstan, ns, "web", map[string]int64{"Deployment/web": 3, "StatefulSet/db": 3})
 
 	// kubectl capstan rollout status shows the same as a table.
-	out := k.run(t, "capstan", "rollout", "status", "web", "-n", ns, "--watch=false")
+	out := k.Run(t, "capstan", "rollout", "status", "web", "-n", ns, "--watch=false")
 	requireContains(t, out, "Deployment", "StatefulSet", "db")
 
 	// The controller manager counted what it did, on its /metrics behind

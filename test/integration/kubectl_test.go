@@ -2,10 +2,7 @@ package integration
 
 import (
 	"bytes"
-	"context"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -17,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	capstantesting "capstan.dev/capstan/cmd/apiserver/app/testing"
+	"capstan.dev/capstan/test/utils/kubectl"
 )
 
 // kubectlTimeout bounds one kubectl invocation; discovery against a fresh
@@ -26,10 +24,7 @@ const kubectlTimeout = 90 * time.Second
 // TestKubectl drives the in-process server with the real kubectl and the
 // example manifests users start from.
 func TestKubectl(t *testing.T) {
-	kubectlPath, err := exec.LookPath("kubectl")
-	if err != nil {
-		t.Fatalf("kubectl is not on PATH (%v): this test drives the real kubectl, as users do, so put it on PATH (CI has it at /usr/bin/kubectl)", err)
-	}
+	kubectlPath := kubectl.Require(t)
 	examples := filepath.Join(repoRoot(t), "artifacts", "examples")
 	configSetYAML := filepath.Join(examples, "configset.yaml")
 	alphaYAML := filepath.Join(examples, "configset-v1alpha1.yaml")
@@ -37,16 +32,17 @@ func TestKubectl(t *testing.T) {
 	// A server of its own: the test backs up and restores every ConfigSet of the cluster (get -A).
 	ts := capstantesting.StartTestServer(t)
 	client := newClientset(t, ts)
-	k := kubectl{path: kubectlPath, kubeconfig: ts.Kubeconfig, cacheDir: t.TempDir(), home: t.TempDir(), timeout: kubectlTimeout}
+	k := kubectl.Kubectl{Path: kubectlPath, Kubeconfig: ts.Kubeconfig, CacheDir: t.TempDir(), Home: t.TempDir(),
+		Env: []string{"KUBECONFIG=" + ts.Kubeconfig}, Timeout: kubectlTimeout}
 	ctx := t.Context()
 
 	t.Run("create -f configset.yaml", func(t *testing.T) {
-		out := k.run(t, "create", "-f", configSetYAML)
+		out := k.Run(t, "create", "-f", configSetYAML)
 		requireContains(t, out, "configset.config.capstan.dev/checkout created")
 	})
 
 	t.Run("get configsets prints the table", func(t *testing.T) {
-		out := k.run(t, "get", "configsets", "-n", "default")
+		out := k.Run(t, "get", "configsets", "-n", "default")
 		header, rows := tableLines(t, out)
 		if want := []string{"NAME", "KEYS", "REVISION", "IMMUTABLE", "AGE"}; !slices.Equal(header, want) {
 			t.Fatalf("header is %q, want %q; output:\n%s", header, want, out)
@@ -55,7 +51,7 @@ func TestKubectl(t *testing.T) {
 	})
 
 	t.Run("get cfgs -o wide adds columns", func(t *testing.T) {
-		out := k.run(t, "get", "cfgs", "-n", "default", "-o", "wide")
+		out := k.Run(t, "get", "cfgs", "-n", "default", "-o", "wide")
 		header, rows := tableLines(t, out)
 		if want := []string{"NAME", "KEYS", "REVISION", "IMMUTABLE", "AGE"}; len(header) <= len(want) || !slices.Equal(header[:len(want)], want) {
 			t.Fatalf("wide header is %q, want %q followed by wide columns; output:\n%s", header, want, out)
@@ -67,7 +63,7 @@ func TestKubectl(t *testing.T) {
 	})
 
 	t.Run("get capstan -A lists it by category", func(t *testing.T) {
-		out := k.run(t, "get", "capstan", "-A")
+		out := k.Run(t, "get", "capstan", "-A")
 		requireContains(t, out, "configset.config.capstan.dev/checkout")
 		if !regexp.MustCompile(`(?m)^default\s+configset\.config\.capstan\.dev/checkout\s+4\s+1\s+false\s`).MatchString(out) {
 			t.Errorf("no row `default configset.config.capstan.dev/checkout 4 1 false` in:\n%s", out)
@@ -89,7 +85,7 @@ func TestKubectl(t *testing.T) {
 		}
 		// The fields were set by `kubectl create` (manager kubectl-create), so
 		// taking them over is a conflict unless forced, as with any kind.
-		out := k.run(t, "apply", "--server-side", "--force-conflicts", "-f", path)
+		out := k.Run(t, "apply", "--server-side", "--force-conflicts", "-f", path)
 		requireContains(t, out, "configset.config.capstan.dev/checkout serverside-applied")
 
 		cs, err := client.ConfigV1beta1().ConfigSets("default").Get(ctx, "checkout", metav1.GetOptions{})
@@ -104,12 +100,12 @@ func TestKubectl(t *testing.T) {
 		}) {
 			t.Errorf("managedFields %+v have no Apply entry of manager kubectl", cs.ManagedFields)
 		}
-		table := k.run(t, "get", "configsets", "-n", "default")
+		table := k.Run(t, "get", "configsets", "-n", "default")
 		_, rows := tableLines(t, table)
 		requireTableRow(t, rows, table, "checkout", "4", "2", "false")
 
 		// Applying the same manifest again changes nothing.
-		k.run(t, "apply", "--server-side", "-f", path)
+		k.Run(t, "apply", "--server-side", "-f", path)
 		again, err := client.ConfigV1beta1().ConfigSets("default").Get(ctx, "checkout", metav1.GetOptions{})
 		if err != nil {
 			t.Fatalf("getting checkout: %v", err)
@@ -127,7 +123,7 @@ func TestKubectl(t *testing.T) {
 		}
 		patch := `{"status":{"conditions":[{"type":"Applied","status":"True","reason":"RevisionApplied",` +
 			`"message":"revision 2 is live","lastTransitionTime":"2025-01-01T00:00:00Z"}]}}`
-		out := k.run(t, "patch", "configset", "checkout", "-n", "default", "--subresource=status", "--type=merge", "-p", patch)
+		out := k.Run(t, "patch", "configset", "checkout", "-n", "default", "--subresource=status", "--type=merge", "-p", patch)
 		requireContains(t, out, "configset.config.capstan.dev/checkout patched")
 
 		cs, err := client.ConfigV1beta1().ConfigSets("default").Get(ctx, "checkout", metav1.GetOptions{})
@@ -149,7 +145,7 @@ func TestKubectl(t *testing.T) {
 	})
 
 	t.Run("explain configsets.spec", func(t *testing.T) {
-		out := k.run(t, "explain", "configsets.spec")
+		out := k.Run(t, "explain", "configsets.spec")
 		requireContains(t, out, "VERSION:    v1beta1")
 		for _, field := range []string{"data", "secretData", "immutable", "revisionHistoryLimit"} {
 			requireExplainField(t, out, field)
@@ -160,7 +156,7 @@ func TestKubectl(t *testing.T) {
 	})
 
 	t.Run("explain configsets.spec --api-version=config.capstan.dev/v1alpha1", func(t *testing.T) {
-		out := k.run(t, "explain", "configsets.spec", "--api-version=config.capstan.dev/v1alpha1")
+		out := k.Run(t, "explain", "configsets.spec", "--api-version=config.capstan.dev/v1alpha1")
 		requireContains(t, out, "VERSION:    v1alpha1")
 		for _, field := range []string{"entries", "immutable", "revisionHistoryLimit"} {
 			requireExplainField(t, out, field)
@@ -171,7 +167,7 @@ func TestKubectl(t *testing.T) {
 	})
 
 	t.Run("create -f configset-v1alpha1.yaml", func(t *testing.T) {
-		out := k.run(t, "create", "-f", alphaYAML)
+		out := k.Run(t, "create", "-f", alphaYAML)
 		requireContains(t, out, "configset.config.capstan.dev/search created")
 		cs, err := client.ConfigV1beta1().ConfigSets("default").Get(ctx, "search", metav1.GetOptions{})
 		if err != nil {
@@ -182,16 +178,16 @@ func TestKubectl(t *testing.T) {
 			t.Errorf("search through v1beta1: data %v, secretData %q; want INDEX_SHARDS=4 and SEARCH_API_TOKEN=token-123",
 				cs.Spec.Data, cs.Spec.SecretData)
 		}
-		table := k.run(t, "get", "configsets", "-n", "default")
+		table := k.Run(t, "get", "configsets", "-n", "default")
 		_, rows := tableLines(t, table)
 		requireTableRow(t, rows, table, "search", "2", "1", "false")
 	})
 
 	t.Run("delete -f configset.yaml", func(t *testing.T) {
-		out := k.run(t, "delete", "-f", configSetYAML)
+		out := k.Run(t, "delete", "-f", configSetYAML)
 		requireContains(t, out, `configset.config.capstan.dev "checkout" deleted`)
 
-		stdout, stderr, err := k.exec(t, "get", "configset", "checkout", "-n", "default")
+		stdout, stderr, err := k.Try(t, "", "get", "configset", "checkout", "-n", "default")
 		if err == nil {
 			t.Fatalf("kubectl get of the deleted ConfigSet succeeded:\nstdout:\n%s\nstderr:\n%s", stdout, stderr)
 		}
@@ -200,7 +196,7 @@ func TestKubectl(t *testing.T) {
 			t.Errorf("getting checkout after delete: %v, want NotFound", err)
 		}
 		// The other ConfigSet is still there.
-		_, rows := tableLines(t, k.run(t, "get", "configsets", "-n", "default"))
+		_, rows := tableLines(t, k.Run(t, "get", "configsets", "-n", "default"))
 		if len(rows) != 1 || rows[0][0] != "search" {
 			t.Errorf("after deleting checkout, rows are %q, want only search", rows)
 		}
@@ -211,7 +207,7 @@ func TestKubectl(t *testing.T) {
 	// has the core group.
 	t.Run("apply -f of a List written by get -o yaml restores it", func(t *testing.T) {
 		backup := filepath.Join(t.TempDir(), "all.yaml")
-		if err := os.WriteFile(backup, []byte(k.run(t, "get", "configsets", "-A", "-o", "yaml")), 0o600); err != nil {
+		if err := os.WriteFile(backup, []byte(k.Run(t, "get", "configsets", "-A", "-o", "yaml")), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		manifest, err := os.ReadFile(backup)
@@ -219,89 +215,22 @@ func TestKubectl(t *testing.T) {
 			t.Fatal(err)
 		}
 		requireContains(t, string(manifest), "kind: List")
-		k.run(t, "delete", "configset", "search", "-n", "default")
-		out := k.run(t, "apply", "-f", backup)
+		k.Run(t, "delete", "configset", "search", "-n", "default")
+		out := k.Run(t, "apply", "-f", backup)
 		requireContains(t, out, "configset.config.capstan.dev/search created")
 		if _, err := client.ConfigV1beta1().ConfigSets("default").Get(ctx, "search", metav1.GetOptions{}); err != nil {
 			t.Errorf("search after apply of the backup: %v", err)
 		}
 		// Discovery stays whole: the empty core group is no discovery failure.
-		requireContains(t, k.run(t, "api-resources"), "configsets")
+		requireContains(t, k.Run(t, "api-resources"), "configsets")
 	})
 }
 
-// kubectl runs the real kubectl against one test server, with its own home
-// (and, when set, its own discovery cache and PATH) so that nothing from the
-// machine leaks in.
-type kubectl struct {
-	path       string
-	kubeconfig string
-	home       string
-	// cacheDir, when set, is passed as --cache-dir.
-	cacheDir string
-	// pathEnv, when set, is kubectl's PATH (to put a plugin on it).
-	pathEnv string
-	// timeout bounds one invocation.
-	timeout time.Duration
-}
-
-// exec runs kubectl and returns its output and error, whatever they are.
-func (k kubectl) exec(t *testing.T, args ...string) (stdout, stderr string, err error) {
+// kubectlFails runs kubectl, requires it to fail with exit code 1 and
+// nothing on stdout, and returns its stderr.
+func kubectlFails(t *testing.T, k kubectl.Kubectl, args ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), k.timeout)
-	defer cancel()
-	full := append(slices.Clone(args), "--kubeconfig", k.kubeconfig)
-	if k.cacheDir != "" {
-		full = append(full, "--cache-dir", k.cacheDir)
-	}
-	cmd := exec.CommandContext(ctx, k.path, full...)
-	cmd.Env = append(os.Environ(), "HOME="+k.home, "KUBECONFIG="+k.kubeconfig)
-	if k.pathEnv != "" {
-		cmd.Env = append(cmd.Env, "PATH="+k.pathEnv)
-	}
-	var out, errOut bytes.Buffer
-	cmd.Stdout = &out
-	cmd.Stderr = &errOut
-	err = cmd.Run()
-	if ctx.Err() != nil {
-		err = ctx.Err()
-	}
-	return out.String(), errOut.String(), err
-}
-
-// execCode runs kubectl and returns what it printed and its exit code; it
-// fails the test when kubectl does not finish in time or cannot run.
-func (k kubectl) execCode(t *testing.T, args ...string) (stdout, stderr string, exitCode int) {
-	t.Helper()
-	stdout, stderr, err := k.exec(t, args...)
-	var exitErr *exec.ExitError
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		t.Fatalf("kubectl %s did not finish in %v", strings.Join(args, " "), k.timeout)
-	case errors.As(err, &exitErr):
-		exitCode = exitErr.ExitCode()
-	case err != nil:
-		t.Fatalf("running kubectl %s: %v", strings.Join(args, " "), err)
-	}
-	return stdout, stderr, exitCode
-}
-
-// run runs kubectl and fails the test unless it succeeds; it returns stdout.
-func (k kubectl) run(t *testing.T, args ...string) string {
-	t.Helper()
-	stdout, stderr, err := k.exec(t, args...)
-	if err != nil {
-		t.Fatalf("kubectl %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, stdout, stderr)
-	}
-	t.Logf("kubectl %s:\n%s", strings.Join(args, " "), stdout)
-	return stdout
-}
-
-// fail runs kubectl, requires it to fail with exit code 1 and nothing on
-// stdout, and returns its stderr.
-func (k kubectl) fail(t *testing.T, args ...string) string {
-	t.Helper()
-	stdout, stderr, code := k.execCode(t, args...)
+	stdout, stderr, code := k.ExitCode(t, args...)
 	if code != 1 || stdout != "" {
 		t.Fatalf("kubectl %s exited with %d, want 1 and no output\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, stdout, stderr)
 	}

@@ -23,6 +23,7 @@ import (
 	capstantesting "capstan.dev/capstan/cmd/apiserver/app/testing"
 	"capstan.dev/capstan/pkg/apis/config/v1beta1"
 	"capstan.dev/capstan/pkg/generated/clientset/versioned"
+	"capstan.dev/capstan/test/utils/kubectl"
 )
 
 const (
@@ -75,12 +76,12 @@ func TestPlugin(t *testing.T) {
 	})
 
 	t.Run("kubectl plugin list finds it", func(t *testing.T) {
-		stdout, _, _ := k.execCode(t, "plugin", "list")
+		stdout, _, _ := k.ExitCode(t, "plugin", "list")
 		requireContains(t, stdout, filepath.Join(binDir, "kubectl-capstan"))
 	})
 
 	t.Run("history lists the revisions oldest first", func(t *testing.T) {
-		out := k.run(t, "capstan", "history", "storefront", "-n", pluginNamespace)
+		out := k.Run(t, "capstan", "history", "storefront", "-n", pluginNamespace)
 		requireHistory(t, out, []historyRow{
 			{revision: "1", author: adminUser, cause: "initial import", rollbackOf: "<none>", keys: "4"},
 			{revision: "2", author: adminUser, cause: "debug logging", rollbackOf: "<none>", keys: "4"},
@@ -89,7 +90,7 @@ func TestPlugin(t *testing.T) {
 	})
 
 	t.Run("diff masks secrets", func(t *testing.T) {
-		out := k.run(t, "capstan", "diff", "storefront", "1", "3", "--namespace="+pluginNamespace)
+		out := k.Run(t, "capstan", "diff", "storefront", "1", "3", "--namespace="+pluginNamespace)
 		lines := splitLines(out)
 		want := []string{
 			"--- storefront revision 1",
@@ -126,7 +127,7 @@ func TestPlugin(t *testing.T) {
 	})
 
 	t.Run("diff --show-secrets reveals them", func(t *testing.T) {
-		out := k.run(t, "capstan", "diff", "storefront", "1", "3", "-n", pluginNamespace, "--show-secrets")
+		out := k.Run(t, "capstan", "diff", "storefront", "1", "3", "-n", pluginNamespace, "--show-secrets")
 		lines := splitLines(out)
 		for _, want := range []string{"-DB_PASSWORD=hunter2", "+DB_PASSWORD=correct-horse-battery", "-LOG_LEVEL=info", "+LOG_LEVEL=debug"} {
 			if !slices.Contains(lines, want) {
@@ -136,7 +137,7 @@ func TestPlugin(t *testing.T) {
 	})
 
 	t.Run("diff against the current entries", func(t *testing.T) {
-		out := k.run(t, "capstan", "diff", "storefront", "2", "-n", pluginNamespace)
+		out := k.Run(t, "capstan", "diff", "storefront", "2", "-n", pluginNamespace)
 		lines := splitLines(out)
 		if len(lines) < 2 || lines[0] != "--- storefront revision 2" || lines[1] != "+++ storefront revision 3 (current)" {
 			t.Errorf("diff 2 has the wrong headers:\n%s", out)
@@ -147,14 +148,14 @@ func TestPlugin(t *testing.T) {
 			}
 		}
 
-		out = k.run(t, "capstan", "diff", "storefront", "3", "-n", pluginNamespace)
+		out = k.Run(t, "capstan", "diff", "storefront", "3", "-n", pluginNamespace)
 		if want := "no differences between storefront revision 3 and storefront revision 3 (current)\n"; out != want {
 			t.Errorf("diff of the current revision printed %q, want %q", out, want)
 		}
 	})
 
 	t.Run("rollback --dry-run=server changes nothing", func(t *testing.T) {
-		out := k.run(t, "capstan", "rollback", "storefront", "--to", "1", "--dry-run=server", "-n", pluginNamespace)
+		out := k.Run(t, "capstan", "rollback", "storefront", "--to", "1", "--dry-run=server", "-n", pluginNamespace)
 		if want := "configset/storefront rolled back to revision 1 (now revision 4) (server dry run)\n"; out != want {
 			t.Errorf("rollback --dry-run=server printed %q, want %q", out, want)
 		}
@@ -165,7 +166,7 @@ func TestPlugin(t *testing.T) {
 	})
 
 	t.Run("rollback restores the entries of the revision", func(t *testing.T) {
-		out := k.run(t, "capstan", "rollback", "storefront", "--to", "1", "-n", pluginNamespace)
+		out := k.Run(t, "capstan", "rollback", "storefront", "--to", "1", "-n", pluginNamespace)
 		if want := "configset/storefront rolled back to revision 1 (now revision 4)\n"; out != want {
 			t.Errorf("rollback printed %q, want %q", out, want)
 		}
@@ -178,7 +179,7 @@ func TestPlugin(t *testing.T) {
 				got.Spec.Data, got.Spec.SecretData, rev1.data, rev1.secretData)
 		}
 
-		out = k.run(t, "capstan", "history", "storefront", "-n", pluginNamespace)
+		out = k.Run(t, "capstan", "history", "storefront", "-n", pluginNamespace)
 		rows := parseHistory(t, out)
 		if len(rows) != 4 {
 			t.Fatalf("history after the rollback has %d rows, want 4:\n%s", len(rows), out)
@@ -187,22 +188,22 @@ func TestPlugin(t *testing.T) {
 			t.Errorf("history after the rollback ends with %+v, want revision 4, current, rollback of 1:\n%s", r, out)
 		}
 
-		out = k.run(t, "capstan", "diff", "storefront", "1", "-n", pluginNamespace)
+		out = k.Run(t, "capstan", "diff", "storefront", "1", "-n", pluginNamespace)
 		if !strings.HasPrefix(out, "no differences") {
 			t.Errorf("revision 1 and the rolled-back entries differ:\n%s", out)
 		}
-		out = k.run(t, "capstan", "rollback", "storefront", "--to", "4", "-n", pluginNamespace)
+		out = k.Run(t, "capstan", "rollback", "storefront", "--to", "4", "-n", pluginNamespace)
 		if want := "configset/storefront already has the entries of revision 4 (still revision 4)\n"; out != want {
 			t.Errorf("rollback to the current revision printed %q, want %q", out, want)
 		}
 	})
 
 	t.Run("a missing revision is a clear error", func(t *testing.T) {
-		stderr := k.fail(t, "capstan", "rollback", "storefront", "--to", "99", "-n", pluginNamespace)
+		stderr := kubectlFails(t, k, "capstan", "rollback", "storefront", "--to", "99", "-n", pluginNamespace)
 		requireContains(t, stderr, "error: revision 99 of configset/storefront is not kept (kept revisions: 1-4)")
-		stderr = k.fail(t, "capstan", "diff", "storefront", "99", "2", "-n", pluginNamespace)
+		stderr = kubectlFails(t, k, "capstan", "diff", "storefront", "99", "2", "-n", pluginNamespace)
 		requireContains(t, stderr, "error: revision 99 of configset/storefront is not kept (kept revisions: 1-4)")
-		stderr = k.fail(t, "capstan", "diff", "storefront", "zero", "-n", pluginNamespace)
+		stderr = kubectlFails(t, k, "capstan", "diff", "storefront", "zero", "-n", pluginNamespace)
 		requireContains(t, stderr, `error: invalid revision "zero"`)
 	})
 
@@ -212,11 +213,11 @@ func TestPlugin(t *testing.T) {
 			{"diff", "missing", "1"},
 			{"rollback", "missing", "--to", "1"},
 		} {
-			stderr := k.fail(t, append(append([]string{"capstan"}, args...), "-n", pluginNamespace)...)
+			stderr := kubectlFails(t, k, append(append([]string{"capstan"}, args...), "-n", pluginNamespace)...)
 			requireContains(t, stderr, `error: configset "missing" not found in namespace "shop"`)
 		}
 		// Without -n the kubeconfig's namespace applies, where storefront is not.
-		stderr := k.fail(t, "capstan", "history", "storefront")
+		stderr := kubectlFails(t, k, "capstan", "history", "storefront")
 		requireContains(t, stderr, `error: configset "storefront" not found in namespace "default"`)
 	})
 
@@ -237,12 +238,12 @@ func TestPluginPrunedRevisionCannotBeRestored(t *testing.T) {
 	changeWithCause(t, client, "pruned", "two", func(s *v1beta1.ConfigSetSpec) { s.Data["N"] = "2" })
 	changeWithCause(t, client, "pruned", "three", func(s *v1beta1.ConfigSetSpec) { s.Data["N"] = "3" })
 
-	out := k.run(t, "capstan", "history", "pruned", "-n", pluginNamespace)
+	out := k.Run(t, "capstan", "history", "pruned", "-n", pluginNamespace)
 	rows := parseHistory(t, out)
 	if len(rows) != 2 || rows[0].revision != "2" || rows[1].revision != "3" || !rows[1].current {
 		t.Errorf("history of a configset keeping 2 revisions:\n%s", out)
 	}
-	stderr := k.fail(t, "capstan", "rollback", "pruned", "--to", "1", "-n", pluginNamespace)
+	stderr := kubectlFails(t, k, "capstan", "rollback", "pruned", "--to", "1", "-n", pluginNamespace)
 	requireContains(t, stderr, "error: revision 1 of configset/pruned is not kept (kept revisions: 2-3)")
 	if got := getPluginConfigSet(t, client, "pruned"); got.Status.CurrentRevision != 3 || got.Spec.Data["N"] != "3" {
 		t.Errorf("a failed rollback changed the configset: revision %d, %v", got.Status.CurrentRevision, got.Spec.Data)
@@ -261,7 +262,7 @@ func TestPluginImmutableConfigSetCannotBeRolledBack(t *testing.T) {
 	if _, err := client.ConfigV1beta1().ConfigSets(pluginNamespace).Create(ctx, frozen, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	stderr := k.fail(t, "capstan", "rollback", "frozen", "--to", "1", "-n", pluginNamespace)
+	stderr := kubectlFails(t, k, "capstan", "rollback", "frozen", "--to", "1", "-n", pluginNamespace)
 	requireContains(t, stderr, "error: cannot roll back configset/frozen: it is immutable (spec.immutable is true), so its entries can no longer change")
 }
 
@@ -289,15 +290,15 @@ func TestPluginLongName(t *testing.T) {
 		}
 	}
 
-	rows := parseHistory(t, k.run(t, "capstan", "history", name, "-n", pluginNamespace))
+	rows := parseHistory(t, k.Run(t, "capstan", "history", name, "-n", pluginNamespace))
 	if len(rows) != 2 || rows[1].cause != "two" || !rows[1].current {
 		t.Errorf("history of a long-named configset: %+v", rows)
 	}
-	out := k.run(t, "capstan", "diff", name, "1", "-n", pluginNamespace)
+	out := k.Run(t, "capstan", "diff", name, "1", "-n", pluginNamespace)
 	if lines := splitLines(out); !slices.Contains(lines, "-N=1") || !slices.Contains(lines, "+N=2") {
 		t.Errorf("diff of a long-named configset:\n%s", out)
 	}
-	out = k.run(t, "capstan", "rollback", name, "--to", "1", "-n", pluginNamespace)
+	out = k.Run(t, "capstan", "rollback", name, "--to", "1", "-n", pluginNamespace)
 	requireContains(t, out, "rolled back to revision 1 (now revision 3)")
 	if got := getPluginConfigSet(t, client, name); got.Spec.Data["N"] != "1" {
 		t.Errorf("after the rollback N is %q, want 1", got.Spec.Data["N"])
@@ -331,7 +332,7 @@ func TestPluginPoliciesApplyToRollbacks(t *testing.T) {
 	}
 	waitForPolicy(t, ts, labels, "to warn", func(warned bool, err error) bool { return warned && err == nil })
 
-	stdout, stderr, code := k.execCode(t, "capstan", "rollback", "policed", "--to", "1", "-n", pluginNamespace)
+	stdout, stderr, code := k.ExitCode(t, "capstan", "rollback", "policed", "--to", "1", "-n", pluginNamespace)
 	if code != 0 || stdout != "configset/policed rolled back to revision 1 (now revision 3)\n" {
 		t.Errorf("rollback under a Warn policy exited with %d and printed %q; stderr:\n%s", code, stdout, stderr)
 	}
@@ -350,7 +351,7 @@ func TestPluginPoliciesApplyToRollbacks(t *testing.T) {
 	}
 	waitForPolicy(t, ts, labels, "to deny", func(_ bool, err error) bool { return err != nil })
 
-	stderr = k.fail(t, "capstan", "rollback", "policed", "--to", "1", "-n", pluginNamespace)
+	stderr = kubectlFails(t, k, "capstan", "rollback", "policed", "--to", "1", "-n", pluginNamespace)
 	requireContains(t, stderr, "error: cannot roll back configset/policed to revision 1: ")
 	requireContains(t, stderr, "no-debug")
 	if got := getPluginConfigSet(t, client, "policed"); got.Status.CurrentRevision != 4 || got.Spec.Data["DEBUG"] != "" {
@@ -371,9 +372,9 @@ var pluginBuild struct {
 
 // pluginKubectl returns the real kubectl with kubectl-capstan on its PATH,
 // against ts, building the plugin on first use.
-func pluginKubectl(t *testing.T, ts *capstantesting.TestServer) kubectl {
+func pluginKubectl(t *testing.T, ts *capstantesting.TestServer) kubectl.Kubectl {
 	t.Helper()
-	kubectlPath := findKubectl(t)
+	kubectlPath := kubectl.Require(t)
 	pluginBuild.once.Do(func() {
 		dir, err := os.MkdirTemp("", "capstan-plugin-")
 		if err != nil {
@@ -387,18 +388,19 @@ func pluginKubectl(t *testing.T, ts *capstantesting.TestServer) kubectl {
 	if !pluginBuild.ok {
 		t.Fatalf("kubectl-capstan could not be built (see the first test that tried)")
 	}
-	return kubectl{
-		path:       kubectlPath,
-		kubeconfig: ts.Kubeconfig,
-		home:       t.TempDir(),
-		pathEnv:    pluginBuild.dir + string(os.PathListSeparator) + os.Getenv("PATH"),
-		timeout:    pluginRunTimeout,
+	return kubectl.Kubectl{
+		Path:       kubectlPath,
+		Kubeconfig: ts.Kubeconfig,
+		Home:       t.TempDir(),
+		Env: []string{"KUBECONFIG=" + ts.Kubeconfig,
+			"PATH=" + pluginBuild.dir + string(os.PathListSeparator) + os.Getenv("PATH")},
+		Timeout: pluginRunTimeout,
 	}
 }
 
 // pluginEnv returns the shared server, a kubectl with the plugin against it,
 // and an admin clientset.
-func pluginEnv(t *testing.T) (*capstantesting.TestServer, kubectl, *versioned.Clientset) {
+func pluginEnv(t *testing.T) (*capstantesting.TestServer, kubectl.Kubectl, *versioned.Clientset) {
 	t.Helper()
 	ts := sharedServer(t)
 	return ts, pluginKubectl(t, ts), newClientset(t, ts)
@@ -434,19 +436,6 @@ func waitForPolicy(t *testing.T, ts *capstantesting.TestServer, labels map[strin
 type revisionEntries struct {
 	data       map[string]string
 	secretData map[string][]byte
-}
-
-// findKubectl finds the real kubectl, which the plugin mechanism needs.
-func findKubectl(t *testing.T) string {
-	t.Helper()
-	if path, err := exec.LookPath("kubectl"); err == nil {
-		return path
-	}
-	const usual = "/usr/bin/kubectl"
-	if _, err := os.Stat(usual); err != nil {
-		t.Fatalf("kubectl is neither on PATH nor at %s: TestPlugin runs the plugin through the real kubectl (v1.32), which must be installed", usual)
-	}
-	return usual
 }
 
 // buildPlugin builds the plugin binary at out from the module's cmd/kubectl-capstan.

@@ -8,11 +8,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apiserver/pkg/server/options/encryptionconfig"
 
 	capstantesting "capstan.dev/capstan/cmd/apiserver/app/testing"
 	"capstan.dev/capstan/pkg/apis/config"
 	"capstan.dev/capstan/pkg/apis/config/v1beta1"
+	"capstan.dev/capstan/test/utils/etcdread"
 )
 
 // protobufPrefix starts every protobuf value Kubernetes' storage writes.
@@ -32,16 +32,19 @@ func TestStorageMediaTypes(t *testing.T) {
 	jsonClient, protoClient := newClientset(t, jsonReplica), newClientset(t, protoReplica)
 	etcd := etcdClient(t, jsonReplica)
 	ctx := t.Context()
-	encryption, err := encryptionconfig.LoadEncryptionConfig(ctx, encryptionFile, false, "")
+	encryption, err := etcdread.Load(ctx, encryptionFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := encryption.Transformers[schema.GroupResource{Group: config.GroupName, Resource: "configsets"}]
 	const ns = "storage-media"
 	key := "/registry/config.capstan.dev/configsets/" + ns + "/"
 	stored := func(name string) []byte {
 		t.Helper()
-		return decrypt(t, tr, key+name, etcdGet(t, etcd, key+name))
+		plain, _, err := encryption.Decrypt(ctx, schema.GroupResource{Group: config.GroupName, Resource: "configsets"}, key+name, etcdread.MustGet(t, etcd, key+name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return plain
 	}
 
 	secret := []byte("sm-secret-value")

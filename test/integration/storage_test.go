@@ -10,17 +10,15 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/apiserver/pkg/registry/rest"
-	"k8s.io/apiserver/pkg/server/options/encryptionconfig"
-	"k8s.io/apiserver/pkg/storage/value"
 
 	capstantesting "capstan.dev/capstan/cmd/apiserver/app/testing"
 	"capstan.dev/capstan/pkg/apis/config"
 	"capstan.dev/capstan/pkg/apis/config/v1alpha1"
 	"capstan.dev/capstan/pkg/apis/config/v1beta1"
 	"capstan.dev/capstan/pkg/generated/clientset/versioned"
+	"capstan.dev/capstan/test/utils/etcdread"
 )
 
 const (
@@ -43,17 +41,22 @@ func TestStorage(t *testing.T) {
 	etcd := etcdClient(t, ts)
 	ctx := t.Context()
 
-	encryption, err := encryptionconfig.LoadEncryptionConfig(ctx, filepath.Join(ts.DataDir, "encryption-config.yaml"), false, "")
+	encryption, err := etcdread.Load(ctx, filepath.Join(ts.DataDir, "encryption-config.yaml"))
 	if err != nil {
-		t.Fatalf("loading %s/encryption-config.yaml: %v", ts.DataDir, err)
+		t.Fatal(err)
 	}
-	transformerFor := func(t *testing.T, resource string) value.Transformer {
+	// decrypt decrypts raw with the server's own encryption config, and
+	// requires it to be written with the current key and provider.
+	decrypt := func(t *testing.T, resource, key string, raw []byte) []byte {
 		t.Helper()
-		tr, ok := encryption.Transformers[schema.GroupResource{Group: config.GroupName, Resource: resource}]
-		if !ok {
-			t.Fatalf("encryption-config.yaml has no transformer for %s.%s; it has %v", resource, config.GroupName, encryption.Transformers)
+		plain, stale, err := encryption.Decrypt(t.Context(), config.Resource(resource), key, raw)
+		if err != nil {
+			t.Fatalf("decrypting %s with the server's encryption config: %v", key, err)
 		}
-		return tr
+		if stale {
+			t.Errorf("value at %s is stale for the current encryption config: it was written with another key or provider", key)
+		}
+		return plain
 	}
 
 	// Distinctive values that must never reach etcd in the clear. Every test
@@ -80,13 +83,13 @@ func TestStorage(t *testing.T) {
 		}
 
 		key := "/registry/config.capstan.dev/configsets/" + storageNamespace + "/" + name
-		raw := etcdGet(t, etcd, key)
+		raw := etcdread.MustGet(t, etcd, key)
 		if !bytes.HasPrefix(raw, []byte(encryptedPrefix)) {
 			t.Fatalf("value at %s starts with %q, want the prefix %q", key, head(raw), encryptedPrefix)
 		}
 		requireNotInClear(t, key, raw, plainValue, secretValue)
 
-		plain := decrypt(t, transformerFor(t, "configsets"), key, raw)
+		plain := decrypt(t, "configsets", key, raw)
 		var stored v1beta1.ConfigSet
 		decodeStored(t, key, plain, "ConfigSet", &stored)
 		if stored.Name != name || stored.Namespace != storageNamespace {
@@ -126,13 +129,13 @@ func TestStorage(t *testing.T) {
 		}
 
 		key := "/registry/config.capstan.dev/configsets/" + storageNamespace + "/" + name
-		raw := etcdGet(t, etcd, key)
+		raw := etcdread.MustGet(t, etcd, key)
 		if !bytes.HasPrefix(raw, []byte(encryptedPrefix)) {
 			t.Fatalf("value at %s starts with %q, want the prefix %q", key, head(raw), encryptedPrefix)
 		}
 		requireNotInClear(t, key, raw, plainValue, secretValue)
 
-		plain := decrypt(t, transformerFor(t, "configsets"), key, raw)
+		plain := decrypt(t, "configsets", key, raw)
 		var stored v1beta1.ConfigSet
 		decodeStored(t, key, plain, "ConfigSet", &stored)
 		if got := stored.Spec.Data["INDEX"]; got != plainValue || len(stored.Spec.Data) != 1 {
@@ -171,13 +174,13 @@ func TestStorage(t *testing.T) {
 		}
 
 		key := "/registry/config.capstan.dev/configrevisions/" + storageNamespace + "/" + name
-		raw := etcdGet(t, etcd, key)
+		raw := etcdread.MustGet(t, etcd, key)
 		if !bytes.HasPrefix(raw, []byte(encryptedPrefix)) {
 			t.Fatalf("value at %s starts with %q, want the prefix %q", key, head(raw), encryptedPrefix)
 		}
 		requireNotInClear(t, key, raw, plainValue, secretValue)
 
-		plain := decrypt(t, transformerFor(t, "configrevisions"), key, raw)
+		plain := decrypt(t, "configrevisions", key, raw)
 		var stored v1beta1.ConfigRevision
 		decodeStored(t, key, plain, "ConfigRevision", &stored)
 		if stored.ConfigSetName != "st-manual" || stored.Revision != 3 || stored.Author != "st-author" {
@@ -207,7 +210,7 @@ func TestStorage(t *testing.T) {
 		}
 
 		key := "/registry/config.capstan.dev/configpolicies/" + name
-		raw := etcdGet(t, etcd, key)
+		raw := etcdread.MustGet(t, etcd, key)
 		if bytes.HasPrefix(raw, []byte("k8s:enc:")) {
 			t.Fatalf("value at %s is encrypted (%q); ConfigPolicies hold no secrets and are stored as plain JSON", key, head(raw))
 		}
@@ -295,26 +298,6 @@ func etcdClient(t *testing.T, ts *capstantesting.TestServer) *clientv3.Client {
 	return client
 }
 
-// etcdGet returns the value at exactly key, failing when there is none.
-func etcdGet(t *testing.T, client *clientv3.Client, key string) []byte {
-	t.Helper()
-	resp, err := client.Get(t.Context(), key)
-	if err != nil {
-		t.Fatalf("etcd get %s: %v", key, err)
-	}
-	if len(resp.Kvs) != 1 {
-		keys, _ := client.Get(t.Context(), "/registry/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
-		var present []string
-		if keys != nil {
-			for _, kv := range keys.Kvs {
-				present = append(present, string(kv.Key))
-			}
-		}
-		t.Fatalf("etcd has no value at %s; keys under /registry/: %q", key, present)
-	}
-	return resp.Kvs[0].Value
-}
-
 // requireNotInClear fails when any of values, or its base64 form, is in raw.
 func requireNotInClear(t *testing.T, key string, raw []byte, values ...string) {
 	t.Helper()
@@ -325,20 +308,6 @@ func requireNotInClear(t *testing.T, key string, raw []byte, values ...string) {
 			}
 		}
 	}
-}
-
-// decrypt decrypts raw the way the server's storage layer does: the
-// authenticated data is the full etcd key.
-func decrypt(t *testing.T, tr value.Transformer, key string, raw []byte) []byte {
-	t.Helper()
-	plain, stale, err := tr.TransformFromStorage(t.Context(), raw, value.DefaultContext(key))
-	if err != nil {
-		t.Fatalf("decrypting %s with the server's encryption config: %v", key, err)
-	}
-	if stale {
-		t.Errorf("value at %s is stale for the current encryption config: it was written with another key or provider", key)
-	}
-	return plain
 }
 
 // decodeStored checks that data is JSON of the storage version and the

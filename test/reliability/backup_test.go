@@ -24,6 +24,7 @@ import (
 	"capstan.dev/capstan/pkg/apis/config/v1beta1"
 	"capstan.dev/capstan/pkg/generated/clientset/versioned"
 	"capstan.dev/capstan/test/reliability/harness"
+	"capstan.dev/capstan/test/utils/etcdread"
 )
 
 const (
@@ -256,7 +257,7 @@ func TestBackupRestoreUnderLoad(t *testing.T) {
 		}
 	}
 	key := configSetKeyPrefix + ns + "/" + withSecret
-	stored := rawValue(ctx, t, raw, key)
+	stored := etcdread.MustGet(t, raw, key)
 	if !bytes.HasPrefix(stored, []byte("k8s:enc:aesgcm:v1:key1:")) {
 		t.Errorf("%s is stored as %.30q in the restored etcd, want aesgcm with key1", key, stored)
 	}
@@ -302,7 +303,7 @@ func TestBackupRestoreUnderLoad(t *testing.T) {
 			t.Errorf("resourceVersion %d after the restore, not past the source's last %d", rv, sourceRV)
 		}
 		key := configSetKeyPrefix + ns + "/after-restore"
-		if stored := rawValue(ctx, t, raw, key); !bytes.HasPrefix(stored, []byte("k8s:enc:aesgcm:v1:key1:")) || bytes.Contains(stored, []byte(newSecret)) {
+		if stored := etcdread.MustGet(t, raw, key); !bytes.HasPrefix(stored, []byte("k8s:enc:aesgcm:v1:key1:")) || bytes.Contains(stored, []byte(newSecret)) {
 			t.Errorf("%s stored as %.30q, want aesgcm with key1 and no secret in the clear", key, stored)
 		}
 		k := l.keys[1]

@@ -18,15 +18,14 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apiserver/pkg/server/options/encryptionconfig"
 	encryptioncontroller "k8s.io/apiserver/pkg/server/options/encryptionconfig/controller"
-	"k8s.io/apiserver/pkg/storage/value"
 
 	capstantesting "capstan.dev/capstan/cmd/apiserver/app/testing"
 	"capstan.dev/capstan/pkg/apis/config"
 	"capstan.dev/capstan/pkg/apis/config/v1beta1"
 	"capstan.dev/capstan/pkg/generated/clientset/versioned"
 	"capstan.dev/capstan/test/reliability/harness"
+	"capstan.dev/capstan/test/utils/etcdread"
 	"capstan.dev/capstan/test/utils/kms"
 )
 
@@ -79,30 +78,10 @@ func writeFile(t *testing.T, path, content string) {
 	}
 }
 
-func rawValue(ctx context.Context, t *testing.T, c *clientv3.Client, key string) []byte {
-	t.Helper()
-	resp, err := c.Get(ctx, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(resp.Kvs) != 1 {
-		t.Fatalf("no etcd value at %s", key)
-	}
-	return resp.Kvs[0].Value
-}
-
 // decryptConfigSet decrypts a raw value with the EncryptionConfiguration at
 // path, the etcd key as authenticated data, and decodes the v1beta1 JSON.
 func decryptConfigSet(ctx context.Context, path, key string, raw []byte) (*v1beta1.ConfigSet, error) {
-	enc, err := encryptionconfig.LoadEncryptionConfig(ctx, path, false, "reliability-check")
-	if err != nil {
-		return nil, fmt.Errorf("loading %s: %w", path, err)
-	}
-	tr, ok := enc.Transformers[config.Resource("configsets")]
-	if !ok {
-		return nil, fmt.Errorf("%s has no configsets transformer", path)
-	}
-	plain, _, err := tr.TransformFromStorage(ctx, raw, value.DefaultContext(key))
+	plain, _, err := etcdread.DecryptFile(ctx, path, config.Resource("configsets"), key, raw)
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +124,7 @@ func TestEncryptionAtRest(t *testing.T) {
 				t.Fatal(err)
 			}
 			key := configSetKeyPrefix + ns + "/source"
-			raw := rawValue(ctx, t, etcd, key)
+			raw := etcdread.MustGet(t, etcd, key)
 			if !bytes.HasPrefix(raw, []byte(tc.prefix)) {
 				t.Errorf("raw value starts %.40q, want prefix %q", raw, tc.prefix)
 			}
@@ -451,7 +430,7 @@ func TestEncryptionConfigInvalidReload(t *testing.T) {
 		if _, err := cs.Create(ctx, configSet(name, map[string]string{"k": "reload-plaintext-" + name}), metav1.CreateOptions{}); err != nil {
 			t.Fatalf("create %s: %v", name, err)
 		}
-		raw := rawValue(ctx, t, etcd, configSetKeyPrefix+"reload/"+name)
+		raw := etcdread.MustGet(t, etcd, configSetKeyPrefix+"reload/"+name)
 		if !bytes.HasPrefix(raw, []byte(wantPrefix)) || bytes.Contains(raw, []byte("reload-plaintext-")) {
 			t.Errorf("%s stored as %.40q, want prefix %q and no plaintext", name, raw, wantPrefix)
 		}
@@ -495,7 +474,7 @@ func TestEncryptionConfigInvalidReload(t *testing.T) {
 		if _, err := cs.Create(ctx, configSet(name, nil), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		raw := rawValue(ctx, t, etcd, configSetKeyPrefix+"reload/"+name)
+		raw := etcdread.MustGet(t, etcd, configSetKeyPrefix+"reload/"+name)
 		if bytes.HasPrefix(raw, []byte("k8s:enc:aesgcm:v1:key2:")) {
 			t.Logf("valid config reloaded after %d writes", n+1)
 			break

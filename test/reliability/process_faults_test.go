@@ -21,6 +21,7 @@ import (
 	"capstan.dev/capstan/pkg/generated/clientset/versioned"
 	"capstan.dev/capstan/pkg/registry/config/configrevision/history"
 	"capstan.dev/capstan/test/reliability/harness"
+	"capstan.dev/capstan/test/utils/etcdread"
 )
 
 // TestCapstanKilledUnderLoad: SIGKILL mid-load and a restart on the same data.
@@ -109,7 +110,7 @@ func missingCurrentRevisions(ctx context.Context, t *testing.T, raw *clientv3.Cl
 	missing := map[string]int64{}
 	for _, k := range keys {
 		key := configSetKeyPrefix + ns + "/" + k
-		cs, err := decryptConfigSet(ctx, encryption, key, rawValue(ctx, t, raw, key))
+		cs, err := decryptConfigSet(ctx, encryption, key, etcdread.MustGet(t, raw, key))
 		if err != nil {
 			t.Fatalf("reading %s from etcd: %v", key, err)
 		}

@@ -24,7 +24,6 @@ import (
 	"k8s.io/apiserver/pkg/features"
 	"k8s.io/apiserver/pkg/registry/generic"
 	genericregistry "k8s.io/apiserver/pkg/registry/generic/registry"
-	"k8s.io/apiserver/pkg/server/options/encryptionconfig"
 	"k8s.io/apiserver/pkg/storage"
 	"k8s.io/apiserver/pkg/storage/etcd3"
 	"k8s.io/apiserver/pkg/storage/storagebackend"
@@ -36,6 +35,7 @@ import (
 	"capstan.dev/capstan/cmd/apiserver/app/local"
 	"capstan.dev/capstan/pkg/apis/config"
 	"capstan.dev/capstan/test/reliability/harness"
+	"capstan.dev/capstan/test/utils/etcdread"
 )
 
 var (
@@ -79,13 +79,13 @@ func newSuiteEnv(t *testing.T) *suiteEnv {
 	if _, err := local.EnsureEncryptionConfig(path, []string{resource}); err != nil {
 		t.Fatal(err)
 	}
-	enc, err := encryptionconfig.LoadEncryptionConfig(context.Background(), path, false, "reliability")
+	enc, err := etcdread.Load(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr, ok := enc.Transformers[config.Resource("configsets")]
-	if !ok {
-		t.Fatalf("no transformer for %s", resource)
+	tr, err := enc.Transformer(config.Resource("configsets"))
+	if err != nil {
+		t.Fatal(err)
 	}
 	return &suiteEnv{etcd: etcd, transformer: tr}
 }
@@ -183,9 +183,9 @@ func (s *suiteStore) keyValidation() storagetesting.KeyValidation {
 		if !strings.HasPrefix(string(kv.Value), "k8s:enc:secretbox:v1:key1:") {
 			t.Fatalf("value at %s is not secretbox-encrypted: %.40q", kv.Key, kv.Value)
 		}
-		plain, _, err := s.env.transformer.TransformFromStorage(ctx, kv.Value, value.DefaultContext(kv.Key))
+		plain, _, err := etcdread.Decrypt(ctx, s.env.transformer, string(kv.Key), kv.Value)
 		if err != nil {
-			t.Fatalf("decrypting %s: %v", kv.Key, err)
+			t.Fatal(err)
 		}
 		obj, err := runtime.Decode(apitesting.TestCodec(suiteCodecs, examplev1.SchemeGroupVersion), plain)
 		if err != nil {

@@ -119,8 +119,7 @@ func (c *Capstan) Launch() error {
 		args = append(args, "--etcd-servers="+strings.Join(c.opts.EtcdServers, ","))
 	}
 	args = append(args, c.opts.Args...)
-	header := fmt.Sprintf("=== start %s %v\n", time.Now().Format(time.RFC3339Nano), args)
-	return c.proc.start(c.binary, args, c.logFile, header)
+	return c.proc.start(c.binary, args, c.logFile)
 }
 
 // URL is the server's base URL.

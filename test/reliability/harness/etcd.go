@@ -196,7 +196,7 @@ func (e *Etcd) launch() error {
 	if e.opts.UnsafeNoFsync {
 		args = append(args, "--unsafe-no-fsync")
 	}
-	return e.proc.start(e.binary, args, e.logFile, "")
+	return e.proc.start(e.binary, args, e.logFile)
 }
 
 // WaitHealthy waits until etcd serves a read.

@@ -2,111 +2,92 @@ package harness
 
 import (
 	"errors"
-	"os"
-	"os/exec"
 	"sync"
 	"syscall"
-	"time"
+
+	"capstan.dev/capstan/test/utils/process"
 )
 
-// child is a process the harness started, with its output appended to a log
-// file. It is signalled and killed by its PID, never by name, and can be
-// started again after it exits.
+// child is a restartable process the harness started, with its output
+// appended to a log file: each start is a new process.Process, signalled and
+// killed by its PID, never by name.
 type child struct {
 	name string
 
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{}
-	state  *os.ProcessState
+	mu sync.Mutex
+	// cur is the process to signal and kill: nil before the first start
+	// and after kill.
+	cur *process.Process
+	// last is the latest process started, for its exit; kill keeps it.
+	last *process.Process
 }
 
 // start runs binary with args, appending its output to logFile.
-func (p *child) start(binary string, args []string, logFile string, header string) error {
-	log, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+func (c *child) start(binary string, args []string, logFile string) error {
+	p, err := process.Start(process.Options{Name: c.name, Args: append([]string{binary}, args...), LogFile: logFile})
 	if err != nil {
 		return err
 	}
-	if header != "" {
-		_, _ = log.WriteString(header)
-	}
-	cmd := exec.Command(binary, args...)
-	cmd.Stdout = log
-	cmd.Stderr = log
-	if err := cmd.Start(); err != nil {
-		log.Close()
-		return err
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		log.Close()
-		p.mu.Lock()
-		p.state = cmd.ProcessState
-		p.mu.Unlock()
-		close(exited)
-	}()
-	p.mu.Lock()
-	p.cmd, p.exited, p.state = cmd, exited, nil
-	p.mu.Unlock()
+	c.mu.Lock()
+	c.cur, c.last = p, p
+	c.mu.Unlock()
 	return nil
 }
 
-// pid is the running process's id, or 0.
-func (p *child) pid() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cmd == nil || p.cmd.Process == nil {
+// pid is the current process's id, or 0.
+func (c *child) pid() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cur == nil {
 		return 0
 	}
-	return p.cmd.Process.Pid
+	return c.cur.PID
 }
 
-// exitedCh is closed when the current process has exited (nil before the first start).
-func (p *child) exitedCh() <-chan struct{} {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.exited
+// exitedCh is closed when the latest process has exited (nil before the first start).
+func (c *child) exitedCh() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.last == nil {
+		return nil
+	}
+	return c.last.Exited()
 }
 
-// exitCode is the last process's exit code, or -1 while it runs or when a signal ended it.
-func (p *child) exitCode() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.state == nil {
+// exitCode is the latest process's exit code, or -1 while it runs or when a signal ended it.
+func (c *child) exitCode() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.last == nil {
 		return -1
 	}
-	return p.state.ExitCode()
+	return c.last.ExitCode()
 }
 
 // signal sends sig to the running process.
-func (p *child) signal(sig syscall.Signal) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cmd == nil || p.cmd.Process == nil {
-		return errors.New(p.name + " is not running")
+func (c *child) signal(sig syscall.Signal) error {
+	c.mu.Lock()
+	p := c.cur
+	c.mu.Unlock()
+	if p == nil {
+		return errors.New(c.name + " is not running")
 	}
-	return p.cmd.Process.Signal(sig)
+	return p.Signal(sig)
 }
 
 // kill sends SIGKILL, then SIGCONT so that a paused process can die, and
 // waits for the exit.
-func (p *child) kill() {
-	p.mu.Lock()
-	cmd, exited := p.cmd, p.exited
-	p.mu.Unlock()
-	if cmd == nil || cmd.Process == nil {
+func (c *child) kill() {
+	c.mu.Lock()
+	p := c.cur
+	c.mu.Unlock()
+	if p == nil {
 		return
 	}
-	_ = cmd.Process.Signal(syscall.SIGKILL)
-	_ = cmd.Process.Signal(syscall.SIGCONT)
-	select {
-	case <-exited:
-	case <-time.After(10 * time.Second):
+	_ = p.Kill()
+	c.mu.Lock()
+	if c.cur == p {
+		c.cur = nil
 	}
-	p.mu.Lock()
-	if p.cmd == cmd {
-		p.cmd = nil
-	}
-	p.mu.Unlock()
+	c.mu.Unlock()
 }

@@ -371,14 +371,14 @@ func (c *Cluster) up(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	if err := kubeEtcd.waitReady(ctx, etcdHealth(c.KubeEtcdURL, nil)); err != nil {
+	if err := kubeEtcd.WaitReady(ctx, etcdHealth(c.KubeEtcdURL, nil)); err != nil {
 		return err
 	}
 	etcdTLS, err := tlsConfig(c.EtcdCAFile, c.CapstanEtcdClientCert, c.CapstanEtcdClientKey)
 	if err != nil {
 		return err
 	}
-	if err := capstanEtcd.waitReady(ctx, etcdHealth(c.CapstanEtcdURL, etcdTLS)); err != nil {
+	if err := capstanEtcd.WaitReady(ctx, etcdHealth(c.CapstanEtcdURL, etcdTLS)); err != nil {
 		return err
 	}
 	progress("etcd ready: %s (kube-apiserver), %s (Capstan, TLS with client certificates)", c.KubeEtcdURL, c.CapstanEtcdURL)
@@ -421,7 +421,7 @@ func (c *Cluster) up(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	if err := kubeAPIServer.waitReady(ctx, httpOK(c.KubeAPIServerURL+"/readyz", adminTLS)); err != nil {
+	if err := kubeAPIServer.WaitReady(ctx, httpOK(c.KubeAPIServerURL+"/readyz", adminTLS)); err != nil {
 		return err
 	}
 	progress("kube-apiserver ready: %s", c.KubeAPIServerURL)
@@ -505,7 +505,7 @@ func (c *Cluster) up(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	if err := kcm.waitReady(ctx, httpOK("https://"+hostPort(kcmPort)+"/healthz", clusterCAOnly)); err != nil {
+	if err := kcm.WaitReady(ctx, httpOK("https://"+hostPort(kcmPort)+"/healthz", clusterCAOnly)); err != nil {
 		return err
 	}
 	progress("kube-controller-manager ready: https://%s", hostPort(kcmPort))
@@ -553,7 +553,7 @@ func (c *Cluster) StartControllerManager(ctx context.Context, name string) (*Pro
 	if err != nil {
 		return nil, err
 	}
-	return p, p.waitReady(ctx, httpOK(p.URL+"/healthz", clusterCAOnly))
+	return p, p.WaitReady(ctx, httpOK(p.URL+"/healthz", clusterCAOnly))
 }
 
 // ControllerManagerLeaseDuration is the lease of the controller manager's
@@ -588,7 +588,7 @@ func (c *Cluster) Down() error {
 	defer c.mu.Unlock()
 	var errs []error
 	for i := len(c.Processes) - 1; i >= 0; i-- {
-		if err := c.Processes[i].stop(stopGrace(c.Processes[i].Name)); err != nil {
+		if err := c.Processes[i].Stop(stopGrace(c.Processes[i].Name)); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -620,7 +620,7 @@ func (c *Cluster) StopCapstan() error {
 	if p == nil {
 		return errors.New("cluster: no capstan process recorded")
 	}
-	return p.stop(stopGrace(ProcessCapstan))
+	return p.Stop(stopGrace(ProcessCapstan))
 }
 
 // StartCapstan starts capstan-apiserver again with the command line Up used,
@@ -685,7 +685,7 @@ func (c *Cluster) waitCapstanReady(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return p.waitReady(ctx, httpOK(c.CapstanURL+"/readyz", caOnly))
+	return p.WaitReady(ctx, httpOK(c.CapstanURL+"/readyz", caOnly))
 }
 
 // saveLocked writes the state file; the caller holds c.mu.

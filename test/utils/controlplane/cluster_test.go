@@ -1,13 +1,9 @@
 package controlplane
 
 import (
-	"context"
-	"errors"
-	"os/exec"
-	"path/filepath"
+	"encoding/json"
 	"strings"
 	"testing"
-	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -47,66 +43,23 @@ func TestAggregatedRules(t *testing.T) {
 	}
 }
 
-// TestStopSignalsOnlyTheRecordedProcess starts a process, stops it, and
-// checks that a record whose start time does not match (a reused PID) is
-// never signalled.
-func TestStopSignalsOnlyTheRecordedProcess(t *testing.T) {
-	dir := t.TempDir()
-	sleep, err := exec.LookPath("sleep")
-	if err != nil {
-		t.Skip("no sleep binary")
-	}
-	p, err := startProcess("sleeper", dir, filepath.Join(dir, "sleeper.log"), []string{sleep, "60"}, false)
-	if err != nil {
+// TestProcessStateFields pins the JSON of a recorded process, so that state
+// files written before still load.
+func TestProcessStateFields(t *testing.T) {
+	const recorded = `{"name":"capstan","pid":42,"startTicks":7,"args":["bin/capstan-apiserver","--v=2"],"logFile":"logs/capstan.log","url":"https://127.0.0.1:1"}`
+	var p Process
+	if err := json.Unmarshal([]byte(recorded), &p); err != nil {
 		t.Fatal(err)
 	}
-	if !p.Running() || p.StartTicks == 0 {
-		t.Fatalf("started process: running %v, start ticks %d", p.Running(), p.StartTicks)
+	if p.Name != "capstan" || p.PID != 42 || p.StartTicks != 7 || strings.Join(p.Args, " ") != "bin/capstan-apiserver --v=2" ||
+		p.LogFile != "logs/capstan.log" || p.URL != "https://127.0.0.1:1" {
+		t.Fatalf("loaded %+v from %s", p, recorded)
 	}
-
-	// As loaded from a state file by another process: no cmd to wait on.
-	loaded := &Process{Name: p.Name, PID: p.PID, StartTicks: p.StartTicks}
-	if !loaded.Running() {
-		t.Fatal("a loaded record of a live process reports it stopped")
-	}
-	impostor := &Process{Name: "impostor", PID: p.PID, StartTicks: p.StartTicks + 1}
-	if impostor.Running() {
-		t.Fatal("a record with another start time claims the process")
-	}
-	if err := impostor.stop(time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if !p.Running() {
-		t.Fatal("stopping a record with another start time signalled the process")
-	}
-
-	start := time.Now()
-	if err := loaded.stop(5 * time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if p.Running() || loaded.Running() {
-		t.Fatal("the process runs after stop")
-	}
-	if d := time.Since(start); d > 4*time.Second {
-		t.Fatalf("stop took %s: SIGTERM should end sleep at once", d)
-	}
-}
-
-// TestWaitReadyQuotesTheLog checks that a process that dies before it is
-// ready fails with the end of its log.
-func TestWaitReadyQuotesTheLog(t *testing.T) {
-	dir := t.TempDir()
-	sh, err := exec.LookPath("sh")
-	if err != nil {
-		t.Skip("no sh")
-	}
-	p, err := startProcess("failing", dir, filepath.Join(dir, "failing.log"),
-		[]string{sh, "-c", "echo 'the reason it failed' >&2; exit 3"}, false)
+	data, err := json.Marshal(&p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = p.waitReady(t.Context(), func(context.Context) error { return errors.New("not ready") })
-	if err == nil || !strings.Contains(err.Error(), "the reason it failed") || !strings.Contains(err.Error(), "exited before it was ready") {
-		t.Fatalf("waitReady: %v", err)
+	if string(data) != recorded {
+		t.Fatalf("recorded as\n%s\nwant\n%s", data, recorded)
 	}
 }

@@ -478,7 +478,7 @@ func (c *Cluster) waitAPIServices(ctx context.Context, status string) error {
 	err = fmt.Errorf("waiting for the APIServices to be Available=%s: %w", status, err)
 	if p := c.Process(ProcessCapstan); status == "True" && p != nil {
 		// Capstan's log usually says why the aggregator cannot reach it.
-		err = fmt.Errorf("%w; end of %s:\n%s", err, p.LogFile, logTail(p.LogFile))
+		err = fmt.Errorf("%w; end of %s:\n%s", err, p.LogFile, p.LogTail())
 	}
 	return err
 }
