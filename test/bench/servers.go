@@ -470,6 +470,22 @@ func (b *benchCluster) grantBenchUser(ctx context.Context) error {
 	return err
 }
 
+// clusterSettings are the settings of a system on the bench's control plane:
+// the bench user, the deployed defaults, JSON.
+func clusterSettings(path, server, admission string) Settings {
+	return Settings{
+		Path:                path,
+		Server:              server,
+		Authentication:      benchUserAuth,
+		Admission:           admission,
+		PriorityAndFairness: true,
+		Encryption:          deployedEncryption,
+		WireFormat:          wireJSON,
+		Objects:             objectsShape,
+		Client:              benchClient,
+	}
+}
+
 // aggregated is O-agg: Capstan through kube-apiserver's aggregator, called as
 // the bench user.
 func (b *benchCluster) aggregated() (*kubeSystem, error) {
@@ -497,17 +513,8 @@ func (b *benchCluster) aggregated() (*kubeSystem, error) {
 		etcdHTTP:   tlsHTTPClient(etcdTLS),
 		pprof:      []pprofEndpoint{{role: "kube-apiserver", config: b.admin}, {role: "capstan", config: b.capstanAdmin}},
 		stopFunc:   func() {},
-		config: Settings{
-			Path:                "client → kube-apiserver → aggregator proxy (front-proxy certificate, X-Remote-* headers) → capstan-apiserver",
-			Server:              aggregatedRun,
-			Authentication:      benchUserAuth,
-			Admission:           capstanChain,
-			PriorityAndFairness: true,
-			Encryption:          deployedEncryption,
-			WireFormat:          wireJSON,
-			Objects:             objectsShape,
-			Client:              benchClient,
-		},
+		config: clusterSettings("client → kube-apiserver → aggregator proxy (front-proxy certificate, X-Remote-* headers) → capstan-apiserver",
+			aggregatedRun, capstanChain),
 	}, nil
 }
 
@@ -580,16 +587,7 @@ func (b *benchCluster) crd(ctx context.Context) (*kubeSystem, error) {
 		etcdHTTP:   http.DefaultClient,
 		pprof:      []pprofEndpoint{{role: "kube-apiserver", config: b.admin}},
 		stopFunc:   func() {},
-		config: Settings{
-			Path:                "client → kube-apiserver",
-			Server:              "kube-apiserver's apiextensions-apiserver (a CRD with ConfigSet's schema)",
-			Authentication:      benchUserAuth,
-			Admission:           "kube-apiserver's: NamespaceLifecycle, admission policies",
-			PriorityAndFairness: true,
-			Encryption:          deployedEncryption,
-			WireFormat:          wireJSON,
-			Objects:             objectsShape,
-			Client:              benchClient,
-		},
+		config: clusterSettings("client → kube-apiserver", "kube-apiserver's apiextensions-apiserver (a CRD with ConfigSet's schema)",
+			"kube-apiserver's: NamespaceLifecycle, admission policies"),
 	}, nil
 }

@@ -100,10 +100,18 @@ func TestAPIServiceAvailability(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Logf("available %s after the start", time.Since(started).Round(100*time.Millisecond))
-		got, err := sets.Get(ctx, "durable", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		// The aggregator's proxy learns of the new status from its own
+		// APIService informer, a moment after the status is written: until
+		// then it still answers 503 itself.
+		var got *configv1beta1.ConfigSet
+		eventually(t, availabilityChange, "a get through kube-apiserver", func() error {
+			var err error
+			got, err = sets.Get(ctx, "durable", metav1.GetOptions{})
+			if err != nil && !apierrors.IsServiceUnavailable(err) {
+				t.Fatalf("get after the restart: %v", err)
+			}
+			return err
+		})
 		if got.Spec.Data["KEPT"] != "yes" || got.Status.CurrentRevision != 1 {
 			t.Fatalf("after the restart: %+v", got)
 		}

@@ -14,7 +14,6 @@ import (
 
 	configv1beta1 "capstan.dev/capstan/pkg/apis/config/v1beta1"
 	"capstan.dev/capstan/pkg/generated/clientset/versioned"
-	"capstan.dev/capstan/test/utils"
 	"capstan.dev/capstan/test/utils/controlplane"
 )
 
@@ -136,19 +135,7 @@ func TestProxiedRequestsAreAuthorizedOnce(t *testing.T) {
 func delegatedAuthzRequests(t *testing.T) float64 {
 	t.Helper()
 	cfg := directConfig(restConfig(t, testCluster.AdminKubeconfig))
-	resp, err := httpClient(t, cfg).Get(cfg.Host + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET Capstan's /metrics: %v %s", err, resp.Status)
-	}
-	series, err := utils.MetricSeries(body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	series := scrapeMetrics(t, cfg, cfg.Host)
 	var total float64
 	for k, v := range series {
 		if strings.HasPrefix(k, "apiserver_delegated_authz_request_total") {

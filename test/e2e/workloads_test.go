@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 
 	"capstan.dev/capstan/pkg/apis/config"
@@ -371,9 +372,14 @@ func controllerManagerMetrics(t *testing.T) map[string]float64 {
 	if url == "" {
 		t.Fatal("no controller manager runs")
 	}
-	cfg := restConfig(t, testCluster.AdminKubeconfig)
-	client := httpClient(t, cfg)
-	resp, err := client.Get(url + "/metrics")
+	return scrapeMetrics(t, restConfig(t, testCluster.AdminKubeconfig), url)
+}
+
+// scrapeMetrics reads url/metrics with cfg's credentials and returns each
+// series' value by its name and labels.
+func scrapeMetrics(t *testing.T, cfg *rest.Config, url string) map[string]float64 {
+	t.Helper()
+	resp, err := httpClient(t, cfg).Get(url + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
