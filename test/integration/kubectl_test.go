@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,6 +14,7 @@ import (
 
 	capstantesting "capstan.dev/capstan/cmd/apiserver/app/testing"
 	"capstan.dev/capstan/test/utils/kubectl"
+	"capstan.dev/capstan/test/utils/repo"
 )
 
 // kubectlTimeout bounds one kubectl invocation; discovery against a fresh
@@ -238,23 +238,14 @@ func kubectlFails(t *testing.T, k kubectl.Kubectl, args ...string) string {
 	return stderr
 }
 
-// repoRoot finds the module root above the test's working directory.
+// repoRoot is the checkout's root, failing the test when there is none.
 func repoRoot(t *testing.T) string {
 	t.Helper()
-	dir, err := os.Getwd()
+	root, err := repo.Root()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		if data, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && bytes.Contains(data, []byte("module capstan.dev/capstan\n")) {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatalf("no go.mod of capstan.dev/capstan above the working directory")
-		}
-		dir = parent
-	}
+	return root
 }
 
 // columnSplit separates kubectl's table columns: two or more spaces.
