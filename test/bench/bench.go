@@ -383,6 +383,26 @@ func (r *runner) runAll(ctx context.Context, sys system) error {
 	return ctx.Err()
 }
 
+// wirePrefix marks the workloads that compare wire formats.
+const wirePrefix = "wire "
+
+// runWire lists every object and gets some from the watch cache with a JSON
+// and a protobuf client of the same server, for client plus server CPU.
+func (r *runner) runWire(ctx context.Context, systems ...system) {
+	s := r.sizes
+	prefix := fmt.Sprintf("c%d", s.CreateConc[len(s.CreateConc)-1])
+	for _, sys := range systems {
+		r.measure(ctx, sys, fmt.Sprintf("%slist all %d", wirePrefix, s.Objects), s.ListRepeats, 1, false, func(ctx context.Context, _ int) error {
+			_, err := sys.list(ctx, "", "", 0)
+			return err
+		})
+		r.measure(ctx, sys, wirePrefix+"get rv=0", min(s.MutateOps, s.Objects), s.MutateConc, false, func(ctx context.Context, i int) error {
+			ns, name := r.ref(prefix, i)
+			return sys.get(ctx, ns, name, true)
+		})
+	}
+}
+
 // clear deletes every object runAll created, for a system that shares its
 // server with the next one.
 func (r *runner) clear(ctx context.Context, sys system) error {

@@ -94,6 +94,15 @@ func capstanClient(cfg *rest.Config) (configclient.ConfigV1beta1Interface, error
 	return configclient.NewForConfig(restConfigForBench(cfg))
 }
 
+// capstanProtobufClient is the same client speaking protobuf, as the
+// generated clientset does by default.
+func capstanProtobufClient(cfg *rest.Config) (configclient.ConfigV1beta1Interface, error) {
+	c := restConfigForBench(cfg)
+	c.ContentType = runtime.ContentTypeProtobuf
+	c.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
+	return configclient.NewForConfig(c)
+}
+
 // crdClient is the same typed client on the CRD's group: a scheme that knows
 // the v1beta1 Go types under that group decodes the CRD's JSON into them.
 func crdClient(cfg *rest.Config, gv schema.GroupVersion) (configclient.ConfigV1beta1Interface, error) {

@@ -52,7 +52,7 @@ type Ratio struct {
 	HigherIsBetter bool `json:"higherIsBetter"`
 }
 
-var systemOrder = []string{"E", "O", "O-direct", "O-agg", "C"}
+var systemOrder = []string{"E", "O", "O-direct", "O-agg", "O-agg-pb", "C"}
 
 func machine() Machine {
 	m := Machine{NumCPU: runtime.NumCPU()}
@@ -112,6 +112,12 @@ var (
 	mEtcdCPU    = metric{"etcd CPU ms/op", func(m Measurement) float64 { return m.EtcdCPUPerOpMs }, false}
 	mPuts       = metric{"etcd puts/op", func(m Measurement) float64 { return m.EtcdPutsPerOp }, false}
 	mSeconds    = metric{"seconds", func(m Measurement) float64 { return m.Seconds }, false}
+	mTotalCPU   = metric{"client+server CPU ms/op", func(m Measurement) float64 {
+		if m.Ops == 0 {
+			return 0
+		}
+		return 1000 * (m.ServerCPU + m.ClientCPU) / float64(m.Ops)
+	}, false}
 	mServerSecs = metric{"server CPU s", func(m Measurement) float64 { return m.ServerCPU }, false}
 	mRSSPer1k   = metric{"RSS MiB per 1k objects", func(m Measurement) float64 { return m.Extra["rssMiBPer1kObjects"] }, false}
 	mRSSLoaded  = metric{"RSS MiB loaded", func(m Measurement) float64 { return m.Extra["rssLoadedMiB"] }, false}
@@ -120,6 +126,8 @@ var (
 
 func metricsFor(workload string) []metric {
 	switch {
+	case strings.HasPrefix(workload, wirePrefix):
+		return []metric{mP50, mCPU, mTotalCPU}
 	case workload == "memory":
 		return []metric{mRSSPer1k, mRSSLoaded, mHeapPer1k}
 	case strings.HasPrefix(workload, "informers"):

@@ -54,6 +54,7 @@ const benchUser = "capstan-bench"
 // Settings common to every API server system.
 const (
 	wireJSON      = "JSON (application/json)"
+	wireProtobuf  = "protobuf (application/vnd.kubernetes.protobuf)"
 	objectsShape  = "ConfigSets of 12 data and 4 secretData entries of 64 bytes (~1 KiB), labelled"
 	benchClient   = "the generated typed client, QPS=-1 (no client-side rate limit)"
 	capstanChain  = "Capstan's, as deployed: NamespaceLifecycle, admission policies and webhooks, ConfigPolicy, ResourceQuota"
@@ -516,6 +517,20 @@ func (b *benchCluster) aggregated() (*kubeSystem, error) {
 		config: clusterSettings("client → kube-apiserver → aggregator proxy (front-proxy certificate, X-Remote-* headers) → capstan-apiserver",
 			aggregatedRun, capstanChain),
 	}, nil
+}
+
+// aggregatedProtobuf is O-agg-pb: O-agg with the client speaking protobuf.
+func (b *benchCluster) aggregatedProtobuf() (*kubeSystem, error) {
+	sys, err := b.aggregated()
+	if err != nil {
+		return nil, err
+	}
+	if sys.client, err = capstanProtobufClient(b.user); err != nil {
+		return nil, err
+	}
+	sys.sysName = "O-agg-pb"
+	sys.config.WireFormat = wireProtobuf
+	return sys, nil
 }
 
 // direct is O-direct: the aggregated Capstan of O-agg called directly the way
