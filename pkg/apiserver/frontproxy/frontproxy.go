@@ -91,12 +91,13 @@ func Apply(c *genericapiserver.Config) {
 	if rh == nil || c.Authentication.Authenticator == nil || c.Authorization.Authorizer == nil {
 		return
 	}
-	// The same authenticator the delegating one starts with, built again so
-	// that its successes can be told apart; it adds system:authenticated as
-	// the delegating one does. Front-proxied requests stop here; for the
-	// others it is one failed certificate verification more.
-	proxy := headerrequest.NewDynamicVerifyOptionsSecure(rh.CAContentProvider.VerifyOptions, rh.AllowedClientNames,
-		rh.UsernameHeaders, rh.UIDHeaders, rh.GroupHeaders, rh.ExtraHeaderPrefixes)
+	// The authenticator the delegating one starts with, built again so that
+	// its successes can be told apart, and with its certificate verifications
+	// remembered; it adds system:authenticated as the delegating one does.
+	// Front-proxied requests stop here; for the others it is one failed
+	// certificate verification more.
+	proxy := newVerifier(rh.CAContentProvider.VerifyOptions, rh.AllowedClientNames,
+		headerrequest.NewDynamic(rh.UsernameHeaders, rh.UIDHeaders, rh.GroupHeaders, rh.ExtraHeaderPrefixes))
 	c.Authentication.Authenticator = union.New(group.NewAuthenticatedGroupAdder(marking{proxy}), c.Authentication.Authenticator)
 
 	build := c.BuildHandlerChainFunc
