@@ -366,7 +366,10 @@ func (r *runner) runAll(ctx context.Context, sys system) error {
 		})
 	}
 
-	r.watchWorkload(ctx, sys, prefix)
+	// One rate the machine carries, so that delivery is not queueing, and
+	// one that saturates it.
+	r.watchWorkload(ctx, sys, prefix, "", max(s.WatchRate/10, 1))
+	r.watchWorkload(ctx, sys, prefix, "", s.WatchRate)
 
 	r.measure(ctx, sys, fmt.Sprintf("informers x%d sync", s.Informers), 1, 1, false, func(ctx context.Context, _ int) error {
 		return sys.informers(ctx, s.Informers)
@@ -400,6 +403,7 @@ func (r *runner) runWire(ctx context.Context, systems ...system) {
 			ns, name := r.ref(prefix, i)
 			return sys.get(ctx, ns, name, true)
 		})
+		r.watchWorkload(ctx, sys, prefix, wirePrefix, s.WatchRate)
 	}
 }
 
@@ -416,7 +420,7 @@ func (r *runner) clear(ctx context.Context, sys system) error {
 
 // watchWorkload starts the watchers on one namespace, sends merge patches
 // carrying their send time at a fixed rate, and measures delivery.
-func (r *runner) watchWorkload(ctx context.Context, sys system, prefix string) {
+func (r *runner) watchWorkload(ctx context.Context, sys system, prefix, label string, rate int) {
 	s := r.sizes
 	ns := namespaceName("bench", 0)
 	var mu sync.Mutex
@@ -437,10 +441,10 @@ func (r *runner) watchWorkload(ctx context.Context, sys system, prefix string) {
 	}
 	// Objects of namespace 0 are those with i % Namespaces == 0.
 	perNS := (s.Objects + s.Namespaces - 1) / s.Namespaces
-	total := s.WatchRate * s.WatchSeconds
+	total := rate * s.WatchSeconds
 	settle()
 	before := snapshot(ctx, sys)
-	interval := time.Second / time.Duration(s.WatchRate)
+	interval := time.Second / time.Duration(rate)
 	tick := time.NewTicker(interval)
 	var sent, failed int
 	var firstErr string
@@ -486,7 +490,7 @@ func (r *runner) watchWorkload(ctx context.Context, sys system, prefix string) {
 	mu.Lock()
 	delivered := slicesClone(lat)
 	mu.Unlock()
-	m := Measurement{System: sys.name(), Workload: fmt.Sprintf("watch %d watchers @%d/s", s.Watchers, s.WatchRate),
+	m := Measurement{System: sys.name(), Workload: fmt.Sprintf("%swatch %d watchers @%d/s", label, s.Watchers, rate),
 		Ops: len(delivered), Errors: failed, FirstError: firstErr,
 		P50ms: percentile(delivered, 50), P99ms: percentile(delivered, 99)}
 	finish(&m, before, after)

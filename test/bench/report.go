@@ -126,6 +126,8 @@ var (
 
 func metricsFor(workload string) []metric {
 	switch {
+	case strings.HasPrefix(workload, wirePrefix+"watch"):
+		return []metric{mP50, mP99, mCPU, mTotalCPU}
 	case strings.HasPrefix(workload, wirePrefix):
 		return []metric{mP50, mCPU, mTotalCPU}
 	case workload == "memory":
