@@ -114,6 +114,9 @@ type runner struct {
 	profiles []Profile
 	// systems are the settings of every system measured, by name.
 	systems map[string]Settings
+	// versions are those of the programs measured, read when the run starts
+	// (the checkout may move on while it runs).
+	versions map[string]string
 }
 
 // record keeps the settings sys runs with for the report.

@@ -113,7 +113,7 @@ func run(ctx context.Context, quick bool, out, md, systemsFlag, workDir, root, p
 	if pprofDir == "" {
 		pprofDir = filepath.Join(root, "_output", "bench", "pprof")
 	}
-	r := &runner{sizes: s, outDir: filepath.Dir(out), pprofDir: pprofDir, log: func(format string, args ...any) {
+	r := &runner{sizes: s, outDir: filepath.Dir(out), pprofDir: pprofDir, versions: versions(rootAbs), log: func(format string, args ...any) {
 		fmt.Printf("[%6.1fs] %s\n", time.Since(started).Seconds(), fmt.Sprintf(format, args...))
 	}}
 	want := map[string]bool{}

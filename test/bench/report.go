@@ -186,14 +186,13 @@ func buildRatios(ms []Measurement, comps []Comparison) []Ratio {
 }
 
 func buildResults(r *runner, quick bool, d time.Duration, errs []string) Results {
-	root := "."
 	comps := checkComparisons(r.systems)
 	return Results{
 		Date:     time.Now().UTC().Format(time.RFC3339),
 		Quick:    quick,
 		Seconds:  d.Seconds(),
 		Machine:  machine(),
-		Versions: versions(root),
+		Versions: r.versions,
 		Sizes:    r.sizes,
 		Settings: []string{
 			"every process on 127.0.0.1; client, servers and etcd share the machine",
