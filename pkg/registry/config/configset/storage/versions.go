@@ -87,34 +87,57 @@ func internLargeValues(spec *config.ConfigSetSpec) {
 // lastDecoded is shared by every ConfigSet store of the process.
 var lastDecoded = newVersionTable()
 
-// versionTable remembers, by UID, the ConfigSet decoded last. It holds weak
+// recentVersions is how many decoded versions of one ConfigSet the table
+// remembers. The version decoded last is often a request's, dropped and freed
+// soon after; the watch cache's version is decoded just before or after it.
+// Remembering a few lets the next decode share with whichever is still in
+// memory, rather than start a copy of its own once the request's is gone.
+const recentVersions = 8
+
+// versionTable remembers, by UID, the ConfigSets decoded last. It holds weak
 // pointers only: a version stays in memory exactly as long as the watch cache
-// or a request refers to it, and its entry goes when it is freed.
+// or a request refers to it, and its pointer goes when it is freed.
 type versionTable struct {
 	mu     sync.Mutex
-	latest map[types.UID]weak.Pointer[config.ConfigSet]
+	latest map[types.UID]*versionRing
 }
+
+// versionRing holds the recent versions of one ConfigSet, newest first.
+type versionRing [recentVersions]weak.Pointer[config.ConfigSet]
 
 func newVersionTable() *versionTable {
-	return &versionTable{latest: map[types.UID]weak.Pointer[config.ConfigSet]{}}
+	return &versionTable{latest: map[types.UID]*versionRing{}}
 }
 
-// share points cs's unchanged values at those of the version decoded before
-// it, then makes cs the one later versions share with. cs is not visible to
-// any other decode until it is complete.
+// share points cs's unchanged values at those of the newest version decoded
+// before it that is still in memory, then makes cs the newest. cs is not
+// visible to any other decode until it is complete.
 func (t *versionTable) share(cs *config.ConfigSet) {
 	if cs.UID == "" {
 		return
 	}
+	var prev *config.ConfigSet
 	t.mu.Lock()
-	prev := t.latest[cs.UID].Value()
+	if ring := t.latest[cs.UID]; ring != nil {
+		for _, wp := range ring {
+			if prev = wp.Value(); prev != nil {
+				break
+			}
+		}
+	}
 	t.mu.Unlock()
 	if prev != nil && prev != cs {
 		shareUnchanged(prev, cs)
 	}
 	wp := weak.Make(cs)
 	t.mu.Lock()
-	t.latest[cs.UID] = wp
+	ring := t.latest[cs.UID]
+	if ring == nil {
+		ring = &versionRing{}
+		t.latest[cs.UID] = ring
+	}
+	copy(ring[1:], ring[:recentVersions-1])
+	ring[0] = wp
 	t.mu.Unlock()
 	runtime.AddCleanup(cs, t.forget, versionRef{uid: cs.UID, ptr: wp})
 }
@@ -124,13 +147,41 @@ type versionRef struct {
 	ptr weak.Pointer[config.ConfigSet]
 }
 
-// forget removes the entry of a freed version unless a later one replaced it.
+// forget drops the pointer to a freed version, and the ConfigSet's entry once
+// none of its versions is remembered.
 func (t *versionTable) forget(ref versionRef) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.latest[ref.uid] == ref.ptr {
+	ring := t.latest[ref.uid]
+	if ring == nil {
+		return
+	}
+	empty := true
+	for i, wp := range ring {
+		if wp == ref.ptr {
+			ring[i] = weak.Pointer[config.ConfigSet]{}
+		} else if wp != (weak.Pointer[config.ConfigSet]{}) {
+			empty = false
+		}
+	}
+	if empty {
 		delete(t.latest, ref.uid)
 	}
+}
+
+// remembered is the number of versions of uid the table remembers, for tests.
+func (t *versionTable) remembered(uid types.UID) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	if ring := t.latest[uid]; ring != nil {
+		for _, wp := range ring {
+			if wp != (weak.Pointer[config.ConfigSet]{}) {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // len is the number of ConfigSets the table remembers, for tests.
