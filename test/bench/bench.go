@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
+
+	"capstan.dev/capstan/test/utils/process"
 )
 
 // sizes are the workload sizes of a run.
@@ -161,17 +163,17 @@ func snapshot(ctx context.Context, sys system) cpuSnapshot {
 	switch k := sys.(type) {
 	case *kubeSystem:
 		for _, ref := range k.servers {
-			s.byRole[ref.role] += cpuSeconds(ref.pid())
+			s.byRole[ref.role] += process.CPUSeconds(ref.pid())
 		}
 	default:
 		for _, pid := range sys.serverPIDs() {
-			s.byRole["etcd"] += cpuSeconds(pid)
+			s.byRole["etcd"] += process.CPUSeconds(pid)
 		}
 	}
 	for _, pid := range sys.etcdPIDs() {
-		s.etcd += cpuSeconds(pid)
+		s.etcd += process.CPUSeconds(pid)
 	}
-	s.client = cpuSeconds(os.Getpid())
+	s.client = process.CPUSeconds(os.Getpid())
 	s.counters, _ = sys.etcdCounters(ctx)
 	return s
 }

@@ -14,10 +14,6 @@ import (
 	"capstan.dev/capstan/test/utils/process"
 )
 
-// clockTicks is USER_HZ, the unit of utime and stime in /proc/PID/stat; it is
-// 100 on every Linux architecture Go supports.
-const clockTicks = 100
-
 // processes records every process the bench started, so that an error or an
 // interrupt still stops each of them.
 var processes struct {
@@ -47,28 +43,6 @@ func stopAll() {
 	for i := len(list) - 1; i >= 0; i-- {
 		_ = list[i].Stop(15 * time.Second)
 	}
-}
-
-// cpuSeconds is utime+stime of a process, in seconds.
-func cpuSeconds(pid int) float64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(data)
-	// The command name may hold spaces; fields restart after the last ')'.
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(s[i+1:])
-	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
-	if len(f) < 13 {
-		return 0
-	}
-	u, _ := strconv.ParseUint(f[11], 10, 64)
-	st, _ := strconv.ParseUint(f[12], 10, 64)
-	return float64(u+st) / clockTicks
 }
 
 // rssMiB is VmRSS of a process in MiB.

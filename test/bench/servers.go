@@ -363,15 +363,11 @@ func (b *benchCluster) reconfigure(ctx context.Context) error {
 		return err
 	}
 	args := append(withProfiling(kp.Args), "--encryption-provider-config="+kubeEncryption)
-	if err := syscall.Kill(kp.PID, syscall.SIGTERM); err != nil {
+	if err := kp.Signal(syscall.SIGTERM); err != nil {
 		return fmt.Errorf("stopping the harness's kube-apiserver: %w", err)
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for kp.Running() {
-		if time.Now().After(deadline) {
-			return errors.New("the harness's kube-apiserver did not stop")
-		}
-		time.Sleep(100 * time.Millisecond)
+	if !kp.WaitExit(60 * time.Second) {
+		return errors.New("the harness's kube-apiserver did not stop")
 	}
 	b.kube, err = startProcess("kube-apiserver", filepath.Join(c.WorkDir, "logs", "kube-apiserver-bench.log"), args)
 	if err != nil {

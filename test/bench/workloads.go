@@ -20,6 +20,7 @@ import (
 	configv1beta1 "capstan.dev/capstan/pkg/apis/config/v1beta1"
 	"capstan.dev/capstan/pkg/controller/projection"
 	"capstan.dev/capstan/test/utils/controlplane"
+	"capstan.dev/capstan/test/utils/process"
 )
 
 // propagationNamespace holds the propagation workload's objects.
@@ -149,7 +150,7 @@ func (r *runner) runPropagation(ctx context.Context, b *benchCluster) error {
 		wg       sync.WaitGroup
 		cmu      sync.Mutex
 	)
-	cpu0 := cpuSeconds(pid)
+	cpu0 := process.CPUSeconds(pid)
 	interval := time.Second / time.Duration(s.PropagationRate)
 	tick := time.NewTicker(interval)
 	start := time.Now()
@@ -187,7 +188,7 @@ func (r *runner) runPropagation(ctx context.Context, b *benchCluster) error {
 		m.FirstError = err.Error()
 	}
 	elapsed := time.Since(start)
-	cpu := cpuSeconds(pid) - cpu0
+	cpu := process.CPUSeconds(pid) - cpu0
 
 	var lat []time.Duration
 	mu.Lock()

@@ -15,6 +15,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
+
+	"capstan.dev/capstan/pkg/util/atomicfile"
 )
 
 // Values of --format.
@@ -307,34 +309,9 @@ func writeEntryFiles(dir string, entries []exportEntry, source string) error {
 		if e.secret {
 			mode = secretFileMode
 		}
-		if err := replaceFile(filepath.Join(dir, e.key), e.value, mode); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, e.key), e.value, mode); err != nil {
 			return fmt.Errorf("writing key %q of %s: %w", e.key, source, err)
 		}
-	}
-	return nil
-}
-
-// replaceFile writes content to a new file with the given mode, whatever the
-// umask, and renames it to path.
-func replaceFile(path string, content []byte, mode fs.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	err = f.Chmod(mode)
-	if err == nil {
-		_, err = f.Write(content)
-	}
-	if closeErr := f.Close(); err == nil {
-		err = closeErr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
 	}
 	return nil
 }

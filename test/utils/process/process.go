@@ -288,25 +288,50 @@ func LogTail(path string) string {
 	return string(buf)
 }
 
-// startTicks reads a process's start time (field 22 of /proc/PID/stat, in
-// clock ticks since boot). A zombie counts as gone.
-func startTicks(pid int) (uint64, error) {
+// clockTicks is USER_HZ, the unit of the times in /proc/PID/stat; it is 100
+// on every Linux architecture Go supports.
+const clockTicks = 100
+
+// statFields returns the fields of /proc/PID/stat from field 3 (the state)
+// on: statFields(pid)[n-3] is field n.
+func statFields(pid int) ([]string, error) {
 	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	// The command name (field 2) is in parentheses and may hold spaces.
 	end := bytes.LastIndexByte(data, ')')
 	if end < 0 {
-		return 0, fmt.Errorf("unexpected /proc/%d/stat", pid)
+		return nil, fmt.Errorf("unexpected /proc/%d/stat", pid)
 	}
 	fields := strings.Fields(string(data[end+1:]))
-	// fields[0] is field 3 (state); field 22 is fields[19].
 	if len(fields) < 20 {
-		return 0, fmt.Errorf("unexpected /proc/%d/stat", pid)
+		return nil, fmt.Errorf("unexpected /proc/%d/stat", pid)
+	}
+	return fields, nil
+}
+
+// startTicks reads a process's start time (field 22 of /proc/PID/stat, in
+// clock ticks since boot). A zombie counts as gone.
+func startTicks(pid int) (uint64, error) {
+	fields, err := statFields(pid)
+	if err != nil {
+		return 0, err
 	}
 	if fields[0] == "Z" || fields[0] == "X" {
 		return 0, fmt.Errorf("process %d has exited", pid)
 	}
-	return strconv.ParseUint(fields[19], 10, 64)
+	return strconv.ParseUint(fields[22-3], 10, 64)
+}
+
+// CPUSeconds is the user plus system CPU time of pid so far (fields 14 and
+// 15 of /proc/PID/stat), or 0 when it cannot be read.
+func CPUSeconds(pid int) float64 {
+	fields, err := statFields(pid)
+	if err != nil {
+		return 0
+	}
+	u, _ := strconv.ParseUint(fields[14-3], 10, 64)
+	s, _ := strconv.ParseUint(fields[15-3], 10, 64)
+	return float64(u+s) / clockTicks
 }
