@@ -184,6 +184,10 @@ type Options struct {
 	// config.capstan.dev into view, edit and admin (artifacts/user-roles/*.yaml),
 	// applied the same way. When empty, Up applies built-in equivalents.
 	UserRoleFiles []string
+	// CapstanArgs are flags given to capstan-apiserver after the deployment's,
+	// for example a feature gate a test suite turns on. StartCapstan starts it
+	// again with them.
+	CapstanArgs []string
 	// Timeout bounds Up; 3 minutes when zero.
 	Timeout time.Duration
 	// Progress receives one line per step; nil discards them.
@@ -467,7 +471,7 @@ func (c *Cluster) up(ctx context.Context, opts Options) error {
 	progress("namespace %s, Service %s (ExternalName 127.0.0.1), Capstan's RBAC (%s) and user ClusterRoles (%s) applied",
 		CapstanNamespace, CapstanService, c.RBAC, c.UserRoles)
 
-	if _, err := c.start(ProcessCapstan, []string{opts.Binaries.Capstan,
+	if _, err := c.start(ProcessCapstan, append([]string{opts.Binaries.Capstan,
 		"--mode=aggregated",
 		"--bind-address=127.0.0.1",
 		"--secure-port=" + strconv.Itoa(capstanPort),
@@ -483,7 +487,7 @@ func (c *Cluster) up(ctx context.Context, opts Options) error {
 		"--authentication-kubeconfig=" + capstanKubeconfig,
 		"--authorization-kubeconfig=" + capstanKubeconfig,
 		"--shutdown-send-retry-after=true",
-	}); err != nil {
+	}, opts.CapstanArgs...)); err != nil {
 		return err
 	}
 	if err := c.waitCapstanReady(ctx); err != nil {
