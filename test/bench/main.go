@@ -32,7 +32,7 @@ func main() {
 	quick := flag.Bool("quick", false, "a small run (300 objects, concurrency 8, 10 watchers) for a smoke test")
 	out := flag.String("out", "bench/results/latest.json", "JSON results file; the profiles' `go tool pprof -top` summaries (*.top.txt) go to a pprof folder beside it")
 	md := flag.String("md", "docs/benchmarks.md", "markdown file whose generated section is replaced (empty: none)")
-	systemsFlag := flag.String("systems", "E,O,enc,hist,store,h1,mem,O-agg,wire,O-direct,C,wl", "systems to run: E, O (local mode), enc (O with each encryption provider), hist (O with and without revisions), store (O storing protobuf and JSON in etcd), h1 (one tenant patching beside a large value, on a fresh local-mode server), mem (ConfigSets with revisions on fresh O-agg against the CRD on the same fresh kube-apiserver), O-agg (through kube-apiserver), wire (O-agg's lists and gets with a JSON and a protobuf client), O-direct (O-agg's Capstan called directly), C (the CRD), wl (ConfigSet changes propagated to Deployments by capstan-controller-manager)")
+	systemsFlag := flag.String("systems", "E,O,enc,hist,store,h1,mem,O-agg,wire,O-direct,C,wl", "systems to run: E, O (local mode), enc (O with each encryption provider), hist (O with and without revisions), store (O storing protobuf and JSON in etcd), h1 (one tenant patching beside a large value, on a fresh local-mode server), mem (ConfigSets with revisions on fresh O-agg against the CRD on the same fresh kube-apiserver), O-agg (through kube-apiserver), wire (O-agg's lists, gets and watch with a JSON and a protobuf client, and C's with JSON), O-direct (O-agg's Capstan called directly), C (the CRD), wl (ConfigSet changes propagated to Deployments by capstan-controller-manager)")
 	workDir := flag.String("work-dir", "", "folder for etcd data, certificates and logs (default: a new temporary folder, removed at the end)")
 	root := flag.String("root", ".", "the repository root, where bin/ and _output/bin/ are")
 	pprofDir := flag.String("pprof-dir", "", "folder for the binary CPU profiles (*.pb.gz) (default: _output/bench/pprof under -root, which git ignores)")
@@ -217,6 +217,12 @@ func run(ctx context.Context, quick bool, out, md, systemsFlag, workDir, root, p
 			if want["C"] && crd != nil && ctx.Err() == nil {
 				r.log("C: the CRD on kube-apiserver")
 				note(r.runAll(ctx, crd))
+				if want["wire"] && ctx.Err() == nil {
+					// The same lists, gets and watch as O-agg's and O-agg-pb's,
+					// with the only format a CRD has: JSON.
+					r.log("wire: C with its JSON client")
+					r.runWire(ctx, crd)
+				}
 			}
 			if want["wl"] && ctx.Err() == nil {
 				r.log("wl: ConfigSet changes to Deployments' pod templates, by capstan-controller-manager")

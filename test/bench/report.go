@@ -269,6 +269,7 @@ func markdownTables(res Results) string {
 	b.WriteString("E = raw etcd, O = Capstan in local mode, O-direct = the aggregated Capstan of O-agg called directly, O-agg = Capstan through kube-apiserver's aggregator, C = the CRD on the same kube-apiserver. ")
 	b.WriteString("Server CPU is utime+stime from /proc of the API server processes (for O-agg kube-apiserver plus Capstan; for E etcd itself); ms per op equals CPU seconds per 1,000 operations. For lists an op is one full list (all pages); for watch an op is one delivered event.\n\n")
 	b.WriteString(headlineTable(res))
+	b.WriteString(comparisonTable(res, "O-agg-pb/C", "Each client's default format"))
 	b.WriteString(settingsTable(res))
 	b.WriteString(allSystemsTable(res))
 
@@ -342,19 +343,25 @@ func markdownTables(res Results) string {
 // headlineTable is Capstan as users run it against the CRD: O-agg/C for
 // every workload, or why the comparison was refused.
 func headlineTable(res Results) string {
+	return comparisonTable(res, "O-agg/C", "Headline")
+}
+
+// comparisonTable sets the two systems of one comparison side by side for
+// every workload both ran, under a heading, or says why the run refused it.
+func comparisonTable(res Results, name, heading string) string {
 	var b strings.Builder
-	c, ok := findComparison(res.Comparisons, "O-agg/C")
+	c, ok := findComparison(res.Comparisons, name)
 	if !ok {
 		return ""
 	}
-	fmt.Fprintf(&b, "### Headline: %s\n\n", c.Question)
+	fmt.Fprintf(&b, "### %s: %s\n\n", heading, c.Question)
 	if c.Refused != "" {
-		fmt.Fprintf(&b, "**Not compared**: O-agg and C ran with different settings, so no ratio is given: %s.\n\n", c.Refused)
+		fmt.Fprintf(&b, "**Not compared**: %s and %s ran with different settings, so no ratio is given: %s.\n\n", c.A, c.B, c.Refused)
 		return b.String()
 	}
 	rows := 0
 	var t strings.Builder
-	t.WriteString("| workload | metric | O-agg | C | O-agg/C | Capstan is |\n|---|---|--:|--:|--:|---|\n")
+	fmt.Fprintf(&t, "| workload | metric | %[1]s | %[2]s | %[3]s | Capstan is |\n|---|---|--:|--:|--:|---|\n", c.A, c.B, c.Name)
 	for _, r := range res.Ratios {
 		v, ok := r.Ratios[c.Name]
 		if !ok {
