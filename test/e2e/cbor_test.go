@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"io"
 	"mime"
 	"net/http"
 	"testing"
@@ -31,15 +30,7 @@ func cborCall(t *testing.T, cfg *rest.Config, method, path string, body []byte) 
 	if body != nil {
 		req.Header.Set("Content-Type", runtime.ContentTypeCBOR)
 	}
-	resp, err := httpClient(t, cfg).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, out := send(t, cfg, req)
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	return resp.StatusCode, mt, out
 }
@@ -115,11 +106,7 @@ func TestCBOR(t *testing.T) {
 				t.Fatal(err)
 			}
 			req.Header.Set("Accept", runtime.ContentTypeCBOR)
-			transport, err := rest.TransportFor(target.cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp, err := (&http.Client{Transport: transport}).Do(req)
+			resp, err := httpClient(t, target.cfg).Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -132,13 +119,8 @@ func TestCBOR(t *testing.T) {
 				t.Fatal(err)
 			}
 			patch.Header.Set("Content-Type", "application/merge-patch+json")
-			if presp, err := httpClient(t, target.cfg).Do(patch); err != nil {
-				t.Fatal(err)
-			} else {
-				presp.Body.Close()
-				if presp.StatusCode != http.StatusOK {
-					t.Fatalf("merge patch: %s", presp.Status)
-				}
+			if presp, _ := send(t, target.cfg, patch); presp.StatusCode != http.StatusOK {
+				t.Fatalf("merge patch: %s", presp.Status)
 			}
 			frames := cbor.NewFramer().NewFrameReader(resp.Body)
 			frame := make([]byte, 1<<20)

@@ -3,7 +3,6 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -157,15 +156,7 @@ func get(t *testing.T, cfg *rest.Config, path string, header http.Header) (int, 
 		req.Header[k] = v
 	}
 	req.Header.Set("Accept", "application/json")
-	resp, err := httpClient(t, cfg).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, body := send(t, cfg, req)
 	var status metav1.Status
 	if resp.StatusCode != http.StatusOK {
 		if err := json.Unmarshal(body, &status); err != nil {

@@ -12,6 +12,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/signal"
@@ -246,6 +247,22 @@ func httpClient(t *testing.T, cfg *rest.Config) *http.Client {
 		t.Fatal(err)
 	}
 	return &http.Client{Transport: transport, Timeout: 30 * time.Second}
+}
+
+// send sends req with cfg's TLS settings and credentials and returns the
+// response with its body read (and closed).
+func send(t *testing.T, cfg *rest.Config, req *http.Request) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := httpClient(t, cfg).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, body
 }
 
 // directConfig turns a kube-apiserver client configuration into one for

@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
-	"io"
 	"mime"
 	"net/http"
 	"sync"
@@ -135,15 +134,7 @@ func TestProtobuf(t *testing.T) {
 				t.Fatal(err)
 			}
 			req.Header.Set("Accept", "application/json")
-			resp, err := httpClient(t, cfg).Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, err := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
+			resp, body := send(t, cfg, req)
 			var cs configv1beta1.ConfigSet
 			if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); resp.StatusCode != http.StatusOK || mt != runtime.ContentTypeJSON {
 				t.Fatalf("%s: %s, Content-Type %q, want 200 JSON", cfg.Host, resp.Status, resp.Header.Get("Content-Type"))

@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"slices"
@@ -379,15 +378,11 @@ func controllerManagerMetrics(t *testing.T) map[string]float64 {
 // series' value by its name and labels.
 func scrapeMetrics(t *testing.T, cfg *rest.Config, url string) map[string]float64 {
 	t.Helper()
-	resp, err := httpClient(t, cfg).Get(url + "/metrics")
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url+"/metrics", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, body := send(t, cfg, req)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET %s/metrics: %s\n%s", url, resp.Status, body)
 	}
