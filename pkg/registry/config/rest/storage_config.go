@@ -67,12 +67,19 @@ func (p StorageProvider) NewAPIGroupInfo(optsGetter generic.RESTOptionsGetter) (
 	if err != nil {
 		return nil, nil, fmt.Errorf("building configrevisions storage: %w", err)
 	}
-	hist := history.New(revisions, p.History)
+	histOpts := p.History
+	if histOpts.Revisions, err = history.RevisionStorageFrom(raw); err != nil {
+		return nil, nil, fmt.Errorf("building configrevisions storage: %w", err)
+	}
+	hist := history.New(revisions, histOpts)
 	var recorder history.Recorder = hist
+	// A change of a ConfigSet and its revision are written in one etcd transaction.
+	var configSetOpts generic.RESTOptionsGetter = storagedecorator.RESTOptionsGetter{RESTOptionsGetter: hist.ConfigSetStorage(raw)}
 	if p.WithoutHistory {
 		recorder = history.Disabled{}
+		configSetOpts = optsGetter
 	}
-	configSets, err := configsetstorage.NewStorage(p.Scheme, optsGetter, recorder, configsetstorage.Options{Admit: p.Admit, Authorizer: p.Authorizer})
+	configSets, err := configsetstorage.NewStorage(p.Scheme, configSetOpts, recorder, configsetstorage.Options{Admit: p.Admit, Authorizer: p.Authorizer})
 	if err != nil {
 		return nil, nil, fmt.Errorf("building configsets storage: %w", err)
 	}

@@ -36,9 +36,12 @@ const ReconcilerUser = "system:capstan:history-reconciler"
 // ConfigSet endpoints call, for every change and every deletion, and the one
 // place that decides what is written, restored and pruned.
 type Recorder interface {
+	// Begin returns the context a ConfigSet write by change runs on, so that
+	// the write can create the change's revision in its own etcd transaction.
+	Begin(ctx context.Context, change Change) context.Context
 	// Changed is called after a ConfigSet was stored: created (old is nil) or
 	// updated from old to cur. When the entries changed it writes cur's
-	// revision, hands a missing revision of old to the repairer, and prunes;
+	// revision unless the write's transaction did (see Begin), hands a missing revision of old to the repairer, and prunes;
 	// failures become warnings on ctx, never request errors, because the
 	// change itself is stored.
 	Changed(ctx context.Context, old, cur *config.ConfigSet, change Change)
@@ -65,6 +68,9 @@ type Disabled struct{}
 
 var _ Recorder = Disabled{}
 
+// Begin changes nothing: no revision joins the write.
+func (Disabled) Begin(ctx context.Context, _ Change) context.Context { return ctx }
+
 // Changed records nothing.
 func (Disabled) Changed(context.Context, *config.ConfigSet, *config.ConfigSet, Change) {}
 
@@ -90,6 +96,7 @@ type History struct {
 	maxBytes    int64
 	repairGrace time.Duration
 	repairer    Repairer
+	revisions   RevisionStorage
 }
 
 var _ Recorder = &History{}
@@ -103,6 +110,10 @@ type Options struct {
 	// revision before the reconciler restores it (--history-repair-grace-period);
 	// zero means DefaultRepairGrace.
 	RepairGrace time.Duration
+	// Revisions lets a ConfigSet write create its revision in the same etcd
+	// transaction (Begin); without it, revisions are written after their
+	// change, in a transaction of their own.
+	Revisions RevisionStorage
 }
 
 // DefaultRepairGrace is how long the request that made a change has to write
@@ -136,7 +147,7 @@ func Uncancelled(ctx context.Context) (context.Context, context.CancelFunc) {
 // New returns a History over the full ConfigRevision store. Run starts its index.
 func New(store *genericregistry.Store, opts Options) *History {
 	registerMetrics()
-	h := &History{store: store, index: newIndex(store), maxBytes: opts.MaxBytes, repairGrace: opts.RepairGrace, repairer: unrepaired{}}
+	h := &History{store: store, index: newIndex(store), maxBytes: opts.MaxBytes, repairGrace: opts.RepairGrace, repairer: unrepaired{}, revisions: opts.Revisions}
 	if h.maxBytes <= 0 {
 		h.maxBytes = DefaultMaxBytes
 	}
@@ -224,7 +235,10 @@ func (h *History) Changed(ctx context.Context, old, cur *config.ConfigSet, chang
 	if old != nil && old.UID == cur.UID {
 		h.ensureRecorded(old, sums)
 	}
-	written, _, err := h.create(ctx, cur, Snapshot(cur, change))
+	written, err := writtenWith(ctx, cur), error(nil)
+	if written == nil {
+		written, _, err = h.create(ctx, cur, Snapshot(cur, change))
+	}
 	recordWrite(writerRequest, err)
 	if err != nil {
 		warning.AddWarning(ctx, "", fmt.Sprintf("revision %d of configset %s was stored but its history was not written (%v); the server will restore it",

@@ -130,17 +130,25 @@ func (r *heldRepairs) get() []*config.ConfigSet {
 }
 
 // newHistoryStorage returns ConfigSet storage over revisions served from etcd
-// without a watch cache, as the server has them, and the history behind it.
+// without a watch cache, as the server has them, and the history behind it,
+// which writes each change and its revision in one etcd transaction.
 func newHistoryStorage(t *testing.T, opts history.Options) (ConfigSetStorage, *history.History, *genericregistry.Store) {
 	t.Helper()
-	optsGetter := registrytest.NewRESTOptionsGetter(t, false)
+	return newHistoryStorageOver(t, registrytest.NewRESTOptionsGetter(t, false), opts)
+}
+
+func newHistoryStorageOver(t *testing.T, optsGetter generic.RESTOptionsGetter, opts history.Options) (ConfigSetStorage, *history.History, *genericregistry.Store) {
+	t.Helper()
 	revisions, err := configrevisionstorage.NewStore(registrytest.Scheme, optsGetter)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(revisions.DestroyFunc)
+	if opts.Revisions, err = history.RevisionStorageFrom(optsGetter); err != nil {
+		t.Fatal(err)
+	}
 	hist := registrytest.NewHistory(t, revisions, opts)
-	s, err := NewStorage(registrytest.Scheme, optsGetter, hist, Options{})
+	s, err := NewStorage(registrytest.Scheme, hist.ConfigSetStorage(optsGetter), hist, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -112,11 +112,15 @@ func (r *REST) Categories() []string { return []string{"capstan"} }
 func (r *REST) Create(ctx context.Context, obj runtime.Object, createValidation rest.ValidateObjectFunc, options *metav1.CreateOptions) (runtime.Object, error) {
 	ctx, cancel := history.Uncancelled(ctx)
 	defer cancel()
+	change := history.Change{Author: history.AuthorFrom(ctx)}
+	if !dryrun.IsDryRun(options.DryRun) {
+		ctx = r.history.Begin(ctx, change)
+	}
 	out, err := r.Store.Create(ctx, obj, createValidation, options)
 	if err != nil || dryrun.IsDryRun(options.DryRun) {
 		return out, err
 	}
-	r.history.Changed(ctx, nil, out.(*config.ConfigSet), history.Change{Author: history.AuthorFrom(ctx)})
+	r.history.Changed(ctx, nil, out.(*config.ConfigSet), change)
 	return out, nil
 }
 
@@ -131,6 +135,10 @@ func (r *REST) Update(ctx context.Context, name string, objInfo rest.UpdatedObje
 func (r *REST) update(ctx context.Context, name string, objInfo rest.UpdatedObjectInfo, createValidation rest.ValidateObjectFunc, updateValidation rest.ValidateObjectUpdateFunc, forceAllowCreate bool, options *metav1.UpdateOptions, rollbackOf int64) (runtime.Object, bool, error) {
 	ctx, cancel := history.Uncancelled(ctx)
 	defer cancel()
+	change := history.Change{Author: history.AuthorFrom(ctx), RollbackOf: rollbackOf}
+	if !dryrun.IsDryRun(options.DryRun) {
+		ctx = r.history.Begin(ctx, change)
+	}
 	info := &oldCapturingInfo{UpdatedObjectInfo: objInfo}
 	out, created, err := r.Store.Update(ctx, name, info, createValidation, updateValidation, forceAllowCreate, options)
 	if dryrun.IsDryRun(options.DryRun) {
@@ -154,7 +162,7 @@ func (r *REST) update(ctx context.Context, name string, objInfo rest.UpdatedObje
 	if created {
 		old = nil
 	}
-	r.history.Changed(ctx, old, cs, history.Change{Author: history.AuthorFrom(ctx), RollbackOf: rollbackOf})
+	r.history.Changed(ctx, old, cs, change)
 	return out, created, nil
 }
 

@@ -1,0 +1,269 @@
+// Package txnstorage builds a resource's etcd storage, behind the watch cache
+// as usual, whose writes of an object can carry a second key in the same etcd
+// transaction. The ConfigSet store uses it to write a change and its
+// ConfigRevision at once: the one etcd commit makes both durable, and no crash
+// can leave the change without its revision.
+//
+// The storage is k8s.io/apiserver's own etcd3 store and cacher; only the
+// client's conditional put is replaced, by one that adds the second key when
+// the request's context carries it (see WithExtra).
+package txnstorage
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/client/pkg/v3/logutil"
+	"go.etcd.io/etcd/client/pkg/v3/transport"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/kubernetes"
+	"go.uber.org/zap"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apiserver/pkg/registry/generic"
+	"k8s.io/apiserver/pkg/storage"
+	cacherstorage "k8s.io/apiserver/pkg/storage/cacher"
+	"k8s.io/apiserver/pkg/storage/etcd3"
+	"k8s.io/apiserver/pkg/storage/storagebackend"
+	"k8s.io/apiserver/pkg/storage/storagebackend/factory"
+	"k8s.io/apiserver/pkg/storage/value/encrypt/identity"
+	"k8s.io/client-go/tools/cache"
+)
+
+// MaxTxnBytes bounds the two values of one transaction together. etcd refuses
+// requests above its --max-request-bytes (1.5 MiB by default); a write whose
+// object and extra key would not fit goes alone, and its Extra is not written.
+const MaxTxnBytes = 1 << 20
+
+// Extra is a second key written in the same transaction as an object, on the
+// condition that the key does not exist yet. When it does, the object is
+// written alone and Written stays false: the caller writes the key its own way.
+type Extra struct {
+	// Key is the full etcd key.
+	Key string
+	// Value is what etcd stores: encoded and transformed (encrypted).
+	Value []byte
+
+	// Written reports whether the transaction wrote the key, and Revision at
+	// which etcd revision; both are set by the write.
+	Written  bool
+	Revision int64
+}
+
+// Preparer returns the extra key to write with obj, which replaces old (nil
+// when obj is created), or nil for none. It must not change either object.
+type Preparer func(ctx context.Context, old, obj runtime.Object) *Extra
+
+// WithExtra marks ctx as the context of a write whose storage calls prepare
+// may add an extra key to. Writes without it are plain etcd writes.
+func WithExtra(ctx context.Context, prepare Preparer) context.Context {
+	return context.WithValue(ctx, slotKey{}, &slot{prepare: prepare})
+}
+
+type slotKey struct{}
+
+// slot carries, for one request, what the storage layer prepared for the
+// client's put: the last attempt of a compare-and-swap loop wins.
+type slot struct {
+	prepare Preparer
+	extra   *Extra
+}
+
+func slotFrom(ctx context.Context) *slot {
+	s, _ := ctx.Value(slotKey{}).(*slot)
+	return s
+}
+
+// Compactor reports the etcd revision compacted last; any store on the same
+// etcd can answer it.
+type Compactor = etcd3.Compactor
+
+// RESTOptionsGetter gives stores built by StorageWithCacher.
+type RESTOptionsGetter struct {
+	generic.RESTOptionsGetter
+	Compactor Compactor
+}
+
+// GetRESTOptions returns the delegate's options with StorageWithCacher's storage.
+func (g RESTOptionsGetter) GetRESTOptions(resource schema.GroupResource, example runtime.Object) (generic.RESTOptions, error) {
+	opts, err := g.RESTOptionsGetter.GetRESTOptions(resource, example)
+	opts.Decorator = StorageWithCacher(g.Compactor)
+	return opts, err
+}
+
+// StorageWithCacher returns a decorator like genericregistry.StorageWithCacher,
+// over an etcd3 store whose client writes the extra key of WithExtra. The
+// compactor is shared with the server's other stores, which run it.
+func StorageWithCacher(compactor Compactor) generic.StorageDecorator {
+	return func(config *storagebackend.ConfigForResource, resourcePrefix string, keyFunc func(obj runtime.Object) (string, error),
+		newFunc func() runtime.Object, newListFunc func() runtime.Object, getAttrs storage.AttrFunc,
+		triggerFuncs storage.IndexerFuncs, indexers *cache.Indexers) (storage.Interface, factory.DestroyFunc, error) {
+		s, destroy, err := newRawStorage(*config, newFunc, newListFunc, resourcePrefix, compactor)
+		if err != nil {
+			return nil, nil, err
+		}
+		cacher, err := cacherstorage.NewCacherFromConfig(cacherstorage.Config{
+			Storage:             s,
+			Versioner:           storage.APIObjectVersioner{},
+			GroupResource:       config.GroupResource,
+			EventsHistoryWindow: config.EventsHistoryWindow,
+			ResourcePrefix:      resourcePrefix,
+			KeyFunc:             keyFunc,
+			NewFunc:             newFunc,
+			NewListFunc:         newListFunc,
+			GetAttrsFunc:        getAttrs,
+			IndexerFuncs:        triggerFuncs,
+			Indexers:            indexers,
+			Codec:               config.Codec,
+		})
+		if err != nil {
+			destroy()
+			return nil, nil, err
+		}
+		delegator := cacherstorage.NewCacheDelegator(cacher, s)
+		var once sync.Once
+		return delegator, func() {
+			once.Do(func() {
+				delegator.Stop()
+				cacher.Stop()
+				destroy()
+			})
+		}, nil
+	}
+}
+
+// newRawStorage is factory.Create for etcd3 with the client's puts replaced.
+func newRawStorage(c storagebackend.ConfigForResource, newFunc, newListFunc func() runtime.Object, resourcePrefix string, compactor Compactor) (storage.Interface, factory.DestroyFunc, error) {
+	cli, err := newClient(c.Transport)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connecting to etcd: %w", err)
+	}
+	cli.KV = etcd3.NewETCDLatencyTracker(cli.KV)
+	kc := &kubernetes.Client{Client: cli}
+	kc.Kubernetes = txnClient{Client: kubernetes.Client{Client: cli}}
+
+	transformer := c.Transformer
+	if transformer == nil {
+		transformer = identity.NewEncryptCheckTransformer()
+	}
+	versioner := storage.APIObjectVersioner{}
+	s, err := etcd3.New(kc, compactor, c.Codec, newFunc, newListFunc, c.Prefix, resourcePrefix, c.GroupResource,
+		transformer, c.LeaseManagerConfig, etcd3.NewDefaultDecoder(c.Codec, versioner), versioner)
+	if err != nil {
+		_ = cli.Close()
+		return nil, nil, err
+	}
+	var once sync.Once
+	return &preparing{Interface: s}, func() {
+		once.Do(func() {
+			s.Close()
+			_ = cli.Close()
+		})
+	}, nil
+}
+
+// newClient connects to etcd as k8s.io/apiserver's storage factory does, over
+// TLS when the transport names certificates.
+func newClient(t storagebackend.TransportConfig) (*clientv3.Client, error) {
+	cfg := clientv3.Config{
+		Endpoints:            t.ServerList,
+		DialTimeout:          20 * time.Second,
+		DialKeepAliveTime:    30 * time.Second,
+		DialKeepAliveTimeout: 10 * time.Second,
+	}
+	if t.CertFile != "" || t.KeyFile != "" || t.TrustedCAFile != "" {
+		tlsConfig, err := transport.TLSInfo{CertFile: t.CertFile, KeyFile: t.KeyFile, TrustedCAFile: t.TrustedCAFile}.ClientConfig()
+		if err != nil {
+			return nil, err
+		}
+		cfg.TLS = tlsConfig
+	}
+	logger, err := logutil.CreateDefaultZapLogger(zap.ErrorLevel)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Logger = logger
+	return clientv3.New(cfg)
+}
+
+// preparing asks the request's Preparer for the extra key of each create and
+// of each attempt of an update, for the client's put to find.
+type preparing struct {
+	storage.Interface
+}
+
+func (p *preparing) Create(ctx context.Context, key string, obj, out runtime.Object, ttl uint64) error {
+	if s := slotFrom(ctx); s != nil {
+		s.extra = s.prepare(ctx, nil, obj)
+	}
+	return p.Interface.Create(ctx, key, obj, out, ttl)
+}
+
+func (p *preparing) GuaranteedUpdate(ctx context.Context, key string, destination runtime.Object, ignoreNotFound bool,
+	preconditions *storage.Preconditions, tryUpdate storage.UpdateFunc, cachedExistingObject runtime.Object) error {
+	s := slotFrom(ctx)
+	if s == nil {
+		return p.Interface.GuaranteedUpdate(ctx, key, destination, ignoreNotFound, preconditions, tryUpdate, cachedExistingObject)
+	}
+	prepared := func(input runtime.Object, res storage.ResponseMeta) (runtime.Object, *uint64, error) {
+		s.extra = nil
+		out, ttl, err := tryUpdate(input, res)
+		if err == nil {
+			s.extra = s.prepare(ctx, input, out)
+		}
+		return out, ttl, err
+	}
+	return p.Interface.GuaranteedUpdate(ctx, key, destination, ignoreNotFound, preconditions, prepared, cachedExistingObject)
+}
+
+// txnClient is the etcd client the etcd3 store writes through: its
+// conditional put also writes the request's extra key when that key is free.
+type txnClient struct {
+	kubernetes.Client
+}
+
+func (c txnClient) OptimisticPut(ctx context.Context, key string, value []byte, expectedRevision int64, opts kubernetes.PutOptions) (kubernetes.PutResponse, error) {
+	s := slotFrom(ctx)
+	if s == nil || s.extra == nil || len(value)+len(s.extra.Value) > MaxTxnBytes {
+		return c.Client.OptimisticPut(ctx, key, value, expectedRevision, opts)
+	}
+	extra := s.extra
+	put := clientv3.OpPut(key, string(value), clientv3.WithLease(opts.LeaseID))
+	txn := c.KV.Txn(ctx).If(
+		clientv3.Compare(clientv3.ModRevision(key), "=", expectedRevision),
+	).Then(
+		clientv3.OpTxn(
+			[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(extra.Key), "=", 0)},
+			[]clientv3.Op{put, clientv3.OpPut(extra.Key, string(extra.Value))},
+			[]clientv3.Op{put},
+		),
+	)
+	if opts.GetOnFailure {
+		txn = txn.Else(clientv3.OpGet(key))
+	}
+	resp, err := txn.Commit()
+	if err != nil {
+		return kubernetes.PutResponse{}, err
+	}
+	out := kubernetes.PutResponse{Succeeded: resp.Succeeded, Revision: resp.Header.Revision}
+	switch {
+	case resp.Succeeded:
+		var inner *etcdserverpb.TxnResponse
+		if len(resp.Responses) == 1 {
+			inner = resp.Responses[0].GetResponseTxn()
+		}
+		if inner == nil {
+			return out, fmt.Errorf("etcd answered the write of %s without its nested transaction", key)
+		}
+		extra.Written, extra.Revision = inner.Succeeded, resp.Header.Revision
+	case opts.GetOnFailure && len(resp.Responses) == 1:
+		if kvs := resp.Responses[0].GetResponseRange().GetKvs(); len(kvs) == 1 {
+			out.KV = kvs[0]
+		}
+	}
+	return out, nil
+}
