@@ -68,7 +68,7 @@ func (p StorageProvider) NewAPIGroupInfo(optsGetter generic.RESTOptionsGetter) (
 		return nil, nil, fmt.Errorf("building configrevisions storage: %w", err)
 	}
 	histOpts := p.History
-	if histOpts.Revisions, err = history.RevisionStorageFrom(raw); err != nil {
+	if histOpts.RevisionStorage, err = history.RevisionStorageFrom(raw); err != nil {
 		return nil, nil, fmt.Errorf("building configrevisions storage: %w", err)
 	}
 	hist := history.New(revisions, histOpts)

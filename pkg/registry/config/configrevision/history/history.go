@@ -20,6 +20,7 @@ import (
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 	genericregistry "k8s.io/apiserver/pkg/registry/generic/registry"
 	"k8s.io/apiserver/pkg/registry/rest"
+	"k8s.io/apiserver/pkg/storage/storagebackend"
 	"k8s.io/apiserver/pkg/warning"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
@@ -41,7 +42,8 @@ type Recorder interface {
 	Begin(ctx context.Context, change Change) context.Context
 	// Changed is called after a ConfigSet was stored: created (old is nil) or
 	// updated from old to cur. When the entries changed it writes cur's
-	// revision unless the write's transaction did (see Begin), hands a missing revision of old to the repairer, and prunes;
+	// revision unless the write's transaction did (see Begin), hands a
+	// missing revision of old to the repairer, and prunes;
 	// failures become warnings on ctx, never request errors, because the
 	// change itself is stored.
 	Changed(ctx context.Context, old, cur *config.ConfigSet, change Change)
@@ -91,12 +93,12 @@ func (Disabled) Revision(_ context.Context, cs *config.ConfigSet, rev int64) (*c
 // keeps an index of revision summaries (never their entries), so that deciding
 // what to prune or repair reads no revision from etcd.
 type History struct {
-	store       *genericregistry.Store
-	index       *index
-	maxBytes    int64
-	repairGrace time.Duration
-	repairer    Repairer
-	revisions   RevisionStorage
+	store           *genericregistry.Store
+	index           *index
+	maxBytes        int64
+	repairGrace     time.Duration
+	repairer        Repairer
+	revisionStorage *storagebackend.ConfigForResource
 }
 
 var _ Recorder = &History{}
@@ -110,10 +112,11 @@ type Options struct {
 	// revision before the reconciler restores it (--history-repair-grace-period);
 	// zero means DefaultRepairGrace.
 	RepairGrace time.Duration
-	// Revisions lets a ConfigSet write create its revision in the same etcd
-	// transaction (Begin); without it, revisions are written after their
-	// change, in a transaction of their own.
-	Revisions RevisionStorage
+	// RevisionStorage is the revision store's storage configuration
+	// (RevisionStorageFrom); with it a ConfigSet write creates its revision in
+	// the same etcd transaction (Begin), without it revisions are written
+	// after their change, in a transaction of their own.
+	RevisionStorage *storagebackend.ConfigForResource
 }
 
 // DefaultRepairGrace is how long the request that made a change has to write
@@ -147,7 +150,7 @@ func Uncancelled(ctx context.Context) (context.Context, context.CancelFunc) {
 // New returns a History over the full ConfigRevision store. Run starts its index.
 func New(store *genericregistry.Store, opts Options) *History {
 	registerMetrics()
-	h := &History{store: store, index: newIndex(store), maxBytes: opts.MaxBytes, repairGrace: opts.RepairGrace, repairer: unrepaired{}, revisions: opts.Revisions}
+	h := &History{store: store, index: newIndex(store), maxBytes: opts.MaxBytes, repairGrace: opts.RepairGrace, repairer: unrepaired{}, revisionStorage: opts.RevisionStorage}
 	if h.maxBytes <= 0 {
 		h.maxBytes = DefaultMaxBytes
 	}
@@ -235,7 +238,8 @@ func (h *History) Changed(ctx context.Context, old, cur *config.ConfigSet, chang
 	if old != nil && old.UID == cur.UID {
 		h.ensureRecorded(old, sums)
 	}
-	written, err := writtenWith(ctx, cur), error(nil)
+	written := writtenWith(ctx, cur)
+	var err error
 	if written == nil {
 		written, _, err = h.create(ctx, cur, Snapshot(cur, change))
 	}

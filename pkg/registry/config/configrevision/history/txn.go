@@ -19,29 +19,22 @@ import (
 	"capstan.dev/capstan/pkg/registry/txnstorage"
 )
 
-// RevisionStorage is how the revision store keeps revisions in etcd, for
-// writing a revision in the transaction of its ConfigSet's change.
-type RevisionStorage struct {
-	// Config is the revision store's storage configuration: codec,
-	// transformer (encryption at rest) and key prefix.
-	Config *storagebackend.ConfigForResource
-}
-
-// RevisionStorageFrom returns how the revision store of optsGetter keeps revisions.
-func RevisionStorageFrom(optsGetter generic.RESTOptionsGetter) (RevisionStorage, error) {
+// RevisionStorageFrom returns the storage configuration (codec, transformer,
+// key prefix) of the revision store of optsGetter, for Options.RevisionStorage.
+func RevisionStorageFrom(optsGetter generic.RESTOptionsGetter) (*storagebackend.ConfigForResource, error) {
 	opts, err := optsGetter.GetRESTOptions(config.Resource("configrevisions"), &config.ConfigRevision{})
 	if err != nil {
-		return RevisionStorage{}, err
+		return nil, err
 	}
-	return RevisionStorage{Config: opts.StorageConfig}, nil
+	return opts.StorageConfig, nil
 }
 
 // ConfigSetStorage returns the options of the ConfigSet store: with
-// Options.Revisions, its storage writes a change and its revision in one etcd
+// Options.RevisionStorage, its storage writes a change and its revision in one etcd
 // transaction (txnstorage), over the same etcd as the revision store, whose
 // compaction it follows.
 func (h *History) ConfigSetStorage(optsGetter generic.RESTOptionsGetter) generic.RESTOptionsGetter {
-	if h.revisions.Config == nil {
+	if h.revisionStorage == nil {
 		return optsGetter
 	}
 	return txnstorage.RESTOptionsGetter{RESTOptionsGetter: optsGetter, Compactor: h.store.Storage.Storage}
@@ -66,7 +59,7 @@ type pending struct {
 // then finds the revision written. Without Begin, or when the revision could
 // not join the transaction, Changed writes it in a second transaction.
 func (h *History) Begin(ctx context.Context, change Change) context.Context {
-	if h.revisions.Config == nil {
+	if h.revisionStorage == nil {
 		return ctx
 	}
 	p := &pending{h: h, change: change}
@@ -104,11 +97,10 @@ func writtenWith(ctx context.Context, cur *config.ConfigSet) *config.ConfigRevis
 	if p == nil || p.extra == nil || !p.extra.Written || p.rev.Revision != cur.Status.CurrentRevision || !OwnedBy(p.rev, cur.UID) {
 		return nil
 	}
-	rev := p.rev.DeepCopy()
-	if err := (storage.APIObjectVersioner{}).UpdateObject(rev, uint64(p.extra.Revision)); err != nil {
+	if err := (storage.APIObjectVersioner{}).UpdateObject(p.rev, uint64(p.extra.Revision)); err != nil {
 		return nil
 	}
-	return rev
+	return p.rev
 }
 
 // encode prepares rev as the revision store's Create would (UID, creation
@@ -128,13 +120,12 @@ func (h *History) encode(ctx context.Context, rev *config.ConfigRevision) (strin
 	if key, err = storage.PrepareKey(h.store.KeyRootFunc(ctx), key, false); err != nil {
 		return "", nil, err
 	}
-	cfg := h.revisions.Config
+	cfg := h.revisionStorage
 	etcdKey := etcdPrefix(cfg.Prefix) + strings.TrimPrefix(key, "/")
-	stored := rev.DeepCopy()
-	if err := (storage.APIObjectVersioner{}).PrepareObjectForStorage(stored); err != nil {
+	if err := (storage.APIObjectVersioner{}).PrepareObjectForStorage(rev); err != nil {
 		return "", nil, err
 	}
-	data, err := runtime.Encode(cfg.Codec, stored)
+	data, err := runtime.Encode(cfg.Codec, rev)
 	if err != nil {
 		return "", nil, fmt.Errorf("encoding revision %s: %w", rev.Name, err)
 	}

@@ -144,7 +144,7 @@ func newHistoryStorageOver(t *testing.T, optsGetter generic.RESTOptionsGetter, o
 		t.Fatal(err)
 	}
 	t.Cleanup(revisions.DestroyFunc)
-	if opts.Revisions, err = history.RevisionStorageFrom(optsGetter); err != nil {
+	if opts.RevisionStorage, err = history.RevisionStorageFrom(optsGetter); err != nil {
 		t.Fatal(err)
 	}
 	hist := registrytest.NewHistory(t, revisions, opts)

@@ -113,9 +113,7 @@ func (r *REST) Create(ctx context.Context, obj runtime.Object, createValidation 
 	ctx, cancel := history.Uncancelled(ctx)
 	defer cancel()
 	change := history.Change{Author: history.AuthorFrom(ctx)}
-	if !dryrun.IsDryRun(options.DryRun) {
-		ctx = r.history.Begin(ctx, change)
-	}
+	ctx = r.history.Begin(ctx, change)
 	out, err := r.Store.Create(ctx, obj, createValidation, options)
 	if err != nil || dryrun.IsDryRun(options.DryRun) {
 		return out, err
@@ -136,9 +134,7 @@ func (r *REST) update(ctx context.Context, name string, objInfo rest.UpdatedObje
 	ctx, cancel := history.Uncancelled(ctx)
 	defer cancel()
 	change := history.Change{Author: history.AuthorFrom(ctx), RollbackOf: rollbackOf}
-	if !dryrun.IsDryRun(options.DryRun) {
-		ctx = r.history.Begin(ctx, change)
-	}
+	ctx = r.history.Begin(ctx, change)
 	info := &oldCapturingInfo{UpdatedObjectInfo: objInfo}
 	out, created, err := r.Store.Update(ctx, name, info, createValidation, updateValidation, forceAllowCreate, options)
 	if dryrun.IsDryRun(options.DryRun) {
