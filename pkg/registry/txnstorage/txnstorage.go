@@ -20,10 +20,13 @@ import (
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/kubernetes"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	genericfeatures "k8s.io/apiserver/pkg/features"
 	"k8s.io/apiserver/pkg/registry/generic"
 	"k8s.io/apiserver/pkg/storage"
 	cacherstorage "k8s.io/apiserver/pkg/storage/cacher"
@@ -31,7 +34,9 @@ import (
 	"k8s.io/apiserver/pkg/storage/storagebackend"
 	"k8s.io/apiserver/pkg/storage/storagebackend/factory"
 	"k8s.io/apiserver/pkg/storage/value/encrypt/identity"
+	utilfeature "k8s.io/apiserver/pkg/util/feature"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/component-base/tracing"
 )
 
 // MaxTxnBytes bounds the two values of one transaction together. etcd refuses
@@ -151,14 +156,26 @@ func newRawStorage(c storagebackend.ConfigForResource, newFunc, newListFunc func
 		transformer = identity.NewEncryptCheckTransformer()
 	}
 	versioner := storage.APIObjectVersioner{}
+	decoder := etcd3.NewDefaultDecoder(c.Codec, versioner)
+	// As the storage factory does: with AllowUnsafeMalformedObjectDeletion on,
+	// an object that cannot be decrypted or decoded can still be deleted.
+	corruptDeletion := utilfeature.DefaultFeatureGate.Enabled(genericfeatures.AllowUnsafeMalformedObjectDeletion)
+	if corruptDeletion {
+		transformer = etcd3.WithCorruptObjErrorHandlingTransformer(transformer)
+		decoder = etcd3.WithCorruptObjErrorHandlingDecoder(decoder)
+	}
 	s, err := etcd3.New(kc, compactor, c.Codec, newFunc, newListFunc, c.Prefix, resourcePrefix, c.GroupResource,
-		transformer, c.LeaseManagerConfig, etcd3.NewDefaultDecoder(c.Codec, versioner), versioner)
+		transformer, c.LeaseManagerConfig, decoder, versioner)
 	if err != nil {
 		_ = cli.Close()
 		return nil, nil, err
 	}
+	var inner storage.Interface = s
+	if corruptDeletion {
+		inner = etcd3.NewStoreWithUnsafeCorruptObjectDeletion(inner, c.GroupResource)
+	}
 	var once sync.Once
-	return &preparing{Interface: s}, func() {
+	return &preparing{Interface: inner}, func() {
 		once.Do(func() {
 			s.Close()
 			_ = cli.Close()
@@ -167,13 +184,24 @@ func newRawStorage(c storagebackend.ConfigForResource, newFunc, newListFunc func
 }
 
 // newClient connects to etcd as k8s.io/apiserver's storage factory does, over
-// TLS when the transport names certificates.
+// TLS when the transport names certificates, and with the server's tracing.
+// Unlike the factory's clients it has no gRPC Prometheus interceptors: the
+// factory's collectors are not exported, and a second set under the same
+// names could not be registered.
 func newClient(t storagebackend.TransportConfig) (*clientv3.Client, error) {
+	tracingOpts := []otelgrpc.Option{
+		otelgrpc.WithMessageEvents(otelgrpc.ReceivedEvents, otelgrpc.SentEvents),
+		otelgrpc.WithPropagators(tracing.Propagators()),
+	}
+	if t.TracerProvider != nil {
+		tracingOpts = append(tracingOpts, otelgrpc.WithTracerProvider(t.TracerProvider))
+	}
 	cfg := clientv3.Config{
 		Endpoints:            t.ServerList,
 		DialTimeout:          20 * time.Second,
 		DialKeepAliveTime:    30 * time.Second,
 		DialKeepAliveTimeout: 10 * time.Second,
+		DialOptions:          []grpc.DialOption{grpc.WithStatsHandler(otelgrpc.NewClientHandler(tracingOpts...))},
 	}
 	if t.CertFile != "" || t.KeyFile != "" || t.TrustedCAFile != "" {
 		tlsConfig, err := transport.TLSInfo{CertFile: t.CertFile, KeyFile: t.KeyFile, TrustedCAFile: t.TrustedCAFile}.ClientConfig()

@@ -7,6 +7,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
@@ -17,11 +21,14 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apiserver/pkg/authentication/user"
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
+	genericfeatures "k8s.io/apiserver/pkg/features"
 	"k8s.io/apiserver/pkg/registry/generic"
 	genericregistry "k8s.io/apiserver/pkg/registry/generic/registry"
 	genericregistrytest "k8s.io/apiserver/pkg/registry/generic/testing"
 	"k8s.io/apiserver/pkg/registry/rest"
 	aestransformer "k8s.io/apiserver/pkg/storage/value/encrypt/aes"
+	utilfeature "k8s.io/apiserver/pkg/util/feature"
+	featuregatetesting "k8s.io/component-base/featuregate/testing"
 
 	"capstan.dev/capstan/pkg/apis/config"
 	"capstan.dev/capstan/pkg/registry/config/configrevision/history"
@@ -213,5 +220,67 @@ func TestRevisionInTheTransactionIsEncrypted(t *testing.T) {
 	if rev.ResourceVersion != obj.(*config.ConfigSet).ResourceVersion || string(rev.SecretData["TOKEN"]) != "s3cr3t" {
 		t.Errorf("revision 1: resourceVersion %s, secret %q; want the create's %s and s3cr3t",
 			rev.ResourceVersion, rev.SecretData["TOKEN"], obj.(*config.ConfigSet).ResourceVersion)
+	}
+}
+
+// TestCorruptConfigSetCanBeDeleted: the ConfigSet store, whose etcd client is
+// its own, keeps the storage factory's handling of objects that cannot be
+// read: with AllowUnsafeMalformedObjectDeletion on, a ConfigSet whose bytes
+// in etcd do not decrypt reads as corrupt and can be deleted with
+// ignoreStoreReadErrorWithClusterBreakingPotential.
+func TestCorruptConfigSetCanBeDeleted(t *testing.T) {
+	featuregatetesting.SetFeatureGateDuringTest(t, utilfeature.DefaultFeatureGate, genericfeatures.AllowUnsafeMalformedObjectDeletion, true)
+	optsGetter := encrypting{registrytest.NewRESTOptionsGetter(t, false), t}
+	s, _, _ := newHistoryStorageOver(t, optsGetter, history.Options{})
+	ctx := genericapirequest.WithUser(genericregistrytest.NewNamespaceScopeContext(s.ConfigSet.Store, "test"), &user.DefaultInfo{Name: "alice"})
+	if _, err := s.ConfigSet.Create(ctx, validConfigSet(), rest.ValidateAllObjectFunc, &metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Overwrite foo in etcd with bytes no key decrypts.
+	opts, err := optsGetter.GetRESTOptions(config.Resource("configsets"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := clientv3.New(clientv3.Config{Endpoints: opts.StorageConfig.Transport.ServerList, DialTimeout: 10 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	keys, err := client.Get(ctx, opts.StorageConfig.Prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var key string
+	for _, kv := range keys.Kvs {
+		if strings.HasSuffix(string(kv.Key), "/configsets/test/foo") {
+			key = string(kv.Key)
+		}
+	}
+	if key == "" {
+		t.Fatalf("no key of foo among %d keys", len(keys.Kvs))
+	}
+	if _, err := client.Put(ctx, key, "not the ciphertext of anything"); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := s.ConfigSet.Get(ctx, "foo", &metav1.GetOptions{}); !apierrors.IsInternalError(err) || !strings.Contains(err.Error(), "corrupt object") {
+		t.Fatalf("get of the corrupt foo: %v, want an internal error naming a corrupt object", err)
+	}
+	if _, _, err := s.ConfigSet.Delete(ctx, "foo", rest.ValidateAllObjectFunc, &metav1.DeleteOptions{}); err == nil {
+		t.Fatal("a plain delete of the corrupt foo succeeded, want it refused")
+	}
+	// The DELETE handler hands a request with the option to the store's
+	// corrupt object deleter, as here.
+	deleter := s.ConfigSet.GetCorruptObjDeleter()
+	if deleter == nil {
+		t.Fatal("the ConfigSet store has no corrupt object deleter")
+	}
+	unsafe := true
+	if _, _, err := deleter.Delete(ctx, "foo", rest.ValidateAllObjectFunc, &metav1.DeleteOptions{IgnoreStoreReadErrorWithClusterBreakingPotential: &unsafe}); err != nil {
+		t.Fatalf("unsafe delete of the corrupt foo: %v", err)
+	}
+	if resp, err := client.Get(ctx, key); err != nil || len(resp.Kvs) != 0 {
+		t.Fatalf("foo in etcd after the unsafe delete: %d keys, %v; want none", len(resp.Kvs), err)
 	}
 }
