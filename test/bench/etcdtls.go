@@ -34,12 +34,31 @@ func etcdClientTLS(c *controlplane.Cluster) (*tls.Config, error) {
 	return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
-// compactCapstanEtcd compacts Capstan's etcd to its current revision and
-// defragments it, so that a system measured after another on the same
-// Capstan starts from an etcd that holds no history of the first: without
-// it, O-direct, measured after O-agg's creates and deletions, read and
-// wrote a larger, fragmented database than O-agg had.
-func compactCapstanEtcd(ctx context.Context, c *controlplane.Cluster) error {
+// freshCapstan restarts Capstan on its etcd compacted to the current revision
+// and defragmented, so that a system measured after another on the same
+// Capstan starts as the first did: without the history of the first in
+// etcd's database nor its objects in Capstan's watch caches. O-direct,
+// measured after O-agg's creates and deletions, otherwise read and wrote a
+// larger, fragmented database with a heap holding O-agg's recent events.
+func (b *benchCluster) freshCapstan(ctx context.Context) error {
+	if err := b.c.StopCapstan(); err != nil {
+		return err
+	}
+	if err := compactEtcd(ctx, b.c); err != nil {
+		return err
+	}
+	if err := b.c.StartCapstan(ctx); err != nil {
+		return err
+	}
+	// Later systems (wl) reach Capstan through the aggregator again.
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	return b.c.WaitAvailable(wctx)
+}
+
+// compactEtcd compacts Capstan's etcd to its current revision and
+// defragments it.
+func compactEtcd(ctx context.Context, c *controlplane.Cluster) error {
 	tlsConfig, err := etcdClientTLS(c)
 	if err != nil {
 		return err
