@@ -400,7 +400,8 @@ func (r *runner) runWire(ctx context.Context, systems ...system) {
 	s := r.sizes
 	prefix := fmt.Sprintf("c%d", s.CreateConc[len(s.CreateConc)-1])
 	for _, sys := range systems {
-		r.measure(ctx, sys, fmt.Sprintf("%slist all %d", wirePrefix, s.Objects), s.ListRepeats, 1, false, func(ctx context.Context, _ int) error {
+		// Every object runAll left: the object set and the 10 KiB ones.
+		r.measure(ctx, sys, fmt.Sprintf("%slist all %d + %d x 10KiB", wirePrefix, s.Objects, s.BigObjects), s.ListRepeats, 1, false, func(ctx context.Context, _ int) error {
 			_, err := sys.list(ctx, "", "", 0)
 			return err
 		})
