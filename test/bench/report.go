@@ -197,7 +197,7 @@ func buildResults(r *runner, quick bool, d time.Duration, errs []string) Results
 		Settings: []string{
 			"every process on 127.0.0.1; client, servers and etcd share the machine",
 			"each API server has its own etcd: --unsafe-no-fsync, --quota-backend-bytes=" + etcdQuota + " (O-agg's etcd is the harness's: TLS with client certificates, default quota)",
-			"O-agg, O-direct and C share one control plane (test/utils/controlplane) whose kube-apiserver and Capstan run with their deployed defaults plus --profiling=true: priority and fairness on, in-flight limits at their defaults",
+			"O-agg, O-direct and C share one control plane (test/utils/controlplane) whose kube-apiserver and Capstan run with their deployed defaults plus --profiling=true: priority and fairness on, in-flight limits at their defaults; O-direct runs after O-agg on Capstan restarted over its etcd compacted and defragmented; mem has a control plane of its own",
 			"local mode (O) has no kube-apiserver to read priority and fairness configuration from and runs with " + strings.Join(localServerFlags, " "),
 			"the typed client for C is the generated one on a scheme registering the same Go types under " + benchGroup.Group,
 		},
