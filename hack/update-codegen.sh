@@ -34,7 +34,7 @@ kube::codegen::gen_helpers \
 # from Debian's protobuf-compiler, pinned: another protoc may write other code.
 PROTOC_VERSION="libprotoc 3.21.12"
 if [ "$(protoc --version 2>/dev/null)" != "${PROTOC_VERSION}" ]; then
-    echo "make generate needs protoc (${PROTOC_VERSION}); on Debian: apt-get install protobuf-compiler=3.21.12-3" >&2
+    echo "make generate needs protoc (${PROTOC_VERSION}); on Debian bookworm: apt-get install protobuf-compiler (its 3.21.12)" >&2
     exit 1
 fi
 go install k8s.io/code-generator/cmd/go-to-protobuf k8s.io/code-generator/cmd/go-to-protobuf/protoc-gen-gogo golang.org/x/tools/cmd/goimports
