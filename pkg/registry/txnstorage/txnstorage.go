@@ -245,7 +245,14 @@ func (p *preparing) GuaranteedUpdate(ctx context.Context, key string, destinatio
 		}
 		return out, ttl, err
 	}
-	return p.Interface.GuaranteedUpdate(ctx, key, destination, ignoreNotFound, preconditions, prepared, cachedExistingObject)
+	// Not from the watch cache's copy of the object: every attempt of a
+	// change is admitted, and ResourceQuota admission charges each one a
+	// revision. An attempt on a copy that lacks the previous write (the
+	// cache trails etcd by its watch) fails its compare-and-swap after
+	// being charged, and a namespace at its revision quota then refuses the
+	// client's next change. Reading the object from etcd costs one range
+	// request per change.
+	return p.Interface.GuaranteedUpdate(ctx, key, destination, ignoreNotFound, preconditions, prepared, nil)
 }
 
 // txnClient is the etcd client the etcd3 store writes through: its

@@ -284,3 +284,38 @@ func TestCorruptConfigSetCanBeDeleted(t *testing.T) {
 		t.Fatalf("foo in etcd after the unsafe delete: %d keys, %v; want none", len(resp.Kvs), err)
 	}
 }
+
+// TestChangeAdmittedOncePerWrite: a change that writes a revision is
+// validated, and so charged a revision by ResourceQuota admission, once per
+// write. Updates made back to back, each on the object the previous one
+// wrote, must not be tried first on the watch cache's copy, which may not
+// have the previous write yet: that attempt would fail its compare-and-swap
+// after admission had charged it, and a namespace at its revision quota would
+// refuse the next change.
+func TestChangeAdmittedOncePerWrite(t *testing.T) {
+	s, _, _ := newHistoryStorage(t, history.Options{})
+	ctx := genericapirequest.WithUser(genericregistrytest.NewNamespaceScopeContext(s.ConfigSet.Store, "test"), &user.DefaultInfo{Name: "alice"})
+	if _, err := s.ConfigSet.Create(ctx, validConfigSet(), rest.ValidateAllObjectFunc, &metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	const changes = 50
+	admitted := 0
+	countAdmission := func(context.Context, runtime.Object, runtime.Object) error {
+		admitted++
+		return nil
+	}
+	for i := range changes {
+		// As a patch does: the change is made to the object the attempt reads.
+		change := rest.DefaultUpdatedObjectInfo(nil, func(_ context.Context, _, old runtime.Object) (runtime.Object, error) {
+			cs := old.DeepCopyObject().(*config.ConfigSet)
+			cs.Spec.Data["LOG_LEVEL"] = fmt.Sprint(i)
+			return cs, nil
+		})
+		if _, _, err := s.ConfigSet.Update(ctx, "foo", change, nil, countAdmission, false, &metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if admitted != changes {
+		t.Errorf("%d changes were admitted %d times, want once each", changes, admitted)
+	}
+}
