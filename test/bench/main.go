@@ -172,15 +172,24 @@ func run(ctx context.Context, quick bool, out, md, systemsFlag, workDir, root, p
 		r.runH1(ctx, bins, workDir)
 	}
 	progress := &logWriter{log: r.log}
+	// onControlPlane starts a control plane in dir, runs f on it and stops it.
+	onControlPlane := func(purpose, dir string, f func(b *benchCluster)) {
+		r.log("cluster%s: etcd, kube-apiserver, Capstan aggregated (test/utils/controlplane)", purpose)
+		b, err := startCluster(ctx, bins, dir, progress)
+		note(err)
+		if err != nil {
+			return
+		}
+		onCluster(b.down)
+		defer onCluster(nil)
+		defer b.down()
+		f(b)
+	}
 	// Memory with history on a control plane of its own, fresh, which it
 	// leaves with hundreds of thousands of writes in its watch caches: the
 	// systems measured after it would carry them.
 	if want["mem"] && ctx.Err() == nil {
-		r.log("cluster for memory: etcd, kube-apiserver, Capstan aggregated (test/utils/controlplane)")
-		b, err := startCluster(ctx, bins, filepath.Join(workDir, "mem"), progress)
-		note(err)
-		if err == nil {
-			onCluster(b.down)
+		onControlPlane(" for memory", filepath.Join(workDir, "mem"), func(b *benchCluster) {
 			agg, err := b.aggregated()
 			note(err)
 			crd, err := b.crd(ctx)
@@ -189,17 +198,12 @@ func run(ctx context.Context, quick bool, out, md, systemsFlag, workDir, root, p
 				r.log("memory: %v ConfigSets with %d revisions each, O-agg and C", s.MemoryConfigSets, s.MemoryRevisions)
 				r.runHistoryMemory(ctx, agg, crd)
 			}
-			b.down()
-			onCluster(nil)
-		}
+		})
 	}
 	if (want["O-agg"] || want["O-direct"] || want["C"] || want["wl"]) && ctx.Err() == nil {
-		r.log("cluster: etcd, kube-apiserver, Capstan aggregated (test/utils/controlplane)")
-		b, err := startCluster(ctx, bins, workDir, progress)
-		note(err)
-		if err == nil {
-			onCluster(b.down)
+		onControlPlane("", workDir, func(b *benchCluster) {
 			var agg, crd *kubeSystem
+			var err error
 			if want["O-agg"] {
 				agg, err = b.aggregated()
 				note(err)
@@ -245,9 +249,7 @@ func run(ctx context.Context, quick bool, out, md, systemsFlag, workDir, root, p
 				r.log("wl: ConfigSet changes to Deployments' pod templates, by capstan-controller-manager")
 				note(r.runPropagation(ctx, b))
 			}
-			b.down()
-			onCluster(nil)
-		}
+		})
 	}
 
 	res := buildResults(r, quick, time.Since(started), errs)
