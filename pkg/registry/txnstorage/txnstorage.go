@@ -219,23 +219,43 @@ func newClient(t storagebackend.TransportConfig) (*clientv3.Client, error) {
 }
 
 // preparing asks the request's Preparer for the extra key of each create and
-// of each attempt of an update, for the client's put to find.
+// of each attempt of an update, for the client's put to find. It also
+// remembers which version of each object this server wrote last (see
+// recentWrites), to tell whether the watch cache's copy is behind it.
 type preparing struct {
 	storage.Interface
+	written recentWrites
 }
 
 func (p *preparing) Create(ctx context.Context, key string, obj, out runtime.Object, ttl uint64) error {
 	if s := slotFrom(ctx); s != nil {
 		s.extra = s.prepare(ctx, nil, obj)
 	}
-	return p.Interface.Create(ctx, key, obj, out, ttl)
+	err := p.Interface.Create(ctx, key, obj, out, ttl)
+	if err == nil {
+		p.written.record(key, out)
+	}
+	return err
+}
+
+func (p *preparing) Delete(ctx context.Context, key string, out runtime.Object, preconditions *storage.Preconditions,
+	validateDeletion storage.ValidateObjectFunc, cachedExistingObject runtime.Object, opts storage.DeleteOptions) error {
+	err := p.Interface.Delete(ctx, key, out, preconditions, validateDeletion, cachedExistingObject, opts)
+	if err == nil {
+		p.written.forget(key)
+	}
+	return err
 }
 
 func (p *preparing) GuaranteedUpdate(ctx context.Context, key string, destination runtime.Object, ignoreNotFound bool,
 	preconditions *storage.Preconditions, tryUpdate storage.UpdateFunc, cachedExistingObject runtime.Object) error {
 	s := slotFrom(ctx)
 	if s == nil {
-		return p.Interface.GuaranteedUpdate(ctx, key, destination, ignoreNotFound, preconditions, tryUpdate, cachedExistingObject)
+		err := p.Interface.GuaranteedUpdate(ctx, key, destination, ignoreNotFound, preconditions, tryUpdate, cachedExistingObject)
+		if err == nil {
+			p.written.record(key, destination)
+		}
+		return err
 	}
 	prepared := func(input runtime.Object, res storage.ResponseMeta) (runtime.Object, *uint64, error) {
 		s.extra = nil
@@ -245,14 +265,88 @@ func (p *preparing) GuaranteedUpdate(ctx context.Context, key string, destinatio
 		}
 		return out, ttl, err
 	}
-	// Not from the watch cache's copy of the object: every attempt of a
-	// change is admitted, and ResourceQuota admission charges each one a
-	// revision. An attempt on a copy that lacks the previous write (the
-	// cache trails etcd by its watch) fails its compare-and-swap after
-	// being charged, and a namespace at its revision quota then refuses the
-	// client's next change. Reading the object from etcd costs one range
-	// request per change.
-	return p.Interface.GuaranteedUpdate(ctx, key, destination, ignoreNotFound, preconditions, prepared, nil)
+	// Every attempt of a change is admitted, and ResourceQuota admission
+	// charges each one a revision. An attempt on a watch cache copy that
+	// lacks a write (the cache trails etcd by its watch) fails its
+	// compare-and-swap after being charged, and a namespace at its revision
+	// quota then refuses the client's next change. So the copy is used only
+	// when it already holds the last write of the object this server made,
+	// which is what a client's back-to-back changes need; otherwise the
+	// change reads the object from etcd.
+	if cachedExistingObject != nil && p.written.behind(key, cachedExistingObject) {
+		cachedExistingObject = nil
+	}
+	err := p.Interface.GuaranteedUpdate(ctx, key, destination, ignoreNotFound, preconditions, prepared, cachedExistingObject)
+	if err == nil {
+		p.written.record(key, destination)
+	}
+	return err
+}
+
+// writeMemory is how long recentWrites remembers a write: far longer than the
+// watch cache takes to see it, unless its watch is stalled.
+const writeMemory = time.Minute
+
+// recentWrites holds, per key, the resource version of the last write of it
+// this server made, for a minute; a write's entry replaces the previous one
+// and a delete removes it. Entries older than writeMemory are swept once
+// their number has doubled since the last sweep, so the table holds about the
+// keys written in the last minute.
+type recentWrites struct {
+	mu        sync.Mutex
+	byKey     map[string]recentWrite
+	sweptSize int
+}
+
+type recentWrite struct {
+	rv uint64
+	at time.Time
+}
+
+var versioner = storage.APIObjectVersioner{}
+
+func (w *recentWrites) record(key string, obj runtime.Object) {
+	rv, err := versioner.ObjectResourceVersion(obj)
+	if err != nil || rv == 0 {
+		return
+	}
+	now := time.Now()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.byKey == nil {
+		w.byKey = map[string]recentWrite{}
+	}
+	if prev, ok := w.byKey[key]; ok && prev.rv > rv {
+		return
+	}
+	w.byKey[key] = recentWrite{rv: rv, at: now}
+	if len(w.byKey) >= 2*w.sweptSize+64 {
+		for k, e := range w.byKey {
+			if now.Sub(e.at) > writeMemory {
+				delete(w.byKey, k)
+			}
+		}
+		w.sweptSize = len(w.byKey)
+	}
+}
+
+func (w *recentWrites) forget(key string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.byKey, key)
+}
+
+// behind reports whether cached is older than the last write of key this
+// server made, or cannot tell.
+func (w *recentWrites) behind(key string, cached runtime.Object) bool {
+	rv, err := versioner.ObjectResourceVersion(cached)
+	if err != nil {
+		return true
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	last, ok := w.byKey[key]
+	return ok && rv < last.rv
 }
 
 // txnClient is the etcd client the etcd3 store writes through: its
