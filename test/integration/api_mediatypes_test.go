@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/http"
 	"testing"
 
@@ -132,5 +133,82 @@ func TestMediaTypesWithoutCBOR(t *testing.T) {
 	code, _, out := mediaRequest(t, ts.ClientConfig, http.MethodGet, configSetsPath, "application/cbor", "", nil)
 	if code != http.StatusNotAcceptable {
 		t.Errorf("CBOR without its feature gate: %d, want 406: %s", code, out)
+	}
+}
+
+// The JSON of ConfigSets, which pkg/apiserver/configsetjson writes without
+// encoding/json, is what encoding/json writes for the same objects, in a
+// get, a list and a watch's events.
+func TestConfigSetJSONAsEncodingJSON(t *testing.T) {
+	ts := sharedServer(t)
+	cfg := ts.ClientConfig
+	const path = "/apis/config.capstan.dev/v1beta1/namespaces/json-bytes/configsets"
+	for _, name := range []string{"plain", "awkward"} {
+		cs := configSet(name, map[string]string{"LEVEL": "info", "HTML": "<a href=\"x\">&amp;</a>", "LINES": "one\ntwo\u2028three"}, nil)
+		cs.Spec.SecretData = map[string][]byte{"TOKEN": []byte("s3cr3t"), "EMPTY": {}}
+		cs.Labels = map[string]string{"app": name}
+		cs.Annotations = map[string]string{"note": "caf\u00e9 \U0001F600"}
+		body, err := json.Marshal(cs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code, _, out := mediaRequest(t, cfg, http.MethodPost, path, "application/json", "application/json", body); code != http.StatusCreated {
+			t.Fatalf("create %s: %d: %s", name, code, out)
+		}
+	}
+	// reencode decodes what the server wrote and encodes it again with
+	// encoding/json, as k8s.io/apimachinery's JSON serializer would have.
+	reencode := func(what string, b []byte, into any) []byte {
+		t.Helper()
+		if err := json.Unmarshal(b, into); err != nil {
+			t.Fatalf("%s: %v: %s", what, err, b)
+		}
+		var out bytes.Buffer
+		if err := json.NewEncoder(&out).Encode(into); err != nil {
+			t.Fatal(err)
+		}
+		return out.Bytes()
+	}
+
+	code, ct, got := mediaRequest(t, cfg, http.MethodGet, path+"/awkward", "application/json", "", nil)
+	if code != http.StatusOK || ct != "application/json" {
+		t.Fatalf("get: %d %q: %s", code, ct, got)
+	}
+	if want := reencode("get", got, &v1beta1.ConfigSet{}); !bytes.Equal(got, want) {
+		t.Errorf("get:\n got %s\nwant %s", got, want)
+	}
+
+	code, _, got = mediaRequest(t, cfg, http.MethodGet, path, "application/json", "", nil)
+	list := &v1beta1.ConfigSetList{}
+	if want := reencode("list", got, list); code != http.StatusOK || !bytes.Equal(got, want) {
+		t.Errorf("list: %d\n got %s\nwant %s", code, got, want)
+	}
+	if len(list.Items) != 2 || string(list.Items[0].Spec.SecretData["TOKEN"]) != "s3cr3t" {
+		t.Errorf("list holds %d items: %+v", len(list.Items), list.Items)
+	}
+
+	// A watch from the list's version with a short timeout: the server
+	// writes one ADDED event per ConfigSet, each a line, then ends.
+	code, _, got = mediaRequest(t, cfg, http.MethodGet, path+"?watch=true&resourceVersion=0&timeoutSeconds=1", "application/json", "", nil)
+	if code != http.StatusOK {
+		t.Fatalf("watch: %d: %s", code, got)
+	}
+	lines := bytes.Split(bytes.TrimSpace(got), []byte("\n"))
+	if len(lines) != 2 {
+		t.Fatalf("watch wrote %d events, want 2: %s", len(lines), got)
+	}
+	for _, line := range lines {
+		var event struct {
+			Type   string          `json:"type"`
+			Object json.RawMessage `json:"object"`
+		}
+		if err := json.Unmarshal(line, &event); err != nil || event.Type != "ADDED" {
+			t.Fatalf("watch event %s: %v", line, err)
+		}
+		obj := []byte(event.Object)
+		want := bytes.TrimSuffix(reencode("watch event", obj, &v1beta1.ConfigSet{}), []byte("\n"))
+		if !bytes.Equal(obj, want) {
+			t.Errorf("watch event object:\n got %s\nwant %s", obj, want)
+		}
 	}
 }

@@ -1,0 +1,138 @@
+package configsetjson
+
+import (
+	"io"
+	"sync"
+
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"capstan.dev/capstan/pkg/apis/config/v1beta1"
+)
+
+// NegotiatedSerializer returns ns with its JSON serializer, the one responses
+// and watch events are encoded with, replaced by one that encodes v1beta1
+// ConfigSets and ConfigSetLists with this package and everything else as ns
+// does. Decoding, the pretty and YAML forms and the other media types are
+// ns's own.
+func NegotiatedSerializer(ns runtime.NegotiatedSerializer) runtime.NegotiatedSerializer {
+	infos := append([]runtime.SerializerInfo(nil), ns.SupportedMediaTypes()...)
+	for i := range infos {
+		if infos[i].MediaType != runtime.ContentTypeJSON {
+			continue
+		}
+		infos[i].Serializer = newEncoder(infos[i].Serializer)
+		if s := infos[i].StreamSerializer; s != nil {
+			stream := *s
+			stream.Serializer = newEncoder(stream.Serializer)
+			infos[i].StreamSerializer = &stream
+		}
+	}
+	return negotiated{NegotiatedSerializer: ns, infos: infos}
+}
+
+type negotiated struct {
+	runtime.NegotiatedSerializer
+	infos []runtime.SerializerInfo
+}
+
+func (n negotiated) SupportedMediaTypes() []runtime.SerializerInfo { return n.infos }
+
+// encoder is a JSON serializer whose Encode writes ConfigSets and their
+// lists with AppendConfigSet.
+type encoder struct {
+	runtime.Serializer
+	id runtime.Identifier
+}
+
+func newEncoder(s runtime.Serializer) *encoder {
+	return &encoder{Serializer: s, id: runtime.Identifier("configsetjson:" + string(s.Identifier()))}
+}
+
+// Identifier names the output for the caches of encoded watch events: the
+// bytes equal the inner serializer's, but they are not made by it.
+func (e *encoder) Identifier() runtime.Identifier { return e.id }
+
+func (e *encoder) Encode(obj runtime.Object, w io.Writer) error {
+	if co, ok := obj.(runtime.CacheableObject); ok {
+		return co.CacheEncode(e.id, e.doEncode, w)
+	}
+	return e.doEncode(obj, w)
+}
+
+func (e *encoder) doEncode(obj runtime.Object, w io.Writer) error {
+	switch o := obj.(type) {
+	case *v1beta1.ConfigSet:
+		buf := getBuffer()
+		defer putBuffer(buf)
+		b, ok := AppendConfigSet((*buf)[:0], o)
+		if !ok {
+			break
+		}
+		*buf = append(b, '\n')
+		_, err := w.Write(*buf)
+		return err
+	case *v1beta1.ConfigSetList:
+		buf := getBuffer()
+		defer putBuffer(buf)
+		b, ok := appendListHead((*buf)[:0], o)
+		if !ok {
+			break
+		}
+		var err error
+		*buf, err = appendItems(b, o.Items, w)
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(*buf)
+		return err
+	}
+	return e.Serializer.Encode(obj, w)
+}
+
+// flushSize is how much of a list is encoded before it is written: a list
+// is written in pieces, as k8s.io/apimachinery's streaming list encoding
+// does, rather than held whole.
+const flushSize = 256 << 10
+
+// appendItems appends a list's items, the list's closing brace and the
+// encoder's newline, writing to w whenever flushSize has been encoded, and
+// returns what is left to write.
+func appendItems(b []byte, items []v1beta1.ConfigSet, w io.Writer) ([]byte, error) {
+	if items == nil {
+		return append(b, "null}\n"...), nil
+	}
+	b = append(b, '[')
+	for i := range items {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		var ok bool
+		if b, ok = AppendConfigSet(b, &items[i]); !ok {
+			var err error
+			if b, err = appendItemFallback(b, &items[i]); err != nil {
+				return b, err
+			}
+		}
+		if len(b) >= flushSize {
+			if _, err := w.Write(b); err != nil {
+				return b, err
+			}
+			b = b[:0]
+		}
+	}
+	return append(b, "]}\n"...), nil
+}
+
+// maxPooledBuffer bounds the buffers kept for reuse.
+const maxPooledBuffer = 2 * flushSize
+
+var buffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+func getBuffer() *[]byte { return buffers.Get().(*[]byte) }
+
+func putBuffer(b *[]byte) {
+	if cap(*b) <= maxPooledBuffer {
+		*b = (*b)[:0]
+		buffers.Put(b)
+	}
+}
