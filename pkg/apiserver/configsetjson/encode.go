@@ -26,10 +26,17 @@ import (
 	"capstan.dev/capstan/pkg/apis/config/v1beta1"
 )
 
-// AppendConfigSet appends cs as encoding/json encodes it, without the
+// scratch holds what encoding an object needs besides its output, reused
+// from object to object of a list: the sorted entries of its maps.
+type scratch struct {
+	strings []entry[string]
+	bytes   []entry[[]byte]
+}
+
+// appendConfigSet appends cs as encoding/json encodes it, without the
 // newline json.Encoder adds. It reports false, with dst unchanged, when cs
 // holds something only encoding/json encodes exactly.
-func AppendConfigSet(dst []byte, cs *v1beta1.ConfigSet) ([]byte, bool) {
+func appendConfigSet(dst []byte, cs *v1beta1.ConfigSet, sc *scratch) ([]byte, bool) {
 	start := len(dst)
 	dst = append(dst, '{')
 	first := true
@@ -37,11 +44,11 @@ func AppendConfigSet(dst []byte, cs *v1beta1.ConfigSet) ([]byte, bool) {
 	dst = appendStringField(dst, &first, "apiVersion", cs.APIVersion, true)
 	dst = appendKey(dst, &first, "metadata")
 	var ok bool
-	if dst, ok = appendObjectMeta(dst, &cs.ObjectMeta); !ok {
+	if dst, ok = appendObjectMeta(dst, &cs.ObjectMeta, sc); !ok {
 		return dst[:start], false
 	}
 	dst = appendKey(dst, &first, "spec")
-	dst = appendSpec(dst, &cs.Spec)
+	dst = appendSpec(dst, &cs.Spec, sc)
 	dst = appendKey(dst, &first, "status")
 	dst = appendStatus(dst, &cs.Status)
 	return append(dst, '}'), true
@@ -72,7 +79,7 @@ func appendListHead(dst []byte, l *v1beta1.ConfigSetList) ([]byte, bool) {
 	return dst, true
 }
 
-func appendObjectMeta(dst []byte, m *metav1.ObjectMeta) ([]byte, bool) {
+func appendObjectMeta(dst []byte, m *metav1.ObjectMeta, sc *scratch) ([]byte, bool) {
 	dst = append(dst, '{')
 	first := true
 	dst = appendStringField(dst, &first, "name", m.Name, true)
@@ -96,11 +103,11 @@ func appendObjectMeta(dst []byte, m *metav1.ObjectMeta) ([]byte, bool) {
 	}
 	if len(m.Labels) > 0 {
 		dst = appendKey(dst, &first, "labels")
-		dst = appendStringMap(dst, m.Labels)
+		dst = appendStringMap(dst, m.Labels, sc)
 	}
 	if len(m.Annotations) > 0 {
 		dst = appendKey(dst, &first, "annotations")
-		dst = appendStringMap(dst, m.Annotations)
+		dst = appendStringMap(dst, m.Annotations, sc)
 	}
 	if len(m.OwnerReferences) > 0 {
 		dst = appendArray(appendKey(dst, &first, "ownerReferences"), m.OwnerReferences, appendOwnerReference)
@@ -156,9 +163,9 @@ func appendManagedFieldsEntry(dst []byte, e *metav1.ManagedFieldsEntry) ([]byte,
 	dst = appendStringField(dst, &first, "fieldsType", e.FieldsType, true)
 	if e.FieldsV1 != nil {
 		dst = appendKey(dst, &first, "fieldsV1")
-		raw := e.FieldsV1.GetRawString()
+		raw := e.FieldsV1.GetRawBytes()
 		switch {
-		case raw == "":
+		case len(raw) == 0:
 			dst = append(dst, "null"...)
 		case isCompactFieldSet(raw):
 			dst = append(dst, raw...)
@@ -170,16 +177,16 @@ func appendManagedFieldsEntry(dst []byte, e *metav1.ManagedFieldsEntry) ([]byte,
 	return append(dst, '}'), true
 }
 
-func appendSpec(dst []byte, s *v1beta1.ConfigSetSpec) []byte {
+func appendSpec(dst []byte, s *v1beta1.ConfigSetSpec, sc *scratch) []byte {
 	dst = append(dst, '{')
 	first := true
 	if len(s.Data) > 0 {
 		dst = appendKey(dst, &first, "data")
-		dst = appendStringMap(dst, s.Data)
+		dst = appendStringMap(dst, s.Data, sc)
 	}
 	if len(s.SecretData) > 0 {
 		dst = appendKey(dst, &first, "secretData")
-		dst = appendBytesMap(dst, s.SecretData)
+		dst = appendBytesMap(dst, s.SecretData, sc)
 	}
 	if s.Immutable != nil {
 		dst = appendKey(dst, &first, "immutable")
@@ -302,9 +309,10 @@ func appendTime(dst []byte, t metav1.Time) []byte {
 }
 
 // appendStringMap appends m with its keys in order, as encoding/json does.
-func appendStringMap(dst []byte, m map[string]string) []byte {
+func appendStringMap(dst []byte, m map[string]string, sc *scratch) []byte {
 	dst = append(dst, '{')
-	for i, e := range sortedEntries(m) {
+	sc.strings = sortedEntries(sc.strings[:0], m)
+	for i, e := range sc.strings {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
@@ -317,9 +325,10 @@ func appendStringMap(dst []byte, m map[string]string) []byte {
 
 // appendBytesMap appends m with its keys in order and its values in
 // standard base64, as encoding/json does; a nil value is null.
-func appendBytesMap(dst []byte, m map[string][]byte) []byte {
+func appendBytesMap(dst []byte, m map[string][]byte, sc *scratch) []byte {
 	dst = append(dst, '{')
-	for i, e := range sortedEntries(m) {
+	sc.bytes = sortedEntries(sc.bytes[:0], m)
+	for i, e := range sc.bytes {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
@@ -341,9 +350,8 @@ type entry[V any] struct {
 	value V
 }
 
-// sortedEntries returns m's entries ordered by key.
-func sortedEntries[V any](m map[string]V) []entry[V] {
-	entries := make([]entry[V], 0, len(m))
+// sortedEntries appends m's entries to entries and orders them by key.
+func sortedEntries[V any](entries []entry[V], m map[string]V) []entry[V] {
 	for k, v := range m {
 		entries = append(entries, entry[V]{k, v})
 	}
@@ -422,7 +430,7 @@ func appendString(dst []byte, s string) []byte {
 // would copy unchanged: an object whose values are all objects, with no
 // space, and no byte outside printable ASCII or that encoding/json escapes
 // (<, >, &). The server's field manager writes every set it stores this way.
-func isCompactFieldSet(raw string) bool {
+func isCompactFieldSet(raw []byte) bool {
 	i, ok := scanFieldSetObject(raw, 0, 0)
 	return ok && i == len(raw)
 }
@@ -431,7 +439,7 @@ func isCompactFieldSet(raw string) bool {
 // encoding/json.
 const maxFieldSetDepth = 64
 
-func scanFieldSetObject(raw string, i, depth int) (int, bool) {
+func scanFieldSetObject(raw []byte, i, depth int) (int, bool) {
 	if depth > maxFieldSetDepth || i >= len(raw) || raw[i] != '{' {
 		return i, false
 	}
@@ -466,7 +474,7 @@ func scanFieldSetObject(raw string, i, depth int) (int, bool) {
 
 // scanFieldSetKey scans a JSON string of printable ASCII whose escapes are
 // \" and \\ only, the ones field sets' keys (such as k:{"name":"x"}) carry.
-func scanFieldSetKey(raw string, i int) (int, bool) {
+func scanFieldSetKey(raw []byte, i int) (int, bool) {
 	if i >= len(raw) || raw[i] != '"' {
 		return i, false
 	}

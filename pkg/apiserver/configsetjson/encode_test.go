@@ -29,7 +29,7 @@ func stdJSON(t testing.TB, obj any) []byte {
 // encodeFast is what the package's encoder writes for obj.
 func encodeFast(t testing.TB, obj *v1beta1.ConfigSet) ([]byte, bool) {
 	t.Helper()
-	b, ok := AppendConfigSet(nil, obj)
+	b, ok := appendConfigSet(nil, obj, &scratch{})
 	return append(b, '\n'), ok
 }
 
@@ -147,7 +147,7 @@ func TestFieldSetsLeftToEncodingJSON(t *testing.T) {
 		{`{"f:x\`, false},
 		{strings.Repeat(`{"a":`, maxFieldSetDepth+2) + `{}` + strings.Repeat(`}`, maxFieldSetDepth+2), false},
 	} {
-		if got := isCompactFieldSet(tc.raw); got != tc.fast {
+		if got := isCompactFieldSet([]byte(tc.raw)); got != tc.fast {
 			t.Errorf("isCompactFieldSet(%q) = %v, want %v", tc.raw, got, tc.fast)
 		}
 	}

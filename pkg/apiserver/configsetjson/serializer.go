@@ -38,7 +38,7 @@ type negotiated struct {
 func (n negotiated) SupportedMediaTypes() []runtime.SerializerInfo { return n.infos }
 
 // encoder is a JSON serializer whose Encode writes ConfigSets and their
-// lists with AppendConfigSet.
+// lists with appendConfigSet.
 type encoder struct {
 	runtime.Serializer
 	id runtime.Identifier
@@ -64,7 +64,7 @@ func (e *encoder) doEncode(obj runtime.Object, w io.Writer) error {
 	case *v1beta1.ConfigSet:
 		buf := getBuffer()
 		defer putBuffer(buf)
-		b, ok := AppendConfigSet((*buf)[:0], o)
+		b, ok := appendConfigSet((*buf)[:0], o, &scratch{})
 		if !ok {
 			break
 		}
@@ -102,12 +102,13 @@ func appendItems(b []byte, items []v1beta1.ConfigSet, w io.Writer) ([]byte, erro
 		return append(b, "null}\n"...), nil
 	}
 	b = append(b, '[')
+	var sc scratch
 	for i := range items {
 		if i > 0 {
 			b = append(b, ',')
 		}
 		var ok bool
-		if b, ok = AppendConfigSet(b, &items[i]); !ok {
+		if b, ok = appendConfigSet(b, &items[i], &sc); !ok {
 			var err error
 			if b, err = appendItemFallback(b, &items[i]); err != nil {
 				return b, err
