@@ -174,7 +174,16 @@ type storeConfigSetGetter struct {
 }
 
 func (g storeConfigSetGetter) Get(ctx context.Context, namespace, name string) (*config.ConfigSet, error) {
-	obj, err := g.store.Get(genericapirequest.WithNamespace(ctx, namespace), name, &metav1.GetOptions{})
+	return g.get(ctx, namespace, name, "")
+}
+
+// GetCached reads from the watch cache: resourceVersion "0" is any version.
+func (g storeConfigSetGetter) GetCached(ctx context.Context, namespace, name string) (*config.ConfigSet, error) {
+	return g.get(ctx, namespace, name, "0")
+}
+
+func (g storeConfigSetGetter) get(ctx context.Context, namespace, name, rv string) (*config.ConfigSet, error) {
+	obj, err := g.store.Get(genericapirequest.WithNamespace(ctx, namespace), name, &metav1.GetOptions{ResourceVersion: rv})
 	if err != nil {
 		return nil, err
 	}

@@ -32,9 +32,12 @@ import (
 // Beyond it a missing revision is logged as lost instead of held.
 const maxPendingRestores = 256
 
-// ConfigSetGetter reads a ConfigSet from storage, bypassing any cache.
+// ConfigSetGetter reads a ConfigSet from storage: Get from etcd, GetCached
+// from the API server's watch cache, which may trail etcd but never trails
+// the informers the API server serves from it.
 type ConfigSetGetter interface {
 	Get(ctx context.Context, namespace, name string) (*config.ConfigSet, error)
+	GetCached(ctx context.Context, namespace, name string) (*config.ConfigSet, error)
 }
 
 // item is one unit of work: the history of the ConfigSet namespace/name, or,
@@ -314,9 +317,28 @@ func (r *Reconciler) repair(ctx context.Context, key item, rev int64) error {
 // belong to the ConfigSet that storage holds under that name. Each delete is
 // conditional on the revision's UID, so a revision written meanwhile for a new
 // ConfigSet of the same name is never touched.
+// ownsAll reports whether the ConfigSet of UID uid owns every revision of sums.
+func ownsAll(uid types.UID, sums []*history.Summary) bool {
+	for _, s := range sums {
+		if s.OwnerUID != uid {
+			return false
+		}
+	}
+	return true
+}
+
 func (r *Reconciler) removeOrphans(ctx context.Context, namespace, name string) error {
 	sums := r.history.Summaries(namespace, name)
 	if len(sums) == 0 {
+		return nil
+	}
+	// The informer that reported the ConfigSet missing is served from the
+	// watch cache, and the revision index watches etcd: a revision written
+	// with its ConfigSet often reaches the index first. When the watch cache
+	// holds the owner of every revision, none is orphaned, and etcd need not
+	// be asked. When the ConfigSet is deleted, the informer's event follows
+	// the cache's, and brings the ConfigSet back here.
+	if cs, err := r.configSets.GetCached(ctx, namespace, name); err == nil && ownsAll(cs.UID, sums) {
 		return nil
 	}
 	var live types.UID
