@@ -333,25 +333,26 @@ func (r *runner) runAll(ctx context.Context, sys system) error {
 
 	n := min(s.MutateOps, s.Objects)
 	for _, w := range []struct {
-		name string
-		op   func(ctx context.Context, i int) error
+		name    string
+		profile bool
+		op      func(ctx context.Context, i int) error
 	}{
-		{"get consistent", func(ctx context.Context, i int) error { ns, nm := r.ref(prefix, i); return sys.get(ctx, ns, nm, false) }},
-		{"get rv=0", func(ctx context.Context, i int) error { ns, nm := r.ref(prefix, i); return sys.get(ctx, ns, nm, true) }},
-		{"update", func(ctx context.Context, i int) error {
+		{"get consistent", false, func(ctx context.Context, i int) error { ns, nm := r.ref(prefix, i); return sys.get(ctx, ns, nm, false) }},
+		{"get rv=0", false, func(ctx context.Context, i int) error { ns, nm := r.ref(prefix, i); return sys.get(ctx, ns, nm, true) }},
+		{"update", true, func(ctx context.Context, i int) error {
 			ns, nm := r.ref(prefix, i)
 			return sys.update(ctx, ns, nm, i, 1)
 		}},
-		{"merge patch", func(ctx context.Context, i int) error {
+		{"merge patch", false, func(ctx context.Context, i int) error {
 			ns, nm := r.ref(prefix, i)
 			return sys.patch(ctx, ns, nm, i, 2)
 		}},
-		{"server-side apply", func(ctx context.Context, i int) error {
+		{"server-side apply", false, func(ctx context.Context, i int) error {
 			ns, nm := r.ref(prefix, i)
 			return sys.apply(ctx, ns, nm, i, 3)
 		}},
 	} {
-		r.measure(ctx, sys, w.name, n, s.MutateConc, false, w.op)
+		r.measure(ctx, sys, w.name, n, s.MutateConc, w.profile, w.op)
 	}
 
 	lists := []struct {
