@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"mime"
 	"os"
 	"strings"
 	"time"
@@ -29,6 +30,7 @@ import (
 	"capstan.dev/capstan/pkg/apis/config"
 	configv1beta1 "capstan.dev/capstan/pkg/apis/config/v1beta1"
 	"capstan.dev/capstan/pkg/apiserver"
+	"capstan.dev/capstan/pkg/apiserver/configsetjson"
 	"capstan.dev/capstan/pkg/apiserver/frontproxy"
 	"capstan.dev/capstan/pkg/apiserver/scheme"
 	clientset "capstan.dev/capstan/pkg/generated/clientset/versioned"
@@ -216,13 +218,19 @@ func (o *Options) Config(ctx context.Context) (*apiserver.Config, func(), error)
 	// therefore built here: it writes the v1beta1 form in that media type and
 	// reads any of them, so objects stored as JSON and as protobuf can sit
 	// side by side.
-	storageCodec, _, err := serverstorage.NewStorageCodec(serverstorage.StorageCodecConfig{
+	// Stored as JSON, a ConfigSet is written by configsetjson, as responses
+	// are: the same bytes as encoding/json's, at a third of the cost.
+	codecConfig := serverstorage.StorageCodecConfig{
 		StorageMediaType:  o.Recommended.Etcd.DefaultStorageMediaType,
 		StorageSerializer: scheme.Codecs,
 		StorageVersion:    configv1beta1.SchemeGroupVersion,
 		MemoryVersion:     config.SchemeGroupVersion,
 		Config:            o.Recommended.Etcd.StorageConfig,
-	})
+	}
+	if mediaType, _, err := mime.ParseMediaType(codecConfig.StorageMediaType); err == nil && mediaType == runtime.ContentTypeJSON {
+		codecConfig.EncoderDecoratorFn = configsetjson.StorageEncoder
+	}
+	storageCodec, _, err := serverstorage.NewStorageCodec(codecConfig)
 	if err != nil {
 		return nil, cleanup, fmt.Errorf("--storage-media-type: %w", err)
 	}

@@ -20,15 +20,21 @@ func NegotiatedSerializer(ns runtime.NegotiatedSerializer) runtime.NegotiatedSer
 		if infos[i].MediaType != runtime.ContentTypeJSON {
 			continue
 		}
-		infos[i].Serializer = newEncoder(infos[i].Serializer)
+		infos[i].Serializer = newSerializer(infos[i].Serializer)
 		if s := infos[i].StreamSerializer; s != nil {
 			stream := *s
-			stream.Serializer = newEncoder(stream.Serializer)
+			stream.Serializer = newSerializer(stream.Serializer)
 			infos[i].StreamSerializer = &stream
 		}
 	}
 	return negotiated{NegotiatedSerializer: ns, infos: infos}
 }
+
+// StorageEncoder wraps the JSON encoder of the storage codec (an
+// EncoderDecoratorFn of k8s.io/apiserver's StorageCodecConfig when the
+// storage media type is JSON): a ConfigSet is encoded once per create and
+// twice per update (the object the update starts from, to tell a no-op).
+func StorageEncoder(e runtime.Encoder) runtime.Encoder { return newEncoder(e) }
 
 type negotiated struct {
 	runtime.NegotiatedSerializer
@@ -37,15 +43,26 @@ type negotiated struct {
 
 func (n negotiated) SupportedMediaTypes() []runtime.SerializerInfo { return n.infos }
 
-// encoder is a JSON serializer whose Encode writes ConfigSets and their
-// lists with appendConfigSet.
+// encoder is a JSON encoder whose Encode writes ConfigSets and their lists
+// with appendConfigSet, and everything else with the encoder it wraps.
 type encoder struct {
-	runtime.Serializer
-	id runtime.Identifier
+	inner runtime.Encoder
+	id    runtime.Identifier
 }
 
-func newEncoder(s runtime.Serializer) *encoder {
-	return &encoder{Serializer: s, id: runtime.Identifier("configsetjson:" + string(s.Identifier()))}
+func newEncoder(e runtime.Encoder) *encoder {
+	return &encoder{inner: e, id: runtime.Identifier("configsetjson:" + string(e.Identifier()))}
+}
+
+// serializer is a JSON serializer that encodes with encoder and decodes as
+// the serializer it wraps.
+type serializer struct {
+	runtime.Decoder
+	*encoder
+}
+
+func newSerializer(s runtime.Serializer) serializer {
+	return serializer{Decoder: s, encoder: newEncoder(s)}
 }
 
 // Identifier names the output for the caches of encoded watch events: the
@@ -86,7 +103,7 @@ func (e *encoder) doEncode(obj runtime.Object, w io.Writer) error {
 		_, err = w.Write(*buf)
 		return err
 	}
-	return e.Serializer.Encode(obj, w)
+	return e.inner.Encode(obj, w)
 }
 
 // flushSize is how much of a list is encoded before it is written: a list

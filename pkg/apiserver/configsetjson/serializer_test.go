@@ -6,6 +6,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	serverstorage "k8s.io/apiserver/pkg/server/storage"
 
 	"capstan.dev/capstan/pkg/apis/config"
 	"capstan.dev/capstan/pkg/apis/config/v1beta1"
@@ -83,13 +84,13 @@ func TestListsAsEncodingJSON(t *testing.T) {
 func TestNegotiatedSerializer(t *testing.T) {
 	ns := NegotiatedSerializer(scheme.Codecs)
 	info := jsonInfo(t, ns)
-	if _, ok := info.Serializer.(*encoder); !ok {
+	if _, ok := info.Serializer.(serializer); !ok {
 		t.Fatalf("JSON serializer is %T, want this package's", info.Serializer)
 	}
 	if info.StreamSerializer == nil {
 		t.Fatal("JSON has no stream serializer")
 	}
-	if _, ok := info.StreamSerializer.Serializer.(*encoder); !ok {
+	if _, ok := info.StreamSerializer.Serializer.(serializer); !ok {
 		t.Fatalf("JSON stream serializer is %T, want this package's", info.StreamSerializer.Serializer)
 	}
 	for i, orig := range scheme.Codecs.SupportedMediaTypes() {
@@ -120,5 +121,42 @@ func TestNegotiatedSerializer(t *testing.T) {
 		if cs := decoded.(*config.ConfigSet); cs.Name != "checkout" || cs.Spec.Data["LEVEL"] != "<info>" {
 			t.Errorf("%s: decoded %+v", name, cs)
 		}
+	}
+}
+
+// TestStorageEncoder: a storage codec whose JSON encoder StorageEncoder
+// wraps stores a ConfigSet as encoding/json writes its v1beta1 form, and
+// reads it back.
+func TestStorageEncoder(t *testing.T) {
+	codec, _, err := serverstorage.NewStorageCodec(serverstorage.StorageCodecConfig{
+		StorageMediaType:   runtime.ContentTypeJSON,
+		StorageSerializer:  scheme.Codecs,
+		StorageVersion:     v1beta1.SchemeGroupVersion,
+		MemoryVersion:      config.SchemeGroupVersion,
+		EncoderDecoratorFn: StorageEncoder,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	internal := &config.ConfigSet{ObjectMeta: metav1.ObjectMeta{Name: "checkout", Namespace: "shop", Labels: map[string]string{"app": "<shop>"}},
+		Spec: config.ConfigSetSpec{Data: map[string]string{"LEVEL": "info"}, SecretData: map[string][]byte{"TOKEN": []byte("t")}, RevisionHistoryLimit: 10}}
+	var got bytes.Buffer
+	if err := codec.Encode(internal, &got); err != nil {
+		t.Fatal(err)
+	}
+	versioned := &v1beta1.ConfigSet{}
+	if err := scheme.Scheme.Convert(internal, versioned, nil); err != nil {
+		t.Fatal(err)
+	}
+	versioned.APIVersion, versioned.Kind = v1beta1.SchemeGroupVersion.String(), "ConfigSet"
+	if want := stdJSON(t, versioned); !bytes.Equal(got.Bytes(), want) {
+		t.Errorf("stored\n %s\nwant %s", got.Bytes(), want)
+	}
+	decoded, _, err := codec.Decode(got.Bytes(), nil, &config.ConfigSet{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cs := decoded.(*config.ConfigSet); cs.Labels["app"] != "<shop>" || string(cs.Spec.SecretData["TOKEN"]) != "t" {
+		t.Errorf("read back %+v", cs)
 	}
 }
