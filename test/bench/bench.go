@@ -84,9 +84,12 @@ type Measurement struct {
 	// also CPU seconds per 1,000 operations.
 	ServerCPUPerOpMs float64 `json:"serverCPUmsPerOp"`
 	EtcdCPUPerOpMs   float64 `json:"etcdCPUmsPerOp"`
-	// EtcdPutsPerOp and EtcdDeletesPerOp count etcd's mvcc writes.
+	// EtcdPutsPerOp and EtcdDeletesPerOp count etcd's mvcc writes,
+	// EtcdRangesPerOp its reads (every client's: the watch cache's and the
+	// server's controllers' too).
 	EtcdPutsPerOp    float64 `json:"etcdPutsPerOp"`
 	EtcdDeletesPerOp float64 `json:"etcdDeletesPerOp"`
+	EtcdRangesPerOp  float64 `json:"etcdRangesPerOp"`
 	// Extra holds workload-specific figures (RSS, deliveries).
 	Extra map[string]float64 `json:"extra,omitempty"`
 }
@@ -138,8 +141,8 @@ func (r *runner) add(m Measurement) {
 	if m.Skipped != "" {
 		return
 	}
-	msg := fmt.Sprintf("%-6s %-32s ops=%-6d %8.1f/s p50=%7.2fms p99=%7.2fms server=%6.3fms/op etcd=%6.3fms/op puts/op=%.2f",
-		m.System, m.Workload, m.Ops, m.PerSecond, m.P50ms, m.P99ms, m.ServerCPUPerOpMs, m.EtcdCPUPerOpMs, m.EtcdPutsPerOp)
+	msg := fmt.Sprintf("%-6s %-32s ops=%-6d %8.1f/s p50=%7.2fms p99=%7.2fms server=%6.3fms/op etcd=%6.3fms/op puts/op=%.2f ranges/op=%.2f",
+		m.System, m.Workload, m.Ops, m.PerSecond, m.P50ms, m.P99ms, m.ServerCPUPerOpMs, m.EtcdCPUPerOpMs, m.EtcdPutsPerOp, m.EtcdRangesPerOp)
 	if m.Errors > 0 {
 		msg += fmt.Sprintf(" ERRORS=%d (%s)", m.Errors, m.FirstError)
 	}
@@ -196,6 +199,7 @@ func finish(m *Measurement, before, after cpuSnapshot) {
 		m.EtcdCPUPerOpMs = 1000 * m.EtcdCPU / float64(m.Ops)
 		m.EtcdPutsPerOp = (after.counters["put"] - before.counters["put"]) / float64(m.Ops)
 		m.EtcdDeletesPerOp = (after.counters["delete"] - before.counters["delete"]) / float64(m.Ops)
+		m.EtcdRangesPerOp = (after.counters["range"] - before.counters["range"]) / float64(m.Ops)
 		if m.Seconds > 0 {
 			m.PerSecond = float64(m.Ops) / m.Seconds
 		}
@@ -501,7 +505,7 @@ func (r *runner) watchWorkload(ctx context.Context, sys system, prefix, label st
 		Ops: len(delivered), Errors: failed, FirstError: firstErr,
 		P50ms: percentile(delivered, 50), P99ms: percentile(delivered, 99)}
 	finish(&m, before, after)
-	m.EtcdPutsPerOp, m.EtcdDeletesPerOp = 0, 0
+	m.EtcdPutsPerOp, m.EtcdDeletesPerOp, m.EtcdRangesPerOp = 0, 0, 0
 	m.Extra = map[string]float64{"updatesSent": float64(sent), "expectedDeliveries": float64(sent * s.Watchers)}
 	r.add(m)
 }

@@ -523,12 +523,13 @@ func variantTable(res Results, prefix, title string, variants [2]variant) string
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n%s, a fresh server and etcd each:\n\n", title)
-	fmt.Fprintf(&b, "| workload | %[1]s ops/s | %[2]s ops/s | server CPU ms/op %[1]s | %[2]s | ratio | etcd puts/op %[1]s | %[2]s |\n|---|--:|--:|--:|--:|--:|--:|--:|\n", variants[0].name, variants[1].name)
+	fmt.Fprintf(&b, "| workload | %[1]s ops/s | %[2]s ops/s | server CPU ms/op %[1]s | %[2]s | ratio | etcd puts/op %[1]s | %[2]s | etcd ranges/op %[1]s | %[2]s |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n", variants[0].name, variants[1].name)
 	for _, w := range workloads {
 		x, y := a[w], z[w]
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", strings.TrimPrefix(w, prefix+" "),
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", strings.TrimPrefix(w, prefix+" "),
 			fmtNum(x.PerSecond), fmtNum(y.PerSecond), fmtNum(x.ServerCPUPerOpMs), fmtNum(y.ServerCPUPerOpMs),
-			fmtRatio(ratio(x.ServerCPUPerOpMs, y.ServerCPUPerOpMs)), fmtNum(x.EtcdPutsPerOp), fmtNum(y.EtcdPutsPerOp))
+			fmtRatio(ratio(x.ServerCPUPerOpMs, y.ServerCPUPerOpMs)), fmtNum(x.EtcdPutsPerOp), fmtNum(y.EtcdPutsPerOp),
+			fmtNum(x.EtcdRangesPerOp), fmtNum(y.EtcdRangesPerOp))
 	}
 	return b.String()
 }
