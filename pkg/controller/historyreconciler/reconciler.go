@@ -229,8 +229,7 @@ func (r *Reconciler) restore(ctx context.Context, key item) error {
 func (r *Reconciler) sync(ctx context.Context, key item) (time.Duration, error) {
 	cs, err := r.csLister.ConfigSets(key.namespace).Get(key.name)
 	if apierrors.IsNotFound(err) {
-		r.forget(key)
-		return 0, r.removeOrphans(ctx, key.namespace, key.name)
+		return r.syncMissing(ctx, key)
 	}
 	if err != nil {
 		return 0, err
@@ -252,10 +251,36 @@ func (r *Reconciler) sync(ctx context.Context, key item) (time.Duration, error) 
 	return 0, r.repair(ctx, key, cs.Status.CurrentRevision)
 }
 
-// missing is when the reconciler first saw a revision of a ConfigSet missing.
+// missing is when the reconciler first saw a revision of a ConfigSet
+// missing, or, with revision 0, the ConfigSet of revisions it indexes.
 type missing struct {
 	revision int64
 	since    time.Time
+}
+
+// syncMissing handles the revisions of a ConfigSet its informer does not
+// hold: they are orphaned unless the ConfigSet is on its way. A revision is
+// written with its ConfigSet, but the revision index watches etcd while the
+// informer is served from the watch cache, so the index often reports the
+// revision first. The watch cache answers most of these: when it holds the
+// owner of every revision, nothing is orphaned. Otherwise the ConfigSet has
+// the repair grace period to reach the informer before etcd is asked and the
+// orphans deleted. A deleted ConfigSet's revisions wait as long.
+func (r *Reconciler) syncMissing(ctx context.Context, key item) (time.Duration, error) {
+	sums := r.history.Summaries(key.namespace, key.name)
+	if len(sums) == 0 {
+		r.forget(key)
+		return 0, nil
+	}
+	if cs, err := r.configSets.GetCached(ctx, key.namespace, key.name); err == nil && ownsAll(cs.UID, sums) {
+		r.forget(key)
+		return 0, nil
+	}
+	if wait := r.waitForWriter(key, 0); wait > 0 {
+		return wait, nil
+	}
+	r.forget(key)
+	return 0, r.removeOrphans(ctx, key.namespace, key.name)
 }
 
 // waitForWriter returns how long to wait before writing revision rev, the
@@ -313,10 +338,6 @@ func (r *Reconciler) repair(ctx context.Context, key item, rev int64) error {
 	return nil
 }
 
-// removeOrphans deletes the revisions named for namespace/name unless they
-// belong to the ConfigSet that storage holds under that name. Each delete is
-// conditional on the revision's UID, so a revision written meanwhile for a new
-// ConfigSet of the same name is never touched.
 // ownsAll reports whether the ConfigSet of UID uid owns every revision of sums.
 func ownsAll(uid types.UID, sums []*history.Summary) bool {
 	for _, s := range sums {
@@ -327,18 +348,13 @@ func ownsAll(uid types.UID, sums []*history.Summary) bool {
 	return true
 }
 
+// removeOrphans deletes the revisions named for namespace/name unless they
+// belong to the ConfigSet that storage holds under that name. Each delete is
+// conditional on the revision's UID, so a revision written meanwhile for a new
+// ConfigSet of the same name is never touched.
 func (r *Reconciler) removeOrphans(ctx context.Context, namespace, name string) error {
 	sums := r.history.Summaries(namespace, name)
 	if len(sums) == 0 {
-		return nil
-	}
-	// The informer that reported the ConfigSet missing is served from the
-	// watch cache, and the revision index watches etcd: a revision written
-	// with its ConfigSet often reaches the index first. When the watch cache
-	// holds the owner of every revision, none is orphaned, and etcd need not
-	// be asked. When the ConfigSet is deleted, the informer's event follows
-	// the cache's, and brings the ConfigSet back here.
-	if cs, err := r.configSets.GetCached(ctx, namespace, name); err == nil && ownsAll(cs.UID, sums) {
 		return nil
 	}
 	var live types.UID
