@@ -88,7 +88,7 @@ func appendObjectMeta(dst []byte, m *metav1.ObjectMeta, sc *scratch) ([]byte, bo
 	dst = appendStringField(dst, &first, "selfLink", m.SelfLink, true)
 	dst = appendStringField(dst, &first, "uid", string(m.UID), true)
 	dst = appendStringField(dst, &first, "resourceVersion", m.ResourceVersion, true)
-	dst = appendIntField(dst, &first, "generation", m.Generation, true)
+	dst = appendIntField(dst, &first, "generation", m.Generation)
 	if !m.CreationTimestamp.IsZero() {
 		dst = appendKey(dst, &first, "creationTimestamp")
 		dst = appendTime(dst, m.CreationTimestamp)
@@ -210,8 +210,8 @@ func appendSpec(dst []byte, s *v1beta1.ConfigSetSpec, sc *scratch) []byte {
 func appendStatus(dst []byte, s *v1beta1.ConfigSetStatus) []byte {
 	dst = append(dst, '{')
 	first := true
-	dst = appendIntField(dst, &first, "currentRevision", s.CurrentRevision, true)
-	dst = appendIntField(dst, &first, "observedGeneration", s.ObservedGeneration, true)
+	dst = appendIntField(dst, &first, "currentRevision", s.CurrentRevision)
+	dst = appendIntField(dst, &first, "observedGeneration", s.ObservedGeneration)
 	if len(s.Conditions) > 0 {
 		dst = appendArray(appendKey(dst, &first, "conditions"), s.Conditions, appendCondition)
 	}
@@ -219,8 +219,8 @@ func appendStatus(dst []byte, s *v1beta1.ConfigSetStatus) []byte {
 		dst = appendKey(dst, &first, "projection")
 		dst = append(dst, '{')
 		inner := true
-		dst = appendIntField(dst, &inner, "revision", p.Revision, true)
-		dst = appendIntField(dst, &inner, "rolloutRevision", p.RolloutRevision, true)
+		dst = appendIntField(dst, &inner, "revision", p.Revision)
+		dst = appendIntField(dst, &inner, "rolloutRevision", p.RolloutRevision)
 		if len(p.Consumers) > 0 {
 			dst = appendArray(appendKey(dst, &inner, "consumers"), p.Consumers, appendConsumer)
 		}
@@ -234,7 +234,7 @@ func appendConsumer(dst []byte, c *v1beta1.ConfigSetConsumer) []byte {
 	first := true
 	dst = appendStringField(dst, &first, "kind", c.Kind, false)
 	dst = appendStringField(dst, &first, "name", c.Name, false)
-	dst = appendIntField(dst, &first, "revision", c.Revision, true)
+	dst = appendIntField(dst, &first, "revision", c.Revision)
 	dst = appendBoolField(dst, &first, "rolledOut", c.RolledOut)
 	return append(dst, '}')
 }
@@ -244,7 +244,7 @@ func appendCondition(dst []byte, c *metav1.Condition) []byte {
 	first := true
 	dst = appendStringField(dst, &first, "type", c.Type, false)
 	dst = appendStringField(dst, &first, "status", string(c.Status), false)
-	dst = appendIntField(dst, &first, "observedGeneration", c.ObservedGeneration, true)
+	dst = appendIntField(dst, &first, "observedGeneration", c.ObservedGeneration)
 	dst = appendKey(dst, &first, "lastTransitionTime")
 	dst = appendTime(dst, c.LastTransitionTime)
 	dst = appendStringField(dst, &first, "reason", c.Reason, false)
@@ -283,8 +283,9 @@ func appendStringField(dst []byte, first *bool, name, v string, omitEmpty bool) 
 	return appendString(appendKey(dst, first, name), v)
 }
 
-func appendIntField(dst []byte, first *bool, name string, v int64, omitEmpty bool) []byte {
-	if omitEmpty && v == 0 {
+// appendIntField appends a field tagged omitempty: only when not zero.
+func appendIntField(dst []byte, first *bool, name string, v int64) []byte {
+	if v == 0 {
 		return dst
 	}
 	return strconv.AppendInt(appendKey(dst, first, name), v, 10)

@@ -155,7 +155,6 @@ func newRawStorage(c storagebackend.ConfigForResource, newFunc, newListFunc func
 	if transformer == nil {
 		transformer = identity.NewEncryptCheckTransformer()
 	}
-	versioner := storage.APIObjectVersioner{}
 	decoder := etcd3.NewDefaultDecoder(c.Codec, versioner)
 	// As the storage factory does: with AllowUnsafeMalformedObjectDeletion on,
 	// an object that cannot be decrypted or decoded can still be deleted.
@@ -303,6 +302,7 @@ type recentWrite struct {
 	at time.Time
 }
 
+// versioner reads resource versions, for the etcd3 store and recentWrites.
 var versioner = storage.APIObjectVersioner{}
 
 func (w *recentWrites) record(key string, obj runtime.Object) {
