@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"mime"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -32,6 +33,7 @@ import (
 	"capstan.dev/capstan/pkg/apiserver"
 	"capstan.dev/capstan/pkg/apiserver/configsetjson"
 	"capstan.dev/capstan/pkg/apiserver/frontproxy"
+	"capstan.dev/capstan/pkg/apiserver/responsegzip"
 	"capstan.dev/capstan/pkg/apiserver/scheme"
 	clientset "capstan.dev/capstan/pkg/generated/clientset/versioned"
 	informers "capstan.dev/capstan/pkg/generated/informers/externalversions"
@@ -175,6 +177,12 @@ func (o *Options) Config(ctx context.Context) (*apiserver.Config, func(), error)
 	serverConfig.OpenAPIV3Config = genericapiserver.DefaultOpenAPIV3Config(openapi.GetOpenAPIDefinitions, namer)
 	serverConfig.OpenAPIV3Config.Info.Title = "Capstan"
 	serverConfig.OpenAPIV3Config.Info.Version = version.Get().GitVersion
+	// Large gets and lists of the group are compressed by responsegzip, the
+	// rest of the chain as k8s.io/apiserver builds it.
+	buildChain := serverConfig.BuildHandlerChainFunc
+	serverConfig.BuildHandlerChainFunc = func(h http.Handler, c *genericapiserver.Config) http.Handler {
+		return buildChain(responsegzip.WithCompression(h, config.GroupName), c)
+	}
 
 	if err := o.ServerRun.ApplyTo(&serverConfig.Config); err != nil {
 		return nil, cleanup, err
