@@ -62,7 +62,8 @@ fuzz:
 	done
 
 # Capstan side by side with raw etcd and a CRD on kube-apiserver, in one run:
-# bench/results/latest.json and the tables in docs/benchmarks.md (~15 min).
+# bench/results/latest.json and the tables in docs/benchmarks.md (about 55 min on
+# 2 cores).
 bench: build tools
 	$(GO) run ./test/bench
 
