@@ -248,8 +248,9 @@ func (e *Etcd) Client(t testing.TB) *clientv3.Client {
 // It resumes a paused process first so that it can die.
 func (e *Etcd) Kill() { e.proc.kill() }
 
-// Pause stops the process with SIGSTOP: its sockets stay open but nothing answers.
-func (e *Etcd) Pause() error { return e.proc.signal(syscall.SIGSTOP) }
+// Pause stops the process with SIGSTOP and returns once all its threads are
+// stopped: its sockets stay open but nothing answers.
+func (e *Etcd) Pause() error { return e.proc.pause() }
 
 // Resume continues a paused process with SIGCONT.
 func (e *Etcd) Resume() error { return e.proc.signal(syscall.SIGCONT) }

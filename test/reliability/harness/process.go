@@ -4,6 +4,7 @@ import (
 	"errors"
 	"sync"
 	"syscall"
+	"time"
 
 	"capstan.dev/capstan/test/utils/process"
 )
@@ -73,6 +74,17 @@ func (c *child) signal(sig syscall.Signal) error {
 		return errors.New(c.name + " is not running")
 	}
 	return p.Signal(sig)
+}
+
+// pause stops the current process and waits until all its threads are stopped.
+func (c *child) pause() error {
+	c.mu.Lock()
+	p := c.cur
+	c.mu.Unlock()
+	if p == nil {
+		return errors.New(c.name + " is not running")
+	}
+	return p.Pause(10 * time.Second)
 }
 
 // kill sends SIGKILL, then SIGCONT so that a paused process can die, and

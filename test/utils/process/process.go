@@ -180,6 +180,50 @@ func (p *Process) Signal(sig syscall.Signal) error {
 	return nil
 }
 
+// Pause stops the process with SIGSTOP and returns once every one of its
+// threads is stopped. The kernel stops a process's threads after kill(2) has
+// returned, each when it next leaves the kernel; on a loaded machine a thread
+// can still answer a request in between, so a test that needs the process to
+// answer nothing waits for this.
+func (p *Process) Pause(timeout time.Duration) error {
+	if err := p.Signal(syscall.SIGSTOP); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		stopped, err := allThreadsStopped(p.PID)
+		if err == nil && stopped {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s (pid %d) not stopped %v after SIGSTOP (%v)", p.Name, p.PID, timeout, err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// allThreadsStopped reports whether every thread of pid is in state T
+// (stopped by a signal).
+func allThreadsStopped(pid int) (bool, error) {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return false, err
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
+		if err != nil {
+			return false, err
+		}
+		// The state follows the command name, which is in parentheses and
+		// may itself hold spaces or parentheses.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || i+2 >= len(b) || b[i+2] != 'T' {
+			return false, nil
+		}
+	}
+	return len(tasks) > 0, nil
+}
+
 // signalIfRunning is Signal that counts a process which is gone, or goes
 // meanwhile, as success.
 func (p *Process) signalIfRunning(sig syscall.Signal) error {

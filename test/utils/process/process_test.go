@@ -175,6 +175,49 @@ func TestKill(t *testing.T) {
 	}
 }
 
+// TestPause checks that Pause returns with the process stopped, and that
+// SIGCONT runs it again.
+func TestPause(t *testing.T) {
+	dir := t.TempDir()
+	p, err := Start(Options{Name: "sleeper", Args: []string{lookPath(t, "sleep"), "60"}, LogFile: filepath.Join(dir, "sleeper.log")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = p.Kill() }()
+	if stopped, err := allThreadsStopped(p.PID); err != nil || stopped {
+		t.Fatalf("a running process reads as stopped (%v, %v)", stopped, err)
+	}
+	if err := p.Pause(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if stopped, err := allThreadsStopped(p.PID); err != nil || !stopped {
+		t.Fatalf("after Pause: stopped %v (%v)", stopped, err)
+	}
+	if err := p.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		stopped, err := allThreadsStopped(p.PID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !stopped {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("still stopped 10s after SIGCONT")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := p.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Pause(time.Second); err == nil {
+		t.Error("Pause of a process that is gone succeeded")
+	}
+}
+
 // TestWaitReadyQuotesTheLog checks that a process that dies before it is
 // ready fails with the end of its log.
 func TestWaitReadyQuotesTheLog(t *testing.T) {
