@@ -101,7 +101,8 @@ type writer struct {
 	decided bool
 	// gz compresses the body when it is not nil.
 	gz *gzip.Writer
-	// buffered holds the first writes of a streaming encoder.
+	// buffering is set, and buffer holds the first writes, while a
+	// streaming encoder's writes are gathered.
 	buffering bool
 	buffer    []byte
 }

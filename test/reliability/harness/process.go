@@ -65,24 +65,31 @@ func (c *child) exitCode() int {
 	return c.last.ExitCode()
 }
 
-// signal sends sig to the running process.
-func (c *child) signal(sig syscall.Signal) error {
+// running returns the running process.
+func (c *child) running() (*process.Process, error) {
 	c.mu.Lock()
 	p := c.cur
 	c.mu.Unlock()
 	if p == nil {
-		return errors.New(c.name + " is not running")
+		return nil, errors.New(c.name + " is not running")
+	}
+	return p, nil
+}
+
+// signal sends sig to the running process.
+func (c *child) signal(sig syscall.Signal) error {
+	p, err := c.running()
+	if err != nil {
+		return err
 	}
 	return p.Signal(sig)
 }
 
-// pause stops the current process and waits until all its threads are stopped.
+// pause stops the running process and waits until all its threads are stopped.
 func (c *child) pause() error {
-	c.mu.Lock()
-	p := c.cur
-	c.mu.Unlock()
-	if p == nil {
-		return errors.New(c.name + " is not running")
+	p, err := c.running()
+	if err != nil {
+		return err
 	}
 	return p.Pause(10 * time.Second)
 }

@@ -210,14 +210,11 @@ func allThreadsStopped(pid int) (bool, error) {
 		return false, err
 	}
 	for _, task := range tasks {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
+		fields, err := statFieldsOf(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
 		if err != nil {
 			return false, err
 		}
-		// The state follows the command name, which is in parentheses and
-		// may itself hold spaces or parentheses.
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 || i+2 >= len(b) || b[i+2] != 'T' {
+		if fields[0] != "T" {
 			return false, nil
 		}
 	}
@@ -339,18 +336,24 @@ const clockTicks = 100
 // statFields returns the fields of /proc/PID/stat from field 3 (the state)
 // on: statFields(pid)[n-3] is field n.
 func statFields(pid int) ([]string, error) {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	return statFieldsOf("/proc/" + strconv.Itoa(pid) + "/stat")
+}
+
+// statFieldsOf is statFields for the stat file at path: a process's or one
+// of its threads' (/proc/PID/task/TID/stat, the same format).
+func statFieldsOf(path string) ([]string, error) {
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
 	// The command name (field 2) is in parentheses and may hold spaces.
 	end := bytes.LastIndexByte(data, ')')
 	if end < 0 {
-		return nil, fmt.Errorf("unexpected /proc/%d/stat", pid)
+		return nil, fmt.Errorf("unexpected %s", path)
 	}
 	fields := strings.Fields(string(data[end+1:]))
 	if len(fields) < 20 {
-		return nil, fmt.Errorf("unexpected /proc/%d/stat", pid)
+		return nil, fmt.Errorf("unexpected %s", path)
 	}
 	return fields, nil
 }
