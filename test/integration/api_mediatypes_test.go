@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"net/http"
 	"testing"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer/cbor"
 	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apiserver/pkg/features"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
 	"k8s.io/client-go/rest"
@@ -185,6 +187,48 @@ func TestConfigSetJSONAsEncodingJSON(t *testing.T) {
 	}
 	if len(list.Items) != 2 || string(list.Items[0].Spec.SecretData["TOKEN"]) != "s3cr3t" {
 		t.Errorf("list holds %d items: %+v", len(list.Items), list.Items)
+	}
+
+	// Lists keep their items encoded (configsetjson's itemCache): after a
+	// change, a delete and a create under the same name, every list, from
+	// the watch cache or consistent, is what the objects now are.
+	if code, _, out := mediaRequest(t, cfg, http.MethodPatch, path+"/awkward", "application/json", "application/merge-patch+json",
+		[]byte(`{"spec":{"data":{"LEVEL":"debug"}}}`)); code != http.StatusOK {
+		t.Fatalf("patch: %d: %s", code, out)
+	}
+	if code, _, out := mediaRequest(t, cfg, http.MethodDelete, path+"/plain", "application/json", "", nil); code != http.StatusOK {
+		t.Fatalf("delete: %d: %s", code, out)
+	}
+	again := configSet("plain", map[string]string{"LEVEL": "warn"}, nil)
+	body, err := json.Marshal(again)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, _, out := mediaRequest(t, cfg, http.MethodPost, path, "application/json", "application/json", body); code != http.StatusCreated {
+		t.Fatalf("create plain again: %d: %s", code, out)
+	}
+	for _, query := range []string{"", "?resourceVersion=0"} {
+		var got []byte
+		// A list from the watch cache may lag the writes by an event.
+		deadline := time.Now().Add(wait.ForeverTestTimeout)
+		for {
+			code, _, got = mediaRequest(t, cfg, http.MethodGet, path+query, "application/json", "", nil)
+			list := &v1beta1.ConfigSetList{}
+			if want := reencode("list", got, list); code != http.StatusOK || !bytes.Equal(got, want) {
+				t.Fatalf("list%s after the changes: %d\n got %s\nwant %s", query, code, got, want)
+			}
+			levels := map[string]string{}
+			for _, cs := range list.Items {
+				levels[cs.Name] = cs.Spec.Data["LEVEL"]
+			}
+			if levels["awkward"] == "debug" && levels["plain"] == "warn" && len(list.Items) == 2 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("list%s after the changes: levels %v, want awkward debug and plain warn", query, levels)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 	}
 
 	// A watch from the list's version with a short timeout: the server

@@ -13,17 +13,21 @@ import (
 // and watch events are encoded with, replaced by one that encodes v1beta1
 // ConfigSets and ConfigSetLists with this package and everything else as ns
 // does. Decoding, the pretty and YAML forms and the other media types are
-// ns's own.
+// ns's own. The items of lists are kept encoded between lists (itemCache).
 func NegotiatedSerializer(ns runtime.NegotiatedSerializer) runtime.NegotiatedSerializer {
+	return negotiatedSerializer(ns, newItemCache(defaultItemCacheBudget))
+}
+
+func negotiatedSerializer(ns runtime.NegotiatedSerializer, items *itemCache) runtime.NegotiatedSerializer {
 	infos := append([]runtime.SerializerInfo(nil), ns.SupportedMediaTypes()...)
 	for i := range infos {
 		if infos[i].MediaType != runtime.ContentTypeJSON {
 			continue
 		}
-		infos[i].Serializer = newSerializer(infos[i].Serializer)
+		infos[i].Serializer = newSerializer(infos[i].Serializer, items)
 		if s := infos[i].StreamSerializer; s != nil {
 			stream := *s
-			stream.Serializer = newSerializer(stream.Serializer)
+			stream.Serializer = newSerializer(stream.Serializer, items)
 			infos[i].StreamSerializer = &stream
 		}
 	}
@@ -34,7 +38,7 @@ func NegotiatedSerializer(ns runtime.NegotiatedSerializer) runtime.NegotiatedSer
 // EncoderDecoratorFn of k8s.io/apiserver's StorageCodecConfig when the
 // storage media type is JSON): a ConfigSet is encoded once per create and
 // twice per update (the object the update starts from, to tell a no-op).
-func StorageEncoder(e runtime.Encoder) runtime.Encoder { return newEncoder(e) }
+func StorageEncoder(e runtime.Encoder) runtime.Encoder { return newEncoder(e, nil) }
 
 type negotiated struct {
 	runtime.NegotiatedSerializer
@@ -44,14 +48,16 @@ type negotiated struct {
 func (n negotiated) SupportedMediaTypes() []runtime.SerializerInfo { return n.infos }
 
 // encoder is a JSON encoder whose Encode writes ConfigSets and their lists
-// with appendConfigSet, and everything else with the encoder it wraps.
+// with appendConfigSet, and everything else with the encoder it wraps. With
+// items, a list's items are taken from and kept in it.
 type encoder struct {
 	inner runtime.Encoder
 	id    runtime.Identifier
+	items *itemCache
 }
 
-func newEncoder(e runtime.Encoder) *encoder {
-	return &encoder{inner: e, id: runtime.Identifier("configsetjson:" + string(e.Identifier()))}
+func newEncoder(e runtime.Encoder, items *itemCache) *encoder {
+	return &encoder{inner: e, id: runtime.Identifier("configsetjson:" + string(e.Identifier())), items: items}
 }
 
 // serializer is a JSON serializer that encodes with encoder and decodes as
@@ -61,8 +67,8 @@ type serializer struct {
 	*encoder
 }
 
-func newSerializer(s runtime.Serializer) serializer {
-	return serializer{Decoder: s, encoder: newEncoder(s)}
+func newSerializer(s runtime.Serializer, items *itemCache) serializer {
+	return serializer{Decoder: s, encoder: newEncoder(s, items)}
 }
 
 // Identifier names the output for the caches of encoded watch events: the
@@ -96,7 +102,7 @@ func (e *encoder) doEncode(obj runtime.Object, w io.Writer) error {
 			break
 		}
 		var err error
-		*buf, err = appendItems(b, o.Items, w)
+		*buf, err = appendItems(b, o.Items, e.items, w)
 		if err != nil {
 			return err
 		}
@@ -113,8 +119,9 @@ const flushSize = 256 << 10
 
 // appendItems appends a list's items, the list's closing brace and the
 // encoder's newline, writing to w whenever flushSize has been encoded, and
-// returns what is left to write.
-func appendItems(b []byte, items []v1beta1.ConfigSet, w io.Writer) ([]byte, error) {
+// returns what is left to write. Items found in cache, when there is one,
+// are copied from it; the others are encoded and kept in it.
+func appendItems(b []byte, items []v1beta1.ConfigSet, cache *itemCache, w io.Writer) ([]byte, error) {
 	if items == nil {
 		return append(b, "null}\n"...), nil
 	}
@@ -124,12 +131,20 @@ func appendItems(b []byte, items []v1beta1.ConfigSet, w io.Writer) ([]byte, erro
 		if i > 0 {
 			b = append(b, ',')
 		}
-		var ok bool
-		if b, ok = appendConfigSet(b, &items[i], &sc); !ok {
+		if cache == nil {
 			var err error
-			if b, err = appendItemFallback(b, &items[i]); err != nil {
+			if b, err = appendItem(b, &items[i], &sc); err != nil {
 				return b, err
 			}
+		} else if encoded, ok := cache.get(&items[i]); ok {
+			b = append(b, encoded...)
+		} else {
+			start := len(b)
+			var err error
+			if b, err = appendItem(b, &items[i], &sc); err != nil {
+				return b, err
+			}
+			cache.put(&items[i], b[start:])
 		}
 		if len(b) >= flushSize {
 			if _, err := w.Write(b); err != nil {
@@ -139,6 +154,14 @@ func appendItems(b []byte, items []v1beta1.ConfigSet, w io.Writer) ([]byte, erro
 		}
 	}
 	return append(b, "]}\n"...), nil
+}
+
+// appendItem appends one item of a list.
+func appendItem(b []byte, cs *v1beta1.ConfigSet, sc *scratch) ([]byte, error) {
+	if b, ok := appendConfigSet(b, cs, sc); ok {
+		return b, nil
+	}
+	return appendItemFallback(b, cs)
 }
 
 // maxPooledBuffer bounds the buffers kept for reuse.

@@ -38,9 +38,20 @@ func jsonSerializer() runtime.Serializer {
 // left to encoding/json among them, are the bytes encoding/json writes; a
 // list whose metadata the encoder does not handle is the inner serializer's.
 func TestListsAsEncodingJSON(t *testing.T) {
-	enc := newEncoder(jsonSerializer())
+	t.Run("items encoded", func(t *testing.T) { testListsAsEncodingJSON(t, newEncoder(jsonSerializer(), nil)) })
+	// Twice each, the second time with the items from the cache.
+	enc := newEncoder(jsonSerializer(), newItemCache(defaultItemCacheBudget))
+	t.Run("items kept", func(t *testing.T) { testListsAsEncodingJSON(t, enc) })
+	if n, _ := enc.items.size(); n == 0 {
+		t.Fatal("no item kept")
+	}
+	t.Run("items from the cache", func(t *testing.T) { testListsAsEncodingJSON(t, enc) })
+}
+
+func testListsAsEncodingJSON(t *testing.T, enc *encoder) {
 	withSpacedFields := benchList(3)
 	withSpacedFields.Items[1].ManagedFields[0].FieldsV1 = &metav1.FieldsV1{Raw: []byte(`{"f:spec": {}}`)}
+	withSpacedFields.Items[1].ResourceVersion = "123457" // another version of bench-000001
 	remaining := int64(7)
 	paged := benchList(2)
 	paged.Continue, paged.RemainingItemCount = "next<&>", &remaining
