@@ -324,16 +324,7 @@ func (r *runner) runAll(ctx context.Context, sys system) error {
 	}
 
 	time.Sleep(4 * settleTime)
-	loadedRSS := rssMiB(sys.memoryPID())
-	extra := map[string]float64{
-		"rssEmptyMiB": emptyRSS, "rssLoadedMiB": loadedRSS,
-		"rssMiBPer1kObjects": (loadedRSS - emptyRSS) / (float64(s.Objects) / 1000),
-	}
-	if loadedHeap := r.liveHeap(ctx, sys); emptyHeap > 0 && loadedHeap > 0 {
-		extra["heapEmptyMiB"], extra["heapLoadedMiB"] = emptyHeap, loadedHeap
-		extra["heapMiBPer1kObjects"] = (loadedHeap - emptyHeap) / (float64(s.Objects) / 1000)
-	}
-	r.add(Measurement{System: sys.name(), Workload: "memory", Ops: s.Objects, Extra: extra})
+	r.measureMemory(ctx, sys, "memory", emptyRSS, emptyHeap)
 
 	n := min(s.MutateOps, s.Objects)
 	for _, w := range []struct {
@@ -376,6 +367,9 @@ func (r *runner) runAll(ctx context.Context, sys system) error {
 		})
 	}
 
+	// What the lists left behind: Capstan keeps list items encoded.
+	r.measureMemory(ctx, sys, "memory after lists", emptyRSS, emptyHeap)
+
 	// One rate the machine carries, so that delivery is not queueing, and
 	// one that saturates it.
 	r.watchWorkload(ctx, sys, prefix, "", max(s.WatchRate/10, 1))
@@ -394,6 +388,23 @@ func (r *runner) runAll(ctx context.Context, sys system) error {
 		return err
 	})
 	return ctx.Err()
+}
+
+// measureMemory records the growth of RSS and of the live heap of the
+// process holding the objects since the server was empty, per 1,000 of the
+// objects the workloads keep.
+func (r *runner) measureMemory(ctx context.Context, sys system, workload string, emptyRSS, emptyHeap float64) {
+	objects := r.sizes.Objects
+	loadedRSS := rssMiB(sys.memoryPID())
+	extra := map[string]float64{
+		"rssEmptyMiB": emptyRSS, "rssLoadedMiB": loadedRSS,
+		"rssMiBPer1kObjects": (loadedRSS - emptyRSS) / (float64(objects) / 1000),
+	}
+	if loadedHeap := r.liveHeap(ctx, sys); emptyHeap > 0 && loadedHeap > 0 {
+		extra["heapEmptyMiB"], extra["heapLoadedMiB"] = emptyHeap, loadedHeap
+		extra["heapMiBPer1kObjects"] = (loadedHeap - emptyHeap) / (float64(objects) / 1000)
+	}
+	r.add(Measurement{System: sys.name(), Workload: workload, Ops: objects, Extra: extra})
 }
 
 // wirePrefix marks the workloads that compare wire formats.

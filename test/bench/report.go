@@ -130,7 +130,7 @@ func metricsFor(workload string) []metric {
 		return []metric{mP50, mP99, mCPU, mTotalCPU}
 	case strings.HasPrefix(workload, wirePrefix):
 		return []metric{mP50, mCPU, mTotalCPU}
-	case workload == "memory":
+	case strings.HasPrefix(workload, "memory"):
 		return []metric{mRSSPer1k, mRSSLoaded, mHeapPer1k}
 	case strings.HasPrefix(workload, "informers"):
 		return []metric{mSeconds, mServerSecs}
