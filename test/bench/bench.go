@@ -299,6 +299,7 @@ func (r *runner) runAll(ctx context.Context, sys system) error {
 	time.Sleep(4 * settleTime)
 	emptyRSS := rssMiB(sys.memoryPID())
 	emptyHeap := r.liveHeap(ctx, sys)
+	idleRanges := r.rangesAtRest(ctx, sys)
 
 	var prefix string
 	for idx, conc := range s.CreateConc {
@@ -317,6 +318,7 @@ func (r *runner) runAll(ctx context.Context, sys system) error {
 					return fmt.Errorf("%s: deleting: %w", sys.name(), err)
 				}
 			}
+			r.waitForQuietStorage(ctx, sys, idleRanges)
 		}
 	}
 	if ctx.Err() != nil {
@@ -388,6 +390,73 @@ func (r *runner) runAll(ctx context.Context, sys system) error {
 		return err
 	})
 	return ctx.Err()
+}
+
+// quietWindow is the window etcd's range requests are counted in to tell
+// whether it is at rest: no more than half again the requests it took in a
+// window before the workloads (the control plane's own leases and status,
+// when the objects share kube-apiserver's etcd), plus quietSlack.
+// maxQuietWait bounds the wait: kube-controller-manager's garbage collector
+// checks the revisions of 20,000 deleted ConfigSets at its client's 20
+// requests a second in about 15 minutes.
+const (
+	quietWindow  = 2 * time.Second
+	quietSlack   = 2
+	maxQuietWait = 30 * time.Minute
+)
+
+// rangesAtRest is the number of range requests the etcd holding sys's
+// objects takes in a quietWindow before any workload, the mean of three.
+func (r *runner) rangesAtRest(ctx context.Context, sys system) float64 {
+	before, err := sys.etcdCounters(ctx)
+	if err != nil {
+		return 0
+	}
+	const windows = 3
+	select {
+	case <-ctx.Done():
+		return 0
+	case <-time.After(windows * quietWindow):
+	}
+	after, err := sys.etcdCounters(ctx)
+	if err != nil {
+		return 0
+	}
+	return (after["range"] - before["range"]) / windows
+}
+
+// waitForQuietStorage waits until the etcd holding sys's objects is back at
+// rest, so that what deletes leave behind is not measured with the next
+// workload. Through the aggregator, deleting ConfigSets leaves work that the
+// CRD's objects do not: kube-controller-manager's garbage collector reads
+// every revision of a deleted ConfigSet (which Capstan has already deleted,
+// so each read is a 404 from etcd) at its client's rate limit, for minutes
+// after a bulk delete.
+func (r *runner) waitForQuietStorage(ctx context.Context, sys system, idleRanges float64) {
+	started := time.Now()
+	before, err := sys.etcdCounters(ctx)
+	if err != nil {
+		return
+	}
+	for time.Since(started) < maxQuietWait {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(quietWindow):
+		}
+		after, err := sys.etcdCounters(ctx)
+		if err != nil {
+			return
+		}
+		if after["range"]-before["range"] <= 1.5*idleRanges+quietSlack {
+			if waited := time.Since(started); waited > 2*quietWindow {
+				r.log("%s: waited %s for etcd to be at rest after the deletes", sys.name(), waited.Round(time.Second))
+			}
+			return
+		}
+		before = after
+	}
+	r.log("%s: etcd still busy %s after the deletes; going on", sys.name(), maxQuietWait)
 }
 
 // measureMemory records the growth of RSS and of the live heap of the
