@@ -108,6 +108,7 @@ func run(ctx context.Context, quick bool, out, md, systemsFlag, workDir, root, p
 	if quick {
 		s = quickSizes
 		settleTime = 150 * time.Millisecond
+		maxQuietWait = time.Minute
 	}
 	started := time.Now()
 	if pprofDir == "" {
