@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -122,6 +123,15 @@ type runner struct {
 	// versions are those of the programs measured, read when the run starts
 	// (the checkout may move on while it runs).
 	versions map[string]string
+	// only, when set, limits the run to the workloads whose names it
+	// matches, to measure one change on its own; the last create run always
+	// runs, since the workloads after it read its objects.
+	only *regexp.Regexp
+}
+
+// wants reports whether the workload is to be measured in this run.
+func (r *runner) wants(workload string) bool {
+	return r.only == nil || r.only.MatchString(workload)
 }
 
 // record keeps the settings sys runs with for the report.
@@ -206,9 +216,18 @@ func finish(m *Measurement, before, after cpuSnapshot) {
 	}
 }
 
-// measure runs op n times on conc workers and records the figures; when
-// profile is set it also profiles the servers meanwhile.
+// measure runs op n times on conc workers and records the figures, unless
+// -workloads leaves the workload out; when profile is set it also profiles
+// the servers meanwhile.
 func (r *runner) measure(ctx context.Context, sys system, workload string, n, conc int, profile bool, op func(ctx context.Context, i int) error) Measurement {
+	if !r.wants(workload) {
+		return Measurement{System: sys.name(), Workload: workload}
+	}
+	return r.measureAlways(ctx, sys, workload, n, conc, profile, op)
+}
+
+// measureAlways is measure whatever -workloads says.
+func (r *runner) measureAlways(ctx context.Context, sys system, workload string, n, conc int, profile bool, op func(ctx context.Context, i int) error) Measurement {
 	r.record(sys)
 	settle()
 	var profiles map[string][]byte
@@ -305,7 +324,11 @@ func (r *runner) runAll(ctx context.Context, sys system) error {
 	for idx, conc := range s.CreateConc {
 		prefix = fmt.Sprintf("c%d", conc)
 		last := idx == len(s.CreateConc)-1
-		m := r.measure(ctx, sys, fmt.Sprintf("create c=%d", conc), s.Objects, conc, last, func(ctx context.Context, i int) error {
+		workload := fmt.Sprintf("create c=%d", conc)
+		if !last && !r.wants(workload) {
+			continue
+		}
+		m := r.measureAlways(ctx, sys, workload, s.Objects, conc, last, func(ctx context.Context, i int) error {
 			ns, name := r.ref(prefix, i)
 			return sys.create(ctx, ns, name, i, smallShape)
 		})
@@ -469,6 +492,9 @@ func (r *runner) waitForQuietStorage(ctx context.Context, sys system, idleRanges
 // process holding the objects since the server was empty, per 1,000 of the
 // objects the workloads keep.
 func (r *runner) measureMemory(ctx context.Context, sys system, workload string, emptyRSS, emptyHeap float64) {
+	if !r.wants(workload) {
+		return
+	}
 	objects := r.sizes.Objects
 	loadedRSS := rssMiB(sys.memoryPID())
 	extra := map[string]float64{
@@ -519,6 +545,9 @@ func (r *runner) clear(ctx context.Context, sys system) error {
 // carrying their send time at a fixed rate, and measures delivery.
 func (r *runner) watchWorkload(ctx context.Context, sys system, prefix, label string, rate int) {
 	s := r.sizes
+	if !r.wants(fmt.Sprintf("%swatch %d watchers @%d/s", label, s.Watchers, rate)) {
+		return
+	}
 	ns := namespaceName("bench", 0)
 	var mu sync.Mutex
 	var lat []time.Duration

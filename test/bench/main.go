@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -36,6 +37,8 @@ func main() {
 	workDir := flag.String("work-dir", "", "folder for etcd data, certificates and logs (default: a new temporary folder, removed at the end)")
 	root := flag.String("root", ".", "the repository root, where bin/ and _output/bin/ are")
 	pprofDir := flag.String("pprof-dir", "", "folder for the binary CPU profiles (*.pb.gz) (default: _output/bench/pprof under -root, which git ignores)")
+	workloads := flag.String("workloads", "", "a regular expression: measure only the workloads whose names it matches (the last create run always runs; the others read its objects), to measure one change on its own")
+	capstanFlags := flag.String("capstan-args", "", "flags for the control plane's capstan-apiserver (O-agg, O-direct), after the deployment's, separated by spaces; the report prints them in its settings")
 	render := flag.Bool("render", false, "measure nothing: rewrite the markdown (and the ratios in the JSON) from the results in -out")
 	flag.Parse()
 
@@ -45,6 +48,20 @@ func main() {
 			os.Exit(1)
 		}
 		return
+	}
+
+	capstanArgs = strings.Fields(*capstanFlags)
+	var only *regexp.Regexp
+	if *workloads != "" {
+		var err error
+		if only, err = regexp.Compile(*workloads); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: -workloads: %v\n", err)
+			os.Exit(2)
+		}
+		if *md != "" {
+			fmt.Fprintln(os.Stderr, "bench: -workloads measures part of a run, which is not a report: give -md ''")
+			os.Exit(2)
+		}
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -72,7 +89,7 @@ func main() {
 		os.Exit(130)
 	}()
 
-	err := run(ctx, *quick, *out, *md, *systemsFlag, *workDir, *root, *pprofDir, func(down func()) {
+	err := run(ctx, *quick, *out, *md, *systemsFlag, *workDir, *root, *pprofDir, only, func(down func()) {
 		mu.Lock()
 		clusterDown = down
 		mu.Unlock()
@@ -85,7 +102,7 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, quick bool, out, md, systemsFlag, workDir, root, pprofDir string, onCluster func(func())) error {
+func run(ctx context.Context, quick bool, out, md, systemsFlag, workDir, root, pprofDir string, only *regexp.Regexp, onCluster func(func())) error {
 	rootAbs, err := filepath.Abs(root)
 	if err != nil {
 		return err
@@ -114,7 +131,7 @@ func run(ctx context.Context, quick bool, out, md, systemsFlag, workDir, root, p
 	if pprofDir == "" {
 		pprofDir = filepath.Join(root, "_output", "bench", "pprof")
 	}
-	r := &runner{sizes: s, outDir: filepath.Dir(out), pprofDir: pprofDir, versions: versions(rootAbs), log: func(format string, args ...any) {
+	r := &runner{sizes: s, outDir: filepath.Dir(out), pprofDir: pprofDir, versions: versions(rootAbs), only: only, log: func(format string, args ...any) {
 		fmt.Printf("[%6.1fs] %s\n", time.Since(started).Seconds(), fmt.Sprintf(format, args...))
 	}}
 	want := map[string]bool{}

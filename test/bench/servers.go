@@ -341,6 +341,18 @@ func startCluster(ctx context.Context, bins binaries, dir string, progress io.Wr
 	return b, nil
 }
 
+// capstanArgs are flags the control plane's capstan-apiserver gets after the
+// deployment's (-capstan-args), to measure a setting against its default.
+var capstanArgs []string
+
+// aggregatedServer is the Server setting of the control plane's Capstan.
+func aggregatedServer() string {
+	if len(capstanArgs) == 0 {
+		return aggregatedRun
+	}
+	return aggregatedRun + " and " + strings.Join(capstanArgs, " ")
+}
+
 // withProfiling replaces any --profiling flag of args by --profiling=true.
 func withProfiling(args []string) []string {
 	return append(slices.DeleteFunc(slices.Clone(args), func(a string) bool { return strings.HasPrefix(a, "--profiling") }), "--profiling=true")
@@ -384,7 +396,7 @@ func (b *benchCluster) reconfigure(ctx context.Context) error {
 		return err
 	}
 	cp := c.Process(controlplane.ProcessCapstan)
-	cp.Args = withProfiling(cp.Args)
+	cp.Args = append(withProfiling(cp.Args), capstanArgs...)
 	if err := c.StartCapstan(ctx); err != nil {
 		return err
 	}
@@ -511,7 +523,7 @@ func (b *benchCluster) aggregated() (*kubeSystem, error) {
 		pprof:      []pprofEndpoint{{role: "kube-apiserver", config: b.admin}, {role: "capstan", config: b.capstanAdmin}},
 		stopFunc:   func() {},
 		config: clusterSettings("client → kube-apiserver → aggregator proxy (front-proxy certificate, X-Remote-* headers) → capstan-apiserver",
-			aggregatedRun, capstanChain),
+			aggregatedServer(), capstanChain),
 	}, nil
 }
 
