@@ -19,7 +19,6 @@ import (
 	"capstan.dev/capstan/pkg/apis/config"
 	"capstan.dev/capstan/pkg/apis/config/v1beta1"
 	"capstan.dev/capstan/pkg/apiserver/scheme"
-	"capstan.dev/capstan/pkg/apiserver/watchflush"
 	"capstan.dev/capstan/pkg/registry/config/configrevision/history"
 )
 
@@ -61,9 +60,6 @@ type Options struct {
 	// RecordHistory writes a ConfigRevision for every change; turning it off
 	// exists only to measure what history costs.
 	RecordHistory bool
-	// WatchFlushInterval is the shortest time between two flushes of one
-	// watch response of the group; 0 flushes after every event.
-	WatchFlushInterval time.Duration
 
 	// Out receives the lines a person starting the server wants to read.
 	Out io.Writer
@@ -82,7 +78,6 @@ func NewOptions(out io.Writer) *Options {
 		HistoryRepairGracePeriod: history.DefaultRepairGrace,
 		HistoryMaxBytes:          history.DefaultMaxBytes,
 		RecordHistory:            true,
-		WatchFlushInterval:       watchflush.DefaultInterval,
 	}
 	o.Recommended.SecureServing.BindPort = defaultSecurePort
 	configpolicy.Register(o.Recommended.Admission.Plugins)
@@ -112,7 +107,6 @@ func (o *Options) Flags() cliflag.NamedFlagSets {
 	fs.DurationVar(&o.HistoryRepairGracePeriod, "history-repair-grace-period", o.HistoryRepairGracePeriod, "How long a ConfigSet's current revision may be missing before the history reconciler restores it; the request that made the change normally writes it within milliseconds.")
 	fs.Int64Var(&o.HistoryMaxBytes, "history-max-bytes", o.HistoryMaxBytes, "The most bytes of entries (keys and values) the kept revisions of one ConfigSet may hold together. Beyond it the oldest revisions are pruned, whatever the ConfigSet's revisionHistoryLimit; the current revision is always kept.")
 	fs.BoolVar(&o.RecordHistory, "record-history", o.RecordHistory, "Write a ConfigRevision for every change of a ConfigSet's entries. Turning it off disables history, rollback and the history reconciler; it exists to measure what history costs.")
-	fs.DurationVar(&o.WatchFlushInterval, "watch-flush-interval", o.WatchFlushInterval, "The shortest time between two writes of one watch response of config.capstan.dev to the connection. An event that comes later than this after the last write is sent at once; those that come sooner are sent together this long after it. 0 writes every event on its own, as kube-apiserver does.")
 	fs.BoolVar(&o.EtcdUnsafeNoFsync, "embedded-etcd-unsafe-no-fsync", o.EtcdUnsafeNoFsync, "Local mode: the embedded etcd does not fsync. Loses data on power failure; for tests and benchmarks only.")
 
 	o.ServerRun.AddUniversalFlags(fss.FlagSet("generic"))
@@ -184,9 +178,6 @@ func (o *Options) Validate() error {
 		// Port 0 turns secure serving off in k8s.io/apiserver; Capstan serves
 		// only over HTTPS and its own informers use the loopback client.
 		errs = append(errs, fmt.Errorf("--secure-port must be between 1 and 65535, not %d: Capstan serves only over HTTPS", ss.BindPort))
-	}
-	if o.WatchFlushInterval < 0 || o.WatchFlushInterval > time.Second {
-		errs = append(errs, fmt.Errorf("--watch-flush-interval must be between 0 and 1s, not %v", o.WatchFlushInterval))
 	}
 	errs = append(errs, o.ServerRun.Validate()...)
 	return utilerrors.NewAggregate(errs)

@@ -34,7 +34,6 @@ import (
 	"capstan.dev/capstan/pkg/apiserver/configsetjson"
 	"capstan.dev/capstan/pkg/apiserver/frontproxy"
 	"capstan.dev/capstan/pkg/apiserver/responsegzip"
-	"capstan.dev/capstan/pkg/apiserver/watchflush"
 	"capstan.dev/capstan/pkg/apiserver/scheme"
 	clientset "capstan.dev/capstan/pkg/generated/clientset/versioned"
 	informers "capstan.dev/capstan/pkg/generated/informers/externalversions"
@@ -179,11 +178,9 @@ func (o *Options) Config(ctx context.Context) (*apiserver.Config, func(), error)
 	serverConfig.OpenAPIV3Config.Info.Title = "Capstan"
 	serverConfig.OpenAPIV3Config.Info.Version = version.Get().GitVersion
 	// Large gets and lists of the group are compressed by responsegzip, the
-	// flushes of its busy watches gathered by watchflush, the rest of the
-	// chain as k8s.io/apiserver builds it.
+	// rest of the chain as k8s.io/apiserver builds it.
 	buildChain := serverConfig.BuildHandlerChainFunc
 	serverConfig.BuildHandlerChainFunc = func(h http.Handler, c *genericapiserver.Config) http.Handler {
-		h = watchflush.WithCoalescedFlushes(h, config.GroupName, o.WatchFlushInterval)
 		return buildChain(responsegzip.WithCompression(h, config.GroupName), c)
 	}
 
