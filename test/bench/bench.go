@@ -569,6 +569,16 @@ func (r *runner) watchWorkload(ctx context.Context, sys system, prefix, label st
 	perNS := (s.Objects + s.Namespaces - 1) / s.Namespaces
 	total := rate * s.WatchSeconds
 	settle()
+	// The saturating rate is profiled: where a delivered event's CPU goes.
+	var profiles map[string][]byte
+	var pwg sync.WaitGroup
+	if rate == s.WatchRate {
+		pwg.Add(1)
+		go func() {
+			defer pwg.Done()
+			profiles = sys.profile(ctx, s.ProfileSeconds)
+		}()
+	}
 	before := snapshot(ctx, sys)
 	interval := time.Second / time.Duration(rate)
 	tick := time.NewTicker(interval)
@@ -616,12 +626,14 @@ func (r *runner) watchWorkload(ctx context.Context, sys system, prefix, label st
 	mu.Lock()
 	delivered := slicesClone(lat)
 	mu.Unlock()
+	pwg.Wait()
 	m := Measurement{System: sys.name(), Workload: fmt.Sprintf("%swatch %d watchers @%d/s", label, s.Watchers, rate),
 		Ops: len(delivered), Errors: failed, FirstError: firstErr,
 		P50ms: percentile(delivered, 50), P99ms: percentile(delivered, 99)}
 	finish(&m, before, after)
 	m.EtcdPutsPerOp, m.EtcdDeletesPerOp, m.EtcdRangesPerOp = 0, 0, 0
 	m.Extra = map[string]float64{"updatesSent": float64(sent), "expectedDeliveries": float64(sent * s.Watchers)}
+	r.saveProfiles(sys.name(), m.Workload, profiles)
 	r.add(m)
 }
 
