@@ -239,20 +239,40 @@ func (r *runner) measureAlways(ctx context.Context, sys system, workload string,
 			profiles = sys.profile(ctx, r.sizes.ProfileSeconds)
 		}()
 	}
+	getsBefore, getsOK := getsServed(ctx, sys)
 	before := snapshot(ctx, sys)
 	res := runOps(ctx, n, conc, op)
 	after := snapshot(ctx, sys)
+	getsAfter, getsAfterOK := getsServed(ctx, sys)
 	m := Measurement{System: sys.name(), Workload: workload, Ops: res.ops, Errors: res.errors, FirstError: res.firstError,
 		Seconds: res.elapsed.Seconds(), P50ms: percentile(res.latencies, 50), P99ms: percentile(res.latencies, 99)}
 	if res.ops == 0 && errors.Is(errorFromString(res.firstError), errUnsupported) {
 		m = Measurement{System: sys.name(), Workload: workload, Skipped: errUnsupported.Error()}
 	} else {
 		finish(&m, before, after)
+		if getsOK && getsAfterOK && m.Ops > 0 {
+			m.Extra = addExtra(m.Extra, getsServedPerOp, (getsAfter-getsBefore)/float64(m.Ops))
+		}
 	}
 	pwg.Wait()
 	r.saveProfiles(sys.name(), workload, profiles)
 	r.add(m)
 	return m
+}
+
+// getsServedPerOp is the Extra key of the gets the storing server answered
+// per operation of a workload, everyone's.
+const getsServedPerOp = "getsServedPerOp"
+
+// getsServed is the count of gets the server storing sys's objects has
+// answered, read outside the CPU snapshots' window; false where there is no
+// API server (E).
+func getsServed(ctx context.Context, sys system) (float64, bool) {
+	k, ok := sys.(*kubeSystem)
+	if !ok {
+		return 0, false
+	}
+	return k.getsServed(ctx)
 }
 
 func errorFromString(s string) error {

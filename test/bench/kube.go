@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -379,4 +380,43 @@ func fetchDebug(ctx context.Context, cfg *rest.Config, path string, timeout time
 // tlsHTTPClient is an HTTP client with a TLS configuration, for etcd's /metrics.
 func tlsHTTPClient(cfg *tls.Config) *http.Client {
 	return &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}, Timeout: 30 * time.Second}
+}
+
+// getsServed counts the gets of single objects of the objects' group, from
+// anyone, that the server storing them has answered: apiserver_request_total
+// with verb GET (lists and watches are LIST and WATCH), read from the server
+// that holds the objects (Capstan where there is one, otherwise
+// kube-apiserver). The bench's write workloads get nothing, so what a write
+// workload counts is other clients' gets, such as kube-controller-manager's
+// garbage collector looking up owners and dependents.
+func (k *kubeSystem) getsServed(ctx context.Context) (float64, bool) {
+	ep := k.pprof[0]
+	for _, e := range k.pprof {
+		if e.role == "capstan" {
+			ep = e
+		}
+	}
+	data, err := fetchDebug(ctx, ep.config, "/metrics", 30*time.Second)
+	if err != nil {
+		return 0, false
+	}
+	group, _, _ := strings.Cut(k.apiVersion, "/")
+	return sumRequests(string(data), group, "GET"), true
+}
+
+// sumRequests adds up apiserver_request_total in a Prometheus text exposition
+// for one group and HTTP verb.
+func sumRequests(metrics, group, verb string) float64 {
+	var sum float64
+	for _, line := range strings.Split(metrics, "\n") {
+		if !strings.HasPrefix(line, "apiserver_request_total{") ||
+			!strings.Contains(line, `group="`+group+`"`) || !strings.Contains(line, `verb="`+verb+`"`) {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+			sum += v
+		}
+	}
+	return sum
 }

@@ -122,6 +122,9 @@ var (
 	mRSSPer1k   = metric{"RSS MiB per 1k objects", func(m Measurement) float64 { return m.Extra["rssMiBPer1kObjects"] }, false}
 	mRSSLoaded  = metric{"RSS MiB loaded", func(m Measurement) float64 { return m.Extra["rssLoadedMiB"] }, false}
 	mHeapPer1k  = metric{"live heap MiB per 1k objects", func(m Measurement) float64 { return m.Extra["heapMiBPer1kObjects"] }, false}
+	// mGets is what other clients got while the bench wrote: the garbage
+	// collector's owner lookups, for one.
+	mGets = metric{"gets served/op", func(m Measurement) float64 { return m.Extra[getsServedPerOp] }, false}
 )
 
 func metricsFor(workload string) []metric {
@@ -141,7 +144,7 @@ func metricsFor(workload string) []metric {
 	case strings.HasPrefix(workload, "get"):
 		return []metric{mThroughput, mP50, mP99, mCPU}
 	default:
-		return []metric{mThroughput, mP50, mP99, mCPU, mEtcdCPU, mPuts}
+		return []metric{mThroughput, mP50, mP99, mCPU, mEtcdCPU, mPuts, mGets}
 	}
 }
 
