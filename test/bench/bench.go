@@ -19,19 +19,23 @@ import (
 
 // sizes are the workload sizes of a run.
 type sizes struct {
-	Objects        int   `json:"objects"`
-	Namespaces     int   `json:"namespaces"`
-	CreateConc     []int `json:"createConcurrency"`
-	MutateOps      int   `json:"mutateOps"`
-	MutateConc     int   `json:"mutateConcurrency"`
-	ListRepeats    int   `json:"listRepeats"`
-	Watchers       int   `json:"watchers"`
-	WatchRate      int   `json:"watchUpdatesPerSecond"`
-	WatchSeconds   int   `json:"watchSeconds"`
-	Informers      int   `json:"informers"`
-	BigObjects     int   `json:"bigObjects"`
-	EncObjects     int   `json:"encryptionObjects"`
-	ProfileSeconds int   `json:"profileSeconds"`
+	Objects      int   `json:"objects"`
+	Namespaces   int   `json:"namespaces"`
+	CreateConc   []int `json:"createConcurrency"`
+	MutateOps    int   `json:"mutateOps"`
+	MutateConc   int   `json:"mutateConcurrency"`
+	ListRepeats  int   `json:"listRepeats"`
+	Watchers     int   `json:"watchers"`
+	WatchRate    int   `json:"watchUpdatesPerSecond"`
+	WatchSeconds int   `json:"watchSeconds"`
+	Informers    int   `json:"informers"`
+	BigObjects   int   `json:"bigObjects"`
+	// InterleavedRounds of InterleavedObjects creates each, on two systems
+	// in turn (interleaved.go).
+	InterleavedRounds  int `json:"interleavedRounds"`
+	InterleavedObjects int `json:"interleavedObjects"`
+	EncObjects         int `json:"encryptionObjects"`
+	ProfileSeconds     int `json:"profileSeconds"`
 	// The propagation workload: ConfigSets, Deployments consuming each, and
 	// changes at a steady rate.
 	PropagationConfigSets  int `json:"propagationConfigSets"`
@@ -49,7 +53,7 @@ type sizes struct {
 var fullSizes = sizes{
 	Objects: 10000, Namespaces: 10, CreateConc: []int{1, 8, 32}, MutateOps: 2000, MutateConc: 8,
 	ListRepeats: 10, Watchers: 100, WatchRate: 100, WatchSeconds: 10, Informers: 10,
-	BigObjects: 2000, EncObjects: 2000, ProfileSeconds: 5,
+	BigObjects: 2000, EncObjects: 2000, ProfileSeconds: 5, InterleavedRounds: 6, InterleavedObjects: 2000,
 	PropagationConfigSets: 100, PropagationDeployments: 10, PropagationRate: 10, PropagationChanges: 300,
 	MemoryConfigSets: []int{1000, 10000}, MemoryRevisions: 10, H1Patches: 200, H1ValueKiB: 900,
 }
@@ -57,7 +61,7 @@ var fullSizes = sizes{
 var quickSizes = sizes{
 	Objects: 300, Namespaces: 10, CreateConc: []int{8}, MutateOps: 300, MutateConc: 8,
 	ListRepeats: 3, Watchers: 10, WatchRate: 50, WatchSeconds: 2, Informers: 3,
-	BigObjects: 100, EncObjects: 150, ProfileSeconds: 2,
+	BigObjects: 100, EncObjects: 150, ProfileSeconds: 2, InterleavedRounds: 2, InterleavedObjects: 100,
 	PropagationConfigSets: 5, PropagationDeployments: 4, PropagationRate: 5, PropagationChanges: 20,
 	MemoryConfigSets: []int{100, 300}, MemoryRevisions: 10, H1Patches: 30, H1ValueKiB: 900,
 }
@@ -228,6 +232,14 @@ func (r *runner) measure(ctx context.Context, sys system, workload string, n, co
 
 // measureAlways is measure whatever -workloads says.
 func (r *runner) measureAlways(ctx context.Context, sys system, workload string, n, conc int, profile bool, op func(ctx context.Context, i int) error) Measurement {
+	m := r.take(ctx, sys, workload, n, conc, profile, op)
+	r.add(m)
+	return m
+}
+
+// take runs op n times on conc workers and returns the figures without
+// recording them.
+func (r *runner) take(ctx context.Context, sys system, workload string, n, conc int, profile bool, op func(ctx context.Context, i int) error) Measurement {
 	r.record(sys)
 	settle()
 	var profiles map[string][]byte
@@ -256,7 +268,6 @@ func (r *runner) measureAlways(ctx context.Context, sys system, workload string,
 	}
 	pwg.Wait()
 	r.saveProfiles(sys.name(), workload, profiles)
-	r.add(m)
 	return m
 }
 

@@ -263,6 +263,10 @@ func run(ctx context.Context, quick bool, out, md, systemsFlag, workDir, root, p
 					r.runWire(ctx, crd)
 				}
 			}
+			if agg != nil && crd != nil && ctx.Err() == nil {
+				r.log("interleaved: creates in rounds of %d, O-agg and C in turn", s.InterleavedObjects)
+				r.runInterleaved(ctx, agg, crd)
+			}
 			if want["wl"] && ctx.Err() == nil {
 				r.log("wl: ConfigSet changes to Deployments' pod templates, by capstan-controller-manager")
 				note(r.runPropagation(ctx, b))

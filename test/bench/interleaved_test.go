@@ -1,0 +1,24 @@
+package main
+
+import "testing"
+
+func TestMedianOfRounds(t *testing.T) {
+	rounds := []Measurement{
+		{System: "O-agg", Workload: "w", Ops: 10, Seconds: 1, PerSecond: 300, ServerCPUPerOpMs: 4, P99ms: 90},
+		{System: "O-agg", Workload: "w", Ops: 10, Seconds: 2, PerSecond: 100, ServerCPUPerOpMs: 6, P99ms: 70},
+		{System: "O-agg", Workload: "w", Ops: 10, Seconds: 1, PerSecond: 200, ServerCPUPerOpMs: 5, P99ms: 80, Errors: 1, FirstError: "boom"},
+	}
+	m := medianOfRounds(rounds)
+	if m.System != "O-agg" || m.Workload != "w" || m.Ops != 30 || m.Seconds != 4 || m.Errors != 1 || m.FirstError != "boom" {
+		t.Errorf("sums: %+v", m)
+	}
+	if m.PerSecond != 200 || m.ServerCPUPerOpMs != 5 || m.P99ms != 80 {
+		t.Errorf("medians: %v/s, %v ms/op, p99 %v; want 200, 5, 80", m.PerSecond, m.ServerCPUPerOpMs, m.P99ms)
+	}
+	if m.Extra["perSecondMin"] != 100 || m.Extra["perSecondMax"] != 300 || m.Extra["rounds"] != 3 {
+		t.Errorf("spread: %v", m.Extra)
+	}
+	if even := medianOfRounds(rounds[:2]); even.PerSecond != 200 {
+		t.Errorf("median of two rounds: %v, want their mean 200", even.PerSecond)
+	}
+}
