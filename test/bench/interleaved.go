@@ -6,24 +6,52 @@ import (
 	"slices"
 )
 
-// interleavedWorkload is creates at the last create concurrency, run in
-// short rounds on two systems in turn. The create runs of runAll take each
-// system's figures minutes apart, and on this shared 2-core machine the same
-// code's write ratio has spread from 0.46× to 1.12× between runs; in rounds
-// of a few seconds, in the order A B B A A B…, what the machine does
-// meanwhile falls on both systems alike, and the median of the rounds is the
-// figure.
-func interleavedWorkload(conc int) string { return fmt.Sprintf("create c=%d interleaved", conc) }
+// The interleaved workloads are creates at the last create concurrency, then
+// updates of those objects at the update concurrency, each run in short
+// rounds on two systems in turn. The create runs of runAll take each system's
+// figures minutes apart, and on this shared 2-core machine the same code's
+// write ratio has spread from 0.46× to 1.12× between runs; in rounds of a few
+// seconds, in the order A B B A A B…, what the machine does meanwhile falls
+// on both systems alike, and the median of the rounds is the figure.
+func interleavedWorkloads(s sizes) (create, update string) {
+	return fmt.Sprintf("create c=%d interleaved", s.CreateConc[len(s.CreateConc)-1]),
+		fmt.Sprintf("update c=%d interleaved", s.MutateConc)
+}
 
-// runInterleaved runs the interleaved creates on a and b and records, for
-// each, the median of its rounds, with the rounds' spread in Extra.
+// runInterleaved runs the interleaved creates, then the interleaved updates,
+// on a and b, and records for each system the median of its rounds, with the
+// rounds' spread in Extra. Round k updates the objects round k created.
 func (r *runner) runInterleaved(ctx context.Context, a, b system) {
 	s := r.sizes
-	conc := s.CreateConc[len(s.CreateConc)-1]
-	workload := interleavedWorkload(conc)
-	if !r.wants(workload) || s.InterleavedRounds == 0 {
+	if s.InterleavedRounds == 0 {
 		return
 	}
+	create, update := interleavedWorkloads(s)
+	prefix := func(k int) string { return fmt.Sprintf("il%d", k) }
+	// Updates need the objects: the creates run whenever the updates do.
+	if r.wants(create) || r.wants(update) {
+		r.interleave(ctx, create, s.CreateConc[len(s.CreateConc)-1], a, b, func(sys system, k int) func(context.Context, int) error {
+			return func(ctx context.Context, i int) error {
+				ns, name := r.ref(prefix(k), i)
+				return sys.create(ctx, ns, name, i, smallShape)
+			}
+		})
+	}
+	if r.wants(update) && ctx.Err() == nil {
+		r.interleave(ctx, update, s.MutateConc, a, b, func(sys system, k int) func(context.Context, int) error {
+			return func(ctx context.Context, i int) error {
+				ns, name := r.ref(prefix(k), i)
+				return sys.update(ctx, ns, name, i, 1)
+			}
+		})
+	}
+}
+
+// interleave runs InterleavedRounds rounds of InterleavedObjects operations
+// on a and b in turn, op(sys, k) being round k's operation on sys, and
+// records each system's median.
+func (r *runner) interleave(ctx context.Context, workload string, conc int, a, b system, op func(sys system, k int) func(context.Context, int) error) {
+	s := r.sizes
 	rounds := map[string][]Measurement{}
 	for k := range s.InterleavedRounds {
 		order := []system{a, b}
@@ -31,11 +59,7 @@ func (r *runner) runInterleaved(ctx context.Context, a, b system) {
 			order = []system{b, a}
 		}
 		for _, sys := range order {
-			prefix := fmt.Sprintf("il%d", k)
-			m := r.take(ctx, sys, workload, s.InterleavedObjects, conc, false, func(ctx context.Context, i int) error {
-				ns, name := r.ref(prefix, i)
-				return sys.create(ctx, ns, name, i, smallShape)
-			})
+			m := r.take(ctx, sys, workload, s.InterleavedObjects, conc, false, op(sys, k))
 			if ctx.Err() != nil {
 				return
 			}

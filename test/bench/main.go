@@ -264,7 +264,7 @@ func run(ctx context.Context, quick bool, out, md, systemsFlag, workDir, root, p
 				}
 			}
 			if agg != nil && crd != nil && ctx.Err() == nil {
-				r.log("interleaved: creates in rounds of %d, O-agg and C in turn", s.InterleavedObjects)
+				r.log("interleaved: creates, then updates, in rounds of %d, O-agg and C in turn", s.InterleavedObjects)
 				r.runInterleaved(ctx, agg, crd)
 			}
 			if want["wl"] && ctx.Err() == nil {
