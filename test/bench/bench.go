@@ -19,23 +19,23 @@ import (
 
 // sizes are the workload sizes of a run.
 type sizes struct {
-	Objects      int   `json:"objects"`
-	Namespaces   int   `json:"namespaces"`
-	CreateConc   []int `json:"createConcurrency"`
-	MutateOps    int   `json:"mutateOps"`
-	MutateConc   int   `json:"mutateConcurrency"`
-	ListRepeats  int   `json:"listRepeats"`
-	Watchers     int   `json:"watchers"`
-	WatchRate    int   `json:"watchUpdatesPerSecond"`
-	WatchSeconds int   `json:"watchSeconds"`
-	Informers    int   `json:"informers"`
-	BigObjects   int   `json:"bigObjects"`
-	// InterleavedRounds of InterleavedObjects creates each, on two systems
-	// in turn (interleaved.go).
+	Objects        int   `json:"objects"`
+	Namespaces     int   `json:"namespaces"`
+	CreateConc     []int `json:"createConcurrency"`
+	MutateOps      int   `json:"mutateOps"`
+	MutateConc     int   `json:"mutateConcurrency"`
+	ListRepeats    int   `json:"listRepeats"`
+	Watchers       int   `json:"watchers"`
+	WatchRate      int   `json:"watchUpdatesPerSecond"`
+	WatchSeconds   int   `json:"watchSeconds"`
+	Informers      int   `json:"informers"`
+	BigObjects     int   `json:"bigObjects"`
+	EncObjects     int   `json:"encryptionObjects"`
+	ProfileSeconds int   `json:"profileSeconds"`
+	// InterleavedRounds of InterleavedObjects creates, then updates, each, on
+	// two systems in turn (interleaved.go).
 	InterleavedRounds  int `json:"interleavedRounds"`
 	InterleavedObjects int `json:"interleavedObjects"`
-	EncObjects         int `json:"encryptionObjects"`
-	ProfileSeconds     int `json:"profileSeconds"`
 	// The propagation workload: ConfigSets, Deployments consuming each, and
 	// changes at a steady rate.
 	PropagationConfigSets  int `json:"propagationConfigSets"`
@@ -227,11 +227,6 @@ func (r *runner) measure(ctx context.Context, sys system, workload string, n, co
 	if !r.wants(workload) {
 		return Measurement{System: sys.name(), Workload: workload}
 	}
-	return r.measureAlways(ctx, sys, workload, n, conc, profile, op)
-}
-
-// measureAlways is measure whatever -workloads says.
-func (r *runner) measureAlways(ctx context.Context, sys system, workload string, n, conc int, profile bool, op func(ctx context.Context, i int) error) Measurement {
 	m := r.take(ctx, sys, workload, n, conc, profile, op)
 	r.add(m)
 	return m
@@ -242,15 +237,7 @@ func (r *runner) measureAlways(ctx context.Context, sys system, workload string,
 func (r *runner) take(ctx context.Context, sys system, workload string, n, conc int, profile bool, op func(ctx context.Context, i int) error) Measurement {
 	r.record(sys)
 	settle()
-	var profiles map[string][]byte
-	var pwg sync.WaitGroup
-	if profile {
-		pwg.Add(1)
-		go func() {
-			defer pwg.Done()
-			profiles = sys.profile(ctx, r.sizes.ProfileSeconds)
-		}()
-	}
+	profiles := r.profileMeanwhile(ctx, sys, profile)
 	getsBefore, getsOK := getsServed(ctx, sys)
 	before := snapshot(ctx, sys)
 	res := runOps(ctx, n, conc, op)
@@ -266,9 +253,19 @@ func (r *runner) take(ctx context.Context, sys system, workload string, n, conc 
 			m.Extra = addExtra(m.Extra, getsServedPerOp, (getsAfter-getsBefore)/float64(m.Ops))
 		}
 	}
-	pwg.Wait()
-	r.saveProfiles(sys.name(), workload, profiles)
+	r.saveProfiles(sys.name(), workload, profiles())
 	return m
+}
+
+// profileMeanwhile starts profiling sys's servers for ProfileSeconds when on
+// is set; the function it returns waits for the profiles (nil when off).
+func (r *runner) profileMeanwhile(ctx context.Context, sys system, on bool) func() map[string][]byte {
+	if !on {
+		return func() map[string][]byte { return nil }
+	}
+	done := make(chan map[string][]byte, 1)
+	go func() { done <- sys.profile(ctx, r.sizes.ProfileSeconds) }()
+	return func() map[string][]byte { return <-done }
 }
 
 // getsServedPerOp is the Extra key of the gets the storing server answered
@@ -359,10 +356,12 @@ func (r *runner) runAll(ctx context.Context, sys system) error {
 		if !last && !r.wants(workload) {
 			continue
 		}
-		m := r.measureAlways(ctx, sys, workload, s.Objects, conc, last, func(ctx context.Context, i int) error {
+		// The last create run is measured whatever -workloads says.
+		m := r.take(ctx, sys, workload, s.Objects, conc, last, func(ctx context.Context, i int) error {
 			ns, name := r.ref(prefix, i)
 			return sys.create(ctx, ns, name, i, smallShape)
 		})
+		r.add(m)
 		if m.Errors > 0 && m.Ops == 0 {
 			return fmt.Errorf("%s: create fails: %s", sys.name(), m.FirstError)
 		}
@@ -576,7 +575,8 @@ func (r *runner) clear(ctx context.Context, sys system) error {
 // carrying their send time at a fixed rate, and measures delivery.
 func (r *runner) watchWorkload(ctx context.Context, sys system, prefix, label string, rate int) {
 	s := r.sizes
-	if !r.wants(fmt.Sprintf("%swatch %d watchers @%d/s", label, s.Watchers, rate)) {
+	workload := fmt.Sprintf("%swatch %d watchers @%d/s", label, s.Watchers, rate)
+	if !r.wants(workload) {
 		return
 	}
 	ns := namespaceName("bench", 0)
@@ -601,15 +601,7 @@ func (r *runner) watchWorkload(ctx context.Context, sys system, prefix, label st
 	total := rate * s.WatchSeconds
 	settle()
 	// The saturating rate is profiled: where a delivered event's CPU goes.
-	var profiles map[string][]byte
-	var pwg sync.WaitGroup
-	if rate == s.WatchRate {
-		pwg.Add(1)
-		go func() {
-			defer pwg.Done()
-			profiles = sys.profile(ctx, s.ProfileSeconds)
-		}()
-	}
+	profiles := r.profileMeanwhile(ctx, sys, rate == s.WatchRate)
 	before := snapshot(ctx, sys)
 	interval := time.Second / time.Duration(rate)
 	tick := time.NewTicker(interval)
@@ -657,14 +649,13 @@ func (r *runner) watchWorkload(ctx context.Context, sys system, prefix, label st
 	mu.Lock()
 	delivered := slicesClone(lat)
 	mu.Unlock()
-	pwg.Wait()
-	m := Measurement{System: sys.name(), Workload: fmt.Sprintf("%swatch %d watchers @%d/s", label, s.Watchers, rate),
+	m := Measurement{System: sys.name(), Workload: workload,
 		Ops: len(delivered), Errors: failed, FirstError: firstErr,
 		P50ms: percentile(delivered, 50), P99ms: percentile(delivered, 99)}
 	finish(&m, before, after)
 	m.EtcdPutsPerOp, m.EtcdDeletesPerOp, m.EtcdRangesPerOp = 0, 0, 0
 	m.Extra = map[string]float64{"updatesSent": float64(sent), "expectedDeliveries": float64(sent * s.Watchers)}
-	r.saveProfiles(sys.name(), m.Workload, profiles)
+	r.saveProfiles(sys.name(), workload, profiles())
 	r.add(m)
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -385,18 +386,17 @@ func tlsHTTPClient(cfg *tls.Config) *http.Client {
 // getsServed counts the gets of single objects of the objects' group, from
 // anyone, that the server storing them has answered: apiserver_request_total
 // with verb GET (lists and watches are LIST and WATCH), read from the server
-// that holds the objects (Capstan where there is one, otherwise
-// kube-apiserver). The bench's write workloads get nothing, so what a write
-// workload counts is other clients' gets, such as kube-controller-manager's
-// garbage collector looking up owners and dependents.
+// that holds the objects (the memory role: Capstan where there is one,
+// otherwise kube-apiserver). The bench's write workloads get nothing, so what a
+// write workload counts is other clients' gets, such as
+// kube-controller-manager's garbage collector looking up owners and
+// dependents.
 func (k *kubeSystem) getsServed(ctx context.Context) (float64, bool) {
-	ep := k.pprof[0]
-	for _, e := range k.pprof {
-		if e.role == "capstan" {
-			ep = e
-		}
+	i := slices.IndexFunc(k.pprof, func(e pprofEndpoint) bool { return e.role == k.memory.role })
+	if i < 0 {
+		return 0, false
 	}
-	data, err := fetchDebug(ctx, ep.config, "/metrics", 30*time.Second)
+	data, err := fetchDebug(ctx, k.pprof[i].config, "/metrics", 30*time.Second)
 	if err != nil {
 		return 0, false
 	}
