@@ -12,6 +12,7 @@ import (
 )
 
 func main() {
+	app.SetGCPercent()
 	ctx := genericapiserver.SetupSignalContext()
 	os.Exit(cli.Run(app.NewCommand(ctx)))
 }
