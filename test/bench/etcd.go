@@ -125,6 +125,7 @@ func (e *etcdSystem) settings() Settings {
 		Path:           "client → etcd",
 		Server:         "etcd alone: the bytes an API server would store, put and read with etcd's Go client",
 		Authentication: "none",
+		Etcd:           plainEtcd,
 		Encryption:     "identity",
 		WireFormat:     "etcd's gRPC",
 		Objects:        objectsShape,

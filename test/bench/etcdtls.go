@@ -19,15 +19,25 @@ import (
 // etcdClientTLS is Capstan's etcd client identity in the cluster, for reading
 // that etcd's /metrics and for compacting it between systems.
 func etcdClientTLS(c *controlplane.Cluster) (*tls.Config, error) {
-	ca, err := os.ReadFile(c.EtcdCAFile)
+	return clientTLS(c.EtcdCAFile, c.CapstanEtcdClientCert, c.CapstanEtcdClientKey)
+}
+
+// kubeEtcdClientTLS is kube-apiserver's etcd client identity in the cluster,
+// for reading that etcd's /metrics.
+func kubeEtcdClientTLS(c *controlplane.Cluster) (*tls.Config, error) {
+	return clientTLS(c.KubeEtcdCAFile, c.KubeEtcdClientCert, c.KubeEtcdClientKey)
+}
+
+func clientTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
+	ca, err := os.ReadFile(caFile)
 	if err != nil {
 		return nil, err
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(ca) {
-		return nil, fmt.Errorf("no certificate in %s", c.EtcdCAFile)
+		return nil, fmt.Errorf("no certificate in %s", caFile)
 	}
-	cert, err := tls.LoadX509KeyPair(c.CapstanEtcdClientCert, c.CapstanEtcdClientKey)
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		return nil, err
 	}

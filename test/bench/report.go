@@ -199,7 +199,7 @@ func buildResults(r *runner, quick bool, d time.Duration, errs []string) Results
 		Sizes:    r.sizes,
 		Settings: []string{
 			"every process on 127.0.0.1; client, servers and etcd share the machine",
-			"each API server has its own etcd: --unsafe-no-fsync, --quota-backend-bytes=" + etcdQuota + " (O-agg's etcd is the harness's: TLS with client certificates, default quota)",
+			"each API server has its own etcd: --unsafe-no-fsync, --quota-backend-bytes=" + etcdQuota + " (the control plane's two etcds, kube-apiserver's and Capstan's, are the harness's: TLS with client certificates, each from its own CA, default quota)",
 			"O-agg, O-direct and C share one control plane (test/utils/controlplane) whose kube-apiserver and Capstan run with their deployed defaults plus --profiling=true: priority and fairness on, in-flight limits at their defaults; O-direct runs after O-agg on Capstan restarted over its etcd compacted and defragmented; mem has a control plane of its own",
 			"local mode (O) has no kube-apiserver to read priority and fairness configuration from and runs with " + strings.Join(localServerFlags, " "),
 			"the typed client for C is the generated one on a scheme registering the same Go types under " + benchGroup.Group,
@@ -438,6 +438,7 @@ func settingsTable(res Results) string {
 			}
 			return "off"
 		}},
+		{"etcd", func(s Settings) string { return s.Etcd }},
 		{"encryption at rest", func(s Settings) string { return s.Encryption }},
 		{"wire format", func(s Settings) string { return s.WireFormat }},
 		{"objects", func(s Settings) string { return s.Objects }},

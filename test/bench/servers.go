@@ -45,6 +45,14 @@ var localServerFlags = []string{
 // that both sides of the headline pay for the same encryption at rest.
 const deployedEncryption = "secretbox"
 
+// How the storing servers reach their etcd: in the control plane both etcds
+// require TLS client certificates, as production control planes do; the
+// bench's own etcds (local mode, raw etcd) listen in plain HTTP.
+const (
+	clusterEtcd = "TLS with client certificates, on 127.0.0.1"
+	plainEtcd   = "plain HTTP on 127.0.0.1"
+)
+
 // benchUser is who the bench's clients are on the cluster: a user with a
 // ClusterRole on both ConfigSet resources, as a platform team's tenants are,
 // so that authorization and priority and fairness run their usual course
@@ -224,6 +232,7 @@ func startLocalServer(ctx context.Context, bins binaries, dir, name string, extr
 			Server:         "capstan-apiserver --mode=local, etcd of its own",
 			Authentication: "local mode's admin client certificate (one admin, no RBAC)",
 			Admission:      localChain,
+			Etcd:           plainEtcd,
 			Encryption:     "identity",
 			WireFormat:     wireJSON,
 			Objects:        objectsShape,
@@ -488,6 +497,7 @@ func clusterSettings(path, server, admission string) Settings {
 		Authentication:      benchUserAuth,
 		Admission:           admission,
 		PriorityAndFairness: true,
+		Etcd:                clusterEtcd,
 		Encryption:          deployedEncryption,
 		WireFormat:          wireJSON,
 		Objects:             objectsShape,
@@ -594,6 +604,10 @@ func (b *benchCluster) crd(ctx context.Context) (*kubeSystem, error) {
 	if err := client.ConfigSets("default").Delete(ctx, warm.Name, metav1.DeleteOptions{}); err != nil {
 		return nil, fmt.Errorf("warm-up delete on the CRD: %w", err)
 	}
+	kubeEtcdTLS, err := kubeEtcdClientTLS(b.c)
+	if err != nil {
+		return nil, err
+	}
 	core, err := kubernetes.NewForConfig(restConfigForBench(b.admin))
 	if err != nil {
 		return nil, err
@@ -607,7 +621,7 @@ func (b *benchCluster) crd(ctx context.Context) (*kubeSystem, error) {
 		etcds:      []*pidRef{{role: "etcd", pid: func() int { return b.etcdPID(controlplane.ProcessKubeEtcd) }}},
 		memory:     &pidRef{role: "kube-apiserver", pid: pidOf(b.kube)},
 		etcdURL:    b.c.KubeEtcdURL,
-		etcdHTTP:   http.DefaultClient,
+		etcdHTTP:   tlsHTTPClient(kubeEtcdTLS),
 		pprof:      []pprofEndpoint{{role: "kube-apiserver", config: b.admin}},
 		stopFunc:   func() {},
 		config: clusterSettings("client → kube-apiserver", "kube-apiserver's apiextensions-apiserver (a CRD with ConfigSet's schema)",

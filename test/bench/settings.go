@@ -22,6 +22,8 @@ type Settings struct {
 	// PriorityAndFairness says whether API Priority and Fairness limits the
 	// requests of every API server on the path (otherwise max-in-flight).
 	PriorityAndFairness bool `json:"priorityAndFairness"`
+	// Etcd is how the storing server talks to its etcd.
+	Etcd string `json:"etcd"`
 	// Encryption is the encryption at rest of the objects.
 	Encryption string `json:"encryption"`
 	// WireFormat is what the client sends and accepts.
@@ -39,6 +41,7 @@ const (
 	settingAuthentication = "authentication"
 	settingAdmission      = "admission"
 	settingPriority       = "priorityAndFairness"
+	settingEtcd           = "etcd"
 )
 
 // differences names the settings that differ between a and b, other than
@@ -86,7 +89,7 @@ var comparisons = []Comparison{
 		Varies:   []string{settingPath, settingServer, settingAdmission}},
 	{Name: "O-direct/O", A: "O-direct", B: "O",
 		Question: "aggregated Capstan called directly against local mode: the cost of aggregated mode's own handler chain",
-		Varies:   []string{settingPath, settingServer, settingAuthentication, settingAdmission, settingPriority}},
+		Varies:   []string{settingPath, settingServer, settingAuthentication, settingAdmission, settingPriority, settingEtcd}},
 	{Name: "O-agg/O-direct", A: "O-agg", B: "O-direct",
 		Question: "the aggregator's proxy hop",
 		Varies:   []string{settingPath, settingAuthentication}},
@@ -98,7 +101,7 @@ var comparisons = []Comparison{
 		Varies:   []string{settingPath, settingServer, settingAdmission, "wireFormat"}},
 	{Name: "O/C", A: "O", B: "C",
 		Question: "local mode against the CRD",
-		Varies:   []string{settingPath, settingServer, settingAuthentication, settingAdmission, settingPriority}},
+		Varies:   []string{settingPath, settingServer, settingAuthentication, settingAdmission, settingPriority, settingEtcd}},
 	{Name: "O/E", A: "O", B: "E",
 		Question: "Capstan against raw etcd (the price of an API server)",
 		Varies:   []string{settingPath, settingServer, settingAuthentication, settingAdmission, settingPriority, "encryption", "wireFormat", "client"}},

@@ -1,7 +1,7 @@
 // Package controlplane runs a real control plane on 127.0.0.1 for Capstan's
 // end-to-end tests and for development: etcd and kube-apiserver with the
-// aggregation layer, a second etcd with TLS and client certificates for
-// Capstan, and capstan-apiserver in aggregated mode, registered through
+// aggregation layer, a second etcd for Capstan (each etcd with TLS and
+// client certificates of its own CA), and capstan-apiserver in aggregated mode, registered through
 // APIService objects with a caBundle.
 //
 // kube-controller-manager runs the controllers that act on API objects alone
@@ -208,7 +208,8 @@ type Cluster struct {
 	CapstanURL string `json:"capstanURL"`
 	// CapstanPort is the port of CapstanURL.
 	CapstanPort int `json:"capstanPort"`
-	// KubeEtcdURL is kube-apiserver's etcd (plain HTTP on loopback).
+	// KubeEtcdURL is kube-apiserver's etcd (TLS, client certificates
+	// required, as every production control plane runs it).
 	KubeEtcdURL string `json:"kubeEtcdURL"`
 	// CapstanEtcdURL is Capstan's etcd (TLS, client certificates required).
 	CapstanEtcdURL string `json:"capstanEtcdURL"`
@@ -234,6 +235,12 @@ type Cluster struct {
 	EtcdCAFile            string `json:"etcdCAFile"`
 	CapstanEtcdClientCert string `json:"capstanEtcdClientCert"`
 	CapstanEtcdClientKey  string `json:"capstanEtcdClientKey"`
+	// KubeEtcdCAFile signs kube-apiserver's etcd's serving certificate and
+	// kube-apiserver's etcd client certificate; it is not EtcdCAFile, so
+	// neither etcd accepts the other's client.
+	KubeEtcdCAFile     string `json:"kubeEtcdCAFile"`
+	KubeEtcdClientCert string `json:"kubeEtcdClientCert"`
+	KubeEtcdClientKey  string `json:"kubeEtcdClientKey"`
 	// EncryptionConfigFile encrypts ConfigSets and ConfigRevisions in
 	// Capstan's etcd with secretbox.
 	EncryptionConfigFile string `json:"encryptionConfigFile"`
@@ -308,7 +315,7 @@ func (c *Cluster) up(ctx context.Context, opts Options) error {
 	}
 	kubeEtcdPort, kubeEtcdPeer, capstanEtcdPort, capstanEtcdPeer, kubePort, capstanPort, kcmPort :=
 		ports[0], ports[1], ports[2], ports[3], ports[4], ports[5], ports[6]
-	c.KubeEtcdURL = "http://" + hostPort(kubeEtcdPort)
+	c.KubeEtcdURL = "https://" + hostPort(kubeEtcdPort)
 	c.CapstanEtcdURL = "https://" + hostPort(capstanEtcdPort)
 	c.KubeAPIServerURL = "https://" + hostPort(kubePort)
 	c.CapstanPort = capstanPort
@@ -351,6 +358,10 @@ func (c *Cluster) up(ctx context.Context, opts Options) error {
 		"--listen-peer-urls=http://" + hostPort(kubeEtcdPeer),
 		"--initial-advertise-peer-urls=http://" + hostPort(kubeEtcdPeer),
 		"--initial-cluster=" + ProcessKubeEtcd + "=http://" + hostPort(kubeEtcdPeer),
+		"--cert-file=" + p.kubeEtcdServingCert,
+		"--key-file=" + p.kubeEtcdServingKey,
+		"--trusted-ca-file=" + c.KubeEtcdCAFile,
+		"--client-cert-auth",
 		"--unsafe-no-fsync",
 		"--log-level=warn",
 	})
@@ -375,7 +386,11 @@ func (c *Cluster) up(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	if err := kubeEtcd.WaitReady(ctx, etcdHealth(c.KubeEtcdURL, nil)); err != nil {
+	kubeEtcdTLS, err := tlsConfig(c.KubeEtcdCAFile, c.KubeEtcdClientCert, c.KubeEtcdClientKey)
+	if err != nil {
+		return err
+	}
+	if err := kubeEtcd.WaitReady(ctx, etcdHealth(c.KubeEtcdURL, kubeEtcdTLS)); err != nil {
 		return err
 	}
 	etcdTLS, err := tlsConfig(c.EtcdCAFile, c.CapstanEtcdClientCert, c.CapstanEtcdClientKey)
@@ -385,10 +400,13 @@ func (c *Cluster) up(ctx context.Context, opts Options) error {
 	if err := capstanEtcd.WaitReady(ctx, etcdHealth(c.CapstanEtcdURL, etcdTLS)); err != nil {
 		return err
 	}
-	progress("etcd ready: %s (kube-apiserver), %s (Capstan, TLS with client certificates)", c.KubeEtcdURL, c.CapstanEtcdURL)
+	progress("etcd ready: %s (kube-apiserver), %s (Capstan), both TLS with client certificates", c.KubeEtcdURL, c.CapstanEtcdURL)
 
 	kubeAPIServer, err := c.start(ProcessKubeAPIServer, []string{opts.Binaries.KubeAPIServer,
 		"--etcd-servers=" + c.KubeEtcdURL,
+		"--etcd-cafile=" + c.KubeEtcdCAFile,
+		"--etcd-certfile=" + c.KubeEtcdClientCert,
+		"--etcd-keyfile=" + c.KubeEtcdClientKey,
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
 		"--secure-port=" + strconv.Itoa(kubePort),

@@ -31,6 +31,7 @@ type pkiFiles struct {
 	adminCert, adminKey                     string
 	capstanClientCert, capstanClientKey     string
 	etcdServingCert, etcdServingKey         string
+	kubeEtcdServingCert, kubeEtcdServingKey string
 	kcmServingCert, kcmServingKey           string
 	kcmClientCert, kcmClientKey             string
 	ccmServingCert, ccmServingKey           string
@@ -73,10 +74,15 @@ func (c *Cluster) writePKI() (*pkiFiles, error) {
 	if err != nil {
 		return nil, err
 	}
+	kubeEtcdCA, err := newAuthority(dir, "kube-etcd-ca", "capstan-e2e-kube-etcd-ca")
+	if err != nil {
+		return nil, err
+	}
 	c.ClusterCAFile, c.ClusterCAKeyFile = clusterCA.certFile, clusterCA.keyFile
 	c.FrontProxyCAFile, c.FrontProxyCAKeyFile = frontProxyCA.certFile, frontProxyCA.keyFile
 	c.CapstanCAFile, c.CapstanCAKeyFile = capstanCA.certFile, capstanCA.keyFile
 	c.EtcdCAFile = etcdCA.certFile
+	c.KubeEtcdCAFile = kubeEtcdCA.certFile
 
 	p := &pkiFiles{}
 	loopback := []net.IP{net.IPv4(127, 0, 0, 1)}
@@ -115,6 +121,10 @@ func (c *Cluster) writePKI() (*pkiFiles, error) {
 			&p.etcdServingCert, &p.etcdServingKey, "etcd serving"},
 		{etcdCA, "capstan-etcd-client", pki.LeafSpec{CommonName: "capstan", ClientAuth: true},
 			&c.CapstanEtcdClientCert, &c.CapstanEtcdClientKey, "Capstan's etcd client"},
+		{kubeEtcdCA, "kube-etcd-serving", pki.LeafSpec{CommonName: ProcessKubeEtcd, DNSNames: []string{"localhost"}, IPs: loopback, ServerAuth: true, ClientAuth: true},
+			&p.kubeEtcdServingCert, &p.kubeEtcdServingKey, "kube-apiserver's etcd serving"},
+		{kubeEtcdCA, "kube-apiserver-etcd-client", pki.LeafSpec{CommonName: "kube-apiserver-etcd-client", ClientAuth: true},
+			&c.KubeEtcdClientCert, &c.KubeEtcdClientKey, "kube-apiserver's etcd client"},
 	}
 	for _, i := range issues {
 		cert, key, err := i.ca.issue(dir, i.name, i.l)
