@@ -73,8 +73,8 @@ func (r *runner) interleave(ctx context.Context, workload string, conc int, a, b
 }
 
 // medianOfRounds is one Measurement whose figures are the medians of the
-// rounds', and whose counts are their sums; Extra holds each figure's
-// lowest and highest round.
+// rounds', and whose counts and CPU seconds (each server's too) are their
+// sums; Extra holds each figure's lowest and highest round.
 func medianOfRounds(ms []Measurement) Measurement {
 	if len(ms) == 0 {
 		return Measurement{}
@@ -88,6 +88,12 @@ func medianOfRounds(ms []Measurement) Measurement {
 		}
 		out.Seconds += m.Seconds
 		out.ServerCPU += m.ServerCPU
+		for role, cpu := range m.ServerCPUByRole {
+			if out.ServerCPUByRole == nil {
+				out.ServerCPUByRole = map[string]float64{}
+			}
+			out.ServerCPUByRole[role] += cpu
+		}
 		out.EtcdCPU += m.EtcdCPU
 		out.ClientCPU += m.ClientCPU
 	}

@@ -7,11 +7,14 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 
 	"capstan.dev/capstan/pkg/apis/config"
 	"capstan.dev/capstan/pkg/apis/config/v1beta1"
+	clientset "capstan.dev/capstan/pkg/generated/clientset/versioned"
 	"capstan.dev/capstan/test/utils"
 )
 
@@ -160,5 +163,33 @@ func TestMetrics(t *testing.T) {
 	})
 	if after[`capstan_configpolicy_rule_cost_sum`] <= afterDryRuns[`capstan_configpolicy_rule_cost_sum`] {
 		t.Error("capstan_configpolicy_rule_cost_sum did not grow")
+	}
+
+	// JSON lists keep their items encoded: the second list of three
+	// unchanged ConfigSets finds all three.
+	jsonConfig := rest.CopyConfig(e.ts.ClientConfig)
+	jsonConfig.ContentType, jsonConfig.AcceptContentTypes = runtime.ContentTypeJSON, runtime.ContentTypeJSON
+	jsonClient, err := clientset.NewForConfig(jsonConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const listed = "metrics-lists"
+	for i := range 3 {
+		e.mustCreate(t, listed, configSet(fmt.Sprintf("listed-%d", i), map[string]string{"k": "v"}, nil))
+	}
+	if _, err := jsonClient.ConfigV1beta1().ConfigSets(listed).List(e.ctx, metav1.ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	before = scrape(t, e)
+	if _, err := jsonClient.ConfigV1beta1().ConfigSets(listed).List(e.ctx, metav1.ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	after = scrape(t, e)
+	requireDelta(t, before, after, map[string]float64{
+		`capstan_list_item_cache_lookups_total{result="hit"}`:  3,
+		`capstan_list_item_cache_lookups_total{result="miss"}`: 0,
+	})
+	if after[`capstan_list_item_cache_bytes`] <= 0 {
+		t.Errorf("capstan_list_item_cache_bytes is %v with three items kept", after[`capstan_list_item_cache_bytes`])
 	}
 }

@@ -31,7 +31,8 @@ type itemCache struct {
 	mu        sync.Mutex
 	current   map[itemKey]cachedItem
 	previous  map[itemKey]cachedItem
-	usedBytes int
+	usedBytes int // of current
+	prevBytes int // of previous
 }
 
 type itemKey struct {
@@ -74,6 +75,7 @@ func (c *itemCache) get(cs *v1beta1.ConfigSet) ([]byte, bool) {
 	}
 	if it, ok := c.previous[key]; ok && it.is(cs) {
 		delete(c.previous, key)
+		c.prevBytes -= len(it.encoded)
 		c.addLocked(key, it)
 		return it.encoded, true
 	}
@@ -97,10 +99,12 @@ func (c *itemCache) addLocked(key itemKey, it cachedItem) {
 		c.usedBytes -= len(old.encoded)
 	}
 	if c.usedBytes+len(it.encoded) > c.budget {
-		c.previous, c.current, c.usedBytes = c.current, make(map[itemKey]cachedItem, len(c.current)), 0
+		c.previous, c.current = c.current, make(map[itemKey]cachedItem, len(c.current))
+		c.prevBytes, c.usedBytes = c.usedBytes, 0
 	}
 	c.current[key] = it
 	c.usedBytes += len(it.encoded)
+	itemBytes.Set(float64(c.usedBytes + c.prevBytes))
 }
 
 // size returns the number of items and encoded bytes held, for tests.
@@ -110,5 +114,8 @@ func (c *itemCache) size() (items, bytes int) {
 	for _, it := range c.previous {
 		bytes += len(it.encoded)
 	}
-	return len(c.current) + len(c.previous), bytes + c.usedBytes
+	for _, it := range c.current {
+		bytes += len(it.encoded)
+	}
+	return len(c.current) + len(c.previous), bytes
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/component-base/metrics/testutil"
 
 	"capstan.dev/capstan/pkg/apis/config/v1beta1"
 )
@@ -153,5 +154,56 @@ func TestItemCacheConcurrentLists(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// TestItemCacheMetrics: lists count their items as hits or misses, and the
+// bytes gauge follows what the cache holds as generations turn over.
+func TestItemCacheMetrics(t *testing.T) {
+	registerMetrics()
+	value := func(result string) float64 {
+		t.Helper()
+		v, err := testutil.GetCounterMetricValue(itemLookups.WithLabelValues(result))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	held := func(c *itemCache) float64 {
+		t.Helper()
+		v, err := testutil.GetGaugeMetricValue(itemBytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, b := c.size(); float64(b) != v {
+			t.Fatalf("capstan_list_item_cache_bytes is %v, the cache holds %d bytes", v, b)
+		}
+		return v
+	}
+
+	l := benchList(10)
+	one := len(bytes.TrimSuffix(stdJSON(t, &l.Items[0]), []byte("\n")))
+	enc := newEncoder(jsonSerializer(), newItemCache(6*one+one/2)) // 6 items a generation
+	hits, misses := value("hit"), value("miss")
+
+	encodeList(t, enc, benchList(4))
+	if got := value("miss") - misses; got != 4 {
+		t.Errorf("first list of 4: %v misses counted, want 4", got)
+	}
+	if held(enc.items) == 0 {
+		t.Error("nothing held after a first list")
+	}
+	encodeList(t, enc, benchList(4))
+	if got := value("hit") - hits; got != 4 {
+		t.Errorf("second list of the same 4: %v hits counted, want 4", got)
+	}
+	// Ten items: the generation of six turns over, then the items of the
+	// previous generation move to the current one as lists find them.
+	for range 3 {
+		encodeList(t, enc, l)
+		held(enc.items)
+	}
+	if got := value("hit") + value("miss") - hits - misses; got != 38 {
+		t.Errorf("%v lookups counted for 38 items listed", got)
 	}
 }

@@ -15,6 +15,7 @@ import (
 // does. Decoding, the pretty and YAML forms and the other media types are
 // ns's own. The items of lists are kept encoded between lists (itemCache).
 func NegotiatedSerializer(ns runtime.NegotiatedSerializer) runtime.NegotiatedSerializer {
+	registerMetrics()
 	return negotiatedSerializer(ns, newItemCache(defaultItemCacheBudget))
 }
 
@@ -127,6 +128,10 @@ func appendItems(b []byte, items []v1beta1.ConfigSet, cache *itemCache, w io.Wri
 	}
 	b = append(b, '[')
 	var sc scratch
+	var hits, misses int
+	if cache != nil {
+		defer func() { recordLookups(hits, misses) }()
+	}
 	for i := range items {
 		if i > 0 {
 			b = append(b, ',')
@@ -137,8 +142,10 @@ func appendItems(b []byte, items []v1beta1.ConfigSet, cache *itemCache, w io.Wri
 				return b, err
 			}
 		} else if encoded, ok := cache.get(&items[i]); ok {
+			hits++
 			b = append(b, encoded...)
 		} else {
+			misses++
 			start := len(b)
 			var err error
 			if b, err = appendItem(b, &items[i], &sc); err != nil {
