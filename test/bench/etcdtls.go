@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -15,34 +12,6 @@ import (
 
 	"capstan.dev/capstan/test/utils/controlplane"
 )
-
-// etcdClientTLS is Capstan's etcd client identity in the cluster, for reading
-// that etcd's /metrics and for compacting it between systems.
-func etcdClientTLS(c *controlplane.Cluster) (*tls.Config, error) {
-	return clientTLS(c.EtcdCAFile, c.CapstanEtcdClientCert, c.CapstanEtcdClientKey)
-}
-
-// kubeEtcdClientTLS is kube-apiserver's etcd client identity in the cluster,
-// for reading that etcd's /metrics.
-func kubeEtcdClientTLS(c *controlplane.Cluster) (*tls.Config, error) {
-	return clientTLS(c.KubeEtcdCAFile, c.KubeEtcdClientCert, c.KubeEtcdClientKey)
-}
-
-func clientTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
-	ca, err := os.ReadFile(caFile)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(ca) {
-		return nil, fmt.Errorf("no certificate in %s", caFile)
-	}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		return nil, err
-	}
-	return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
-}
 
 // freshCapstan restarts Capstan on its etcd compacted to the current revision
 // and defragmented, so that a system measured after another on the same
@@ -69,7 +38,7 @@ func (b *benchCluster) freshCapstan(ctx context.Context) error {
 // compactEtcd compacts Capstan's etcd to its current revision and
 // defragments it.
 func compactEtcd(ctx context.Context, c *controlplane.Cluster) error {
-	tlsConfig, err := etcdClientTLS(c)
+	tlsConfig, err := c.CapstanEtcdTLS()
 	if err != nil {
 		return err
 	}

@@ -516,7 +516,7 @@ func (b *benchCluster) aggregated() (*kubeSystem, error) {
 	if err != nil {
 		return nil, err
 	}
-	etcdTLS, err := etcdClientTLS(b.c)
+	etcdTLS, err := b.c.CapstanEtcdTLS()
 	if err != nil {
 		return nil, err
 	}
@@ -604,7 +604,7 @@ func (b *benchCluster) crd(ctx context.Context) (*kubeSystem, error) {
 	if err := client.ConfigSets("default").Delete(ctx, warm.Name, metav1.DeleteOptions{}); err != nil {
 		return nil, fmt.Errorf("warm-up delete on the CRD: %w", err)
 	}
-	kubeEtcdTLS, err := kubeEtcdClientTLS(b.c)
+	kubeEtcdTLS, err := b.c.KubeEtcdTLS()
 	if err != nil {
 		return nil, err
 	}

@@ -386,14 +386,14 @@ func (c *Cluster) up(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	kubeEtcdTLS, err := tlsConfig(c.KubeEtcdCAFile, c.KubeEtcdClientCert, c.KubeEtcdClientKey)
+	kubeEtcdTLS, err := c.KubeEtcdTLS()
 	if err != nil {
 		return err
 	}
 	if err := kubeEtcd.WaitReady(ctx, etcdHealth(c.KubeEtcdURL, kubeEtcdTLS)); err != nil {
 		return err
 	}
-	etcdTLS, err := tlsConfig(c.EtcdCAFile, c.CapstanEtcdClientCert, c.CapstanEtcdClientKey)
+	etcdTLS, err := c.CapstanEtcdTLS()
 	if err != nil {
 		return err
 	}

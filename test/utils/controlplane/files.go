@@ -265,6 +265,17 @@ resources:
 	return atomicfile.WriteFile(c.EncryptionConfigFile, []byte(config), 0o600)
 }
 
+// CapstanEtcdTLS is Capstan's client identity for its etcd, for whoever else
+// reads that etcd (its /metrics, compaction, the storage tests).
+func (c *Cluster) CapstanEtcdTLS() (*tls.Config, error) {
+	return tlsConfig(c.EtcdCAFile, c.CapstanEtcdClientCert, c.CapstanEtcdClientKey)
+}
+
+// KubeEtcdTLS is kube-apiserver's client identity for its etcd.
+func (c *Cluster) KubeEtcdTLS() (*tls.Config, error) {
+	return tlsConfig(c.KubeEtcdCAFile, c.KubeEtcdClientCert, c.KubeEtcdClientKey)
+}
+
 // tlsConfig trusts caFile and, when certFile is set, presents that client certificate.
 func tlsConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
 	caPEM, err := os.ReadFile(caFile)
