@@ -1,6 +1,8 @@
 // Package configsetjson encodes config.capstan.dev/v1beta1 ConfigSets and
 // ConfigSetLists as JSON without reflection, byte for byte as encoding/json
-// encodes them, and gives the API group a serializer that uses it.
+// encodes them, decodes ConfigSets and ConfigRevisions without reflection
+// (decode.go), and gives the API group and its storage codec a serializer
+// that uses them.
 //
 // encoding/json spends most of a ConfigSet list's time on what a ConfigSet
 // holds most of: the maps of entries, which it walks through reflection and

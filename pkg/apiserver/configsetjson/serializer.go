@@ -2,17 +2,22 @@ package configsetjson
 
 import (
 	"io"
+	"slices"
 	"sync"
 
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/runtime/serializer/recognizer"
 
+	"capstan.dev/capstan/pkg/apis/config"
 	"capstan.dev/capstan/pkg/apis/config/v1beta1"
 )
 
 // NegotiatedSerializer returns ns with its JSON serializer, the one responses
 // and watch events are encoded with, replaced by one that encodes v1beta1
 // ConfigSets and ConfigSetLists with this package and everything else as ns
-// does. Decoding, the pretty and YAML forms and the other media types are
+// does, and with its JSON serializers decoding ConfigSets and ConfigRevisions
+// with decodeObject. The pretty and YAML forms and the other media types are
 // ns's own. The items of lists are kept encoded between lists (itemCache).
 func NegotiatedSerializer(ns runtime.NegotiatedSerializer) runtime.NegotiatedSerializer {
 	registerMetrics()
@@ -26,6 +31,9 @@ func negotiatedSerializer(ns runtime.NegotiatedSerializer, items *itemCache) run
 			continue
 		}
 		infos[i].Serializer = newSerializer(infos[i].Serializer, items)
+		if strict := infos[i].StrictSerializer; strict != nil {
+			infos[i].StrictSerializer = strictSerializer{Serializer: strict}
+		}
 		if s := infos[i].StreamSerializer; s != nil {
 			stream := *s
 			stream.Serializer = newSerializer(stream.Serializer, items)
@@ -40,6 +48,46 @@ func negotiatedSerializer(ns runtime.NegotiatedSerializer, items *itemCache) run
 // storage media type is JSON): a ConfigSet is encoded once per create and
 // twice per update (the object the update starts from, to tell a no-op).
 func StorageEncoder(e runtime.Encoder) runtime.Encoder { return newEncoder(e, nil) }
+
+// StorageDecoders gives the storage codec's JSON decoder, the first of ds
+// when the storage media type is JSON (a DecoderDecoratorFn of
+// StorageCodecConfig), decodeObject's reading of ConfigSets and
+// ConfigRevisions. The other decoders are left as they are.
+func StorageDecoders(ds []runtime.Decoder) []runtime.Decoder {
+	out := slices.Clone(ds)
+	if len(out) > 0 {
+		out[0] = decoder{inner: out[0]}
+	}
+	return out
+}
+
+// decoder decodes ConfigSets and ConfigRevisions with decodeObject, and
+// what decodeObject leaves, everything else, and into any other object, as
+// the decoder it wraps. Decoded into nothing or into an internal object, the
+// JSON serializer makes a new v1beta1 object of the data's kind, as
+// decodeObject does; into anything else it behaves otherwise.
+type decoder struct {
+	inner runtime.Decoder
+}
+
+func (d decoder) Decode(data []byte, defaults *schema.GroupVersionKind, into runtime.Object) (runtime.Object, *schema.GroupVersionKind, error) {
+	switch into.(type) {
+	case nil, *config.ConfigSet, *config.ConfigRevision:
+		if obj, gvk := decodeObject(data); obj != nil {
+			return obj, gvk, nil
+		}
+	}
+	return d.inner.Decode(data, defaults, into)
+}
+
+// RecognizesData answers for the decoder it wraps, so that the storage
+// codec's recognizer goes on choosing it for the same data.
+func (d decoder) RecognizesData(data []byte) (ok, unknown bool, err error) {
+	if r, isRecognizer := d.inner.(recognizer.RecognizingDecoder); isRecognizer {
+		return r.RecognizesData(data)
+	}
+	return false, true, nil
+}
 
 type negotiated struct {
 	runtime.NegotiatedSerializer
@@ -61,15 +109,27 @@ func newEncoder(e runtime.Encoder, items *itemCache) *encoder {
 	return &encoder{inner: e, id: runtime.Identifier("configsetjson:" + string(e.Identifier())), items: items}
 }
 
-// serializer is a JSON serializer that encodes with encoder and decodes as
-// the serializer it wraps.
+// serializer is a JSON serializer that encodes with encoder and decodes
+// with decoder.
 type serializer struct {
-	runtime.Decoder
+	decoder
 	*encoder
 }
 
 func newSerializer(s runtime.Serializer, items *itemCache) serializer {
-	return serializer{Decoder: s, encoder: newEncoder(s, items)}
+	return serializer{decoder: decoder{inner: s}, encoder: newEncoder(s, items)}
+}
+
+// strictSerializer is the strict JSON serializer requests are decoded with
+// unless they ask for no field validation; its Decode goes through decoder,
+// which reads no document the strict serializer would warn about or refuse
+// (unknown fields, fields or keys given twice).
+type strictSerializer struct {
+	runtime.Serializer
+}
+
+func (s strictSerializer) Decode(data []byte, defaults *schema.GroupVersionKind, into runtime.Object) (runtime.Object, *schema.GroupVersionKind, error) {
+	return decoder{inner: s.Serializer}.Decode(data, defaults, into)
 }
 
 // Identifier names the output for the caches of encoded watch events: the
