@@ -253,18 +253,20 @@ func (r *reader) configSetSpec(s *v1beta1.ConfigSetSpec) bool {
 				return ok
 			})
 		case "projection":
-			s.Projection, ok = pointer(r, func(p *v1beta1.ConfigSetProjection) bool {
-				return r.object(projectionFields, func(name string) bool {
-					var ok bool
-					switch name {
-					case "perRevision":
-						ok = r.boolean(&p.PerRevision)
-					case "stable":
-						ok = r.boolean(&p.Stable)
-					}
-					return ok
-				})
-			})
+			s.Projection, ok = pointer(r, r.projection)
+		}
+		return ok
+	})
+}
+
+func (r *reader) projection(p *v1beta1.ConfigSetProjection) bool {
+	return r.object(projectionFields, func(name string) bool {
+		var ok bool
+		switch name {
+		case "perRevision":
+			ok = r.boolean(&p.PerRevision)
+		case "stable":
+			ok = r.boolean(&p.Stable)
 		}
 		return ok
 	})
@@ -296,22 +298,24 @@ func (r *reader) projectionStatus(p *v1beta1.ConfigSetProjectionStatus) bool {
 		case "rolloutRevision":
 			p.RolloutRevision, ok = r.integer(64)
 		case "consumers":
-			p.Consumers, ok = array(r, func(c *v1beta1.ConfigSetConsumer) bool {
-				return r.object(consumerFields, func(name string) bool {
-					var ok bool
-					switch name {
-					case "kind":
-						c.Kind, ok = r.str()
-					case "name":
-						c.Name, ok = r.str()
-					case "revision":
-						c.Revision, ok = r.integer(64)
-					case "rolledOut":
-						ok = r.boolean(&c.RolledOut)
-					}
-					return ok
-				})
-			})
+			p.Consumers, ok = array(r, r.consumer)
+		}
+		return ok
+	})
+}
+
+func (r *reader) consumer(c *v1beta1.ConfigSetConsumer) bool {
+	return r.object(consumerFields, func(name string) bool {
+		var ok bool
+		switch name {
+		case "kind":
+			c.Kind, ok = r.str()
+		case "name":
+			c.Name, ok = r.str()
+		case "revision":
+			c.Revision, ok = r.integer(64)
+		case "rolledOut":
+			ok = r.boolean(&c.RolledOut)
 		}
 		return ok
 	})
@@ -519,11 +523,15 @@ func (r *reader) stringValue() (string, bool) {
 	if plain {
 		return string(r.data[start:end]), true
 	}
+	return r.unquote(start, end)
+}
+
+// unquote returns the value of the string whose contents stringSpan found
+// between start and end, unquoted by encoding/json.
+func (r *reader) unquote(start, end int) (string, bool) {
 	var s string
-	if json.Unmarshal(r.data[start-1:end+1], &s) != nil {
-		return "", false
-	}
-	return s, true
+	err := json.Unmarshal(r.data[start-1:end+1], &s)
+	return s, err == nil
 }
 
 // str reads a string field or map value; null leaves it empty.
@@ -711,8 +719,8 @@ func (r *reader) bytesMap() (map[string][]byte, bool) {
 		}
 		s := r.data[start:end]
 		if !plain {
-			var v string
-			if json.Unmarshal(r.data[start-1:end+1], &v) != nil {
+			v, ok := r.unquote(start, end)
+			if !ok {
 				return nil, false
 			}
 			s = []byte(v)
