@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"reflect"
 	"testing"
 	"time"
 
@@ -254,5 +255,88 @@ func TestConfigSetJSONAsEncodingJSON(t *testing.T) {
 		if !bytes.Equal(obj, want) {
 			t.Errorf("watch event object:\n got %s\nwant %s", obj, want)
 		}
+	}
+}
+
+// Protobuf lists, whose items pkg/apiserver/configsetproto keeps encoded
+// between lists, are what k8s.io/apimachinery's protobuf serializer writes
+// for the objects the server holds, before and after changes, a delete and
+// a create under the same name, from the watch cache or consistent.
+func TestConfigSetProtobufLists(t *testing.T) {
+	ts := sharedServer(t)
+	cfg := ts.ClientConfig
+	const path = "/apis/config.capstan.dev/v1beta1/namespaces/protobuf-bytes/configsets"
+	pb := protobuf.NewSerializer(scheme.Scheme, scheme.Scheme)
+	for _, name := range []string{"plain", "secret"} {
+		cs := configSet(name, map[string]string{"LEVEL": "info"}, nil)
+		cs.Spec.SecretData = map[string][]byte{"TOKEN": []byte("s3cr3t"), "EMPTY": {}}
+		body, err := json.Marshal(cs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code, _, out := mediaRequest(t, cfg, http.MethodPost, path, "application/json", "application/json", body); code != http.StatusCreated {
+			t.Fatalf("create %s: %d: %s", name, code, out)
+		}
+	}
+	// list lists in protobuf until the levels are want's, checking each
+	// answer is the serializer's bytes for what it holds.
+	list := func(query string, want map[string]string) {
+		t.Helper()
+		deadline := time.Now().Add(wait.ForeverTestTimeout)
+		for {
+			code, ct, got := mediaRequest(t, cfg, http.MethodGet, path+query, runtime.ContentTypeProtobuf, "", nil)
+			if code != http.StatusOK || ct != runtime.ContentTypeProtobuf {
+				t.Fatalf("list%s: %d %q: %s", query, code, ct, got)
+			}
+			l := &v1beta1.ConfigSetList{}
+			if _, _, err := pb.Decode(got, nil, l); err != nil {
+				t.Fatalf("list%s: %v", query, err)
+			}
+			var again bytes.Buffer
+			if err := pb.Encode(l, &again); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, again.Bytes()) {
+				t.Fatalf("list%s: %d bytes, the serializer writes %d for the same list", query, len(got), again.Len())
+			}
+			levels := map[string]string{}
+			for _, cs := range l.Items {
+				levels[cs.Name] = cs.Spec.Data["LEVEL"]
+				if string(cs.Spec.SecretData["TOKEN"]) != "s3cr3t" {
+					t.Fatalf("list%s: %s's secret is %q", query, cs.Name, cs.Spec.SecretData["TOKEN"])
+				}
+			}
+			if reflect.DeepEqual(levels, want) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("list%s: levels %v, want %v", query, levels, want)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	for range 2 { // the second time from the items kept
+		list("", map[string]string{"plain": "info", "secret": "info"})
+		list("?resourceVersion=0", map[string]string{"plain": "info", "secret": "info"})
+	}
+
+	if code, _, out := mediaRequest(t, cfg, http.MethodPatch, path+"/secret", "application/json", "application/merge-patch+json",
+		[]byte(`{"spec":{"data":{"LEVEL":"debug"}}}`)); code != http.StatusOK {
+		t.Fatalf("patch: %d: %s", code, out)
+	}
+	if code, _, out := mediaRequest(t, cfg, http.MethodDelete, path+"/plain", "application/json", "", nil); code != http.StatusOK {
+		t.Fatalf("delete: %d: %s", code, out)
+	}
+	again := configSet("plain", map[string]string{"LEVEL": "warn"}, nil)
+	again.Spec.SecretData = map[string][]byte{"TOKEN": []byte("s3cr3t")}
+	body, err := json.Marshal(again)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, _, out := mediaRequest(t, cfg, http.MethodPost, path, "application/json", "application/json", body); code != http.StatusCreated {
+		t.Fatalf("create plain again: %d: %s", code, out)
+	}
+	for _, query := range []string{"", "?resourceVersion=0"} {
+		list(query, map[string]string{"plain": "warn", "secret": "debug"})
 	}
 }

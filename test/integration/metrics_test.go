@@ -165,31 +165,38 @@ func TestMetrics(t *testing.T) {
 		t.Error("capstan_configpolicy_rule_cost_sum did not grow")
 	}
 
-	// JSON lists keep their items encoded: the second list of three
-	// unchanged ConfigSets finds all three.
-	jsonConfig := rest.CopyConfig(e.ts.ClientConfig)
-	jsonConfig.ContentType, jsonConfig.AcceptContentTypes = runtime.ContentTypeJSON, runtime.ContentTypeJSON
-	jsonClient, err := clientset.NewForConfig(jsonConfig)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// JSON and protobuf lists keep their items encoded, each format its
+	// own: the second list of three unchanged ConfigSets finds all three.
 	const listed = "metrics-lists"
 	for i := range 3 {
 		e.mustCreate(t, listed, configSet(fmt.Sprintf("listed-%d", i), map[string]string{"k": "v"}, nil))
 	}
-	if _, err := jsonClient.ConfigV1beta1().ConfigSets(listed).List(e.ctx, metav1.ListOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	before = scrape(t, e)
-	if _, err := jsonClient.ConfigV1beta1().ConfigSets(listed).List(e.ctx, metav1.ListOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	after = scrape(t, e)
-	requireDelta(t, before, after, map[string]float64{
-		`capstan_list_item_cache_lookups_total{result="hit"}`:  3,
-		`capstan_list_item_cache_lookups_total{result="miss"}`: 0,
-	})
-	if after[`capstan_list_item_cache_bytes`] <= 0 {
-		t.Errorf("capstan_list_item_cache_bytes is %v with three items kept", after[`capstan_list_item_cache_bytes`])
+	for _, format := range []struct{ label, contentType string }{
+		{"json", runtime.ContentTypeJSON},
+		{"protobuf", runtime.ContentTypeProtobuf},
+	} {
+		cfg := rest.CopyConfig(e.ts.ClientConfig)
+		cfg.ContentType, cfg.AcceptContentTypes = format.contentType, format.contentType
+		client, err := clientset.NewForConfig(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := scrape(t, e)
+		if _, err := client.ConfigV1beta1().ConfigSets(listed).List(e.ctx, metav1.ListOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		middle := scrape(t, e)
+		if _, err := client.ConfigV1beta1().ConfigSets(listed).List(e.ctx, metav1.ListOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		after := scrape(t, e)
+		hit := fmt.Sprintf(`capstan_list_item_cache_lookups_total{format="%s", result="hit"}`, format.label)
+		miss := fmt.Sprintf(`capstan_list_item_cache_lookups_total{format="%s", result="miss"}`, format.label)
+		requireDelta(t, before, middle, map[string]float64{hit: 0, miss: 3})
+		requireDelta(t, middle, after, map[string]float64{hit: 3, miss: 0})
+		held := fmt.Sprintf(`capstan_list_item_cache_bytes{format="%s"}`, format.label)
+		if after[held] <= 0 {
+			t.Errorf("%s is %v with three items kept", held, after[held])
+		}
 	}
 }

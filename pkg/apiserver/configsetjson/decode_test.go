@@ -17,6 +17,7 @@ import (
 	"capstan.dev/capstan/pkg/apis/config"
 	"capstan.dev/capstan/pkg/apis/config/v1beta1"
 	"capstan.dev/capstan/pkg/apiserver/scheme"
+	"capstan.dev/capstan/test/utils/configsets"
 )
 
 // randomConfigRevision fills every field of a ConfigRevision as
@@ -247,7 +248,7 @@ func TestStorageDecoders(t *testing.T) {
 // BenchmarkDecode compares the serializer and decodeObject on one of the
 // bench's ConfigSets (16 entries, managed fields) and its revision.
 func BenchmarkDecode(b *testing.B) {
-	cs := &benchList(1).Items[0]
+	cs := &configsets.BenchList(1).Items[0]
 	rev := &v1beta1.ConfigRevision{TypeMeta: metav1.TypeMeta{APIVersion: cs.APIVersion, Kind: "ConfigRevision"},
 		ObjectMeta: cs.ObjectMeta, ConfigSetName: cs.Name, Revision: 1, Data: cs.Spec.Data, SecretData: cs.Spec.SecretData, Author: "bench"}
 	for _, obj := range []runtime.Object{cs, rev} {

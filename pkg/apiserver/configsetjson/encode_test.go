@@ -3,7 +3,6 @@ package configsetjson
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -13,6 +12,8 @@ import (
 	"sigs.k8s.io/randfill"
 
 	"capstan.dev/capstan/pkg/apis/config/v1beta1"
+	"capstan.dev/capstan/pkg/apiserver/itemcache"
+	"capstan.dev/capstan/test/utils/configsets"
 )
 
 // stdJSON is what encoding/json's Encoder, which k8s.io/apimachinery's JSON
@@ -153,43 +154,12 @@ func TestFieldSetsLeftToEncodingJSON(t *testing.T) {
 	}
 }
 
-func benchList(n int) *v1beta1.ConfigSetList {
-	l := &v1beta1.ConfigSetList{TypeMeta: metav1.TypeMeta{APIVersion: "config.capstan.dev/v1beta1", Kind: "ConfigSetList"}}
-	l.ResourceVersion = "123456"
-	now := metav1.NewTime(time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC))
-	raw := `{"f:metadata":{"f:labels":{".":{},"f:app":{},"f:bucket":{}}},"f:spec":{".":{},"f:data":{".":{}` +
-		strings.Repeat(`,"f:setting.000":{}`, 12) + `},"f:secretData":{".":{}` + strings.Repeat(`,"f:secret.000":{}`, 4) + `}}}`
-	for i := range n {
-		name := fmt.Sprintf("bench-%06d", i)
-		val := strings.Repeat(name+"-", 6)[:64]
-		cs := v1beta1.ConfigSet{
-			TypeMeta: metav1.TypeMeta{APIVersion: "config.capstan.dev/v1beta1", Kind: "ConfigSet"},
-			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "bench-1", UID: "5f3c9a10-0000-4000-8000-000000000001",
-				ResourceVersion: "123456", Generation: 1, CreationTimestamp: now,
-				Labels: map[string]string{"bucket": "7", "app": "bench"},
-				ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "bench", Operation: metav1.ManagedFieldsOperationUpdate,
-					APIVersion: "config.capstan.dev/v1beta1", Time: &now, FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(raw)}}},
-			},
-			Spec:   v1beta1.ConfigSetSpec{Data: map[string]string{}, SecretData: map[string][]byte{}},
-			Status: v1beta1.ConfigSetStatus{CurrentRevision: 1, ObservedGeneration: 1},
-		}
-		for k := range 12 {
-			cs.Spec.Data[fmt.Sprintf("setting.%03d", k)] = val
-		}
-		for k := range 4 {
-			cs.Spec.SecretData[fmt.Sprintf("secret.%03d", k)] = []byte(val[:48])
-		}
-		l.Items = append(l.Items, cs)
-	}
-	return l
-}
-
 // BenchmarkListOf1000 compares encoding/json and this package, without the
 // items kept encoded between lists, with all of them kept and with none yet,
 // on a list of the bench's
 // objects (16 entries, about 1 KiB of values).
 func BenchmarkListOf1000(b *testing.B) {
-	l := benchList(1000)
+	l := configsets.BenchList(1000)
 	b.Run("encoding-json", func(b *testing.B) {
 		var buf bytes.Buffer
 		for b.Loop() {
@@ -199,7 +169,7 @@ func BenchmarkListOf1000(b *testing.B) {
 			}
 		}
 	})
-	for name, items := range map[string]*itemCache{"configsetjson": nil, "configsetjson-items-kept": newItemCache(defaultItemCacheBudget)} {
+	for name, items := range map[string]*itemcache.Cache{"configsetjson": nil, "configsetjson-items-kept": itemcache.New("json", itemcache.DefaultBudget)} {
 		b.Run(name, func(b *testing.B) {
 			enc := newEncoder(jsonSerializer(), items)
 			var buf bytes.Buffer
@@ -217,7 +187,7 @@ func BenchmarkListOf1000(b *testing.B) {
 		var buf bytes.Buffer
 		for b.Loop() {
 			buf.Reset()
-			enc := newEncoder(jsonSerializer(), newItemCache(defaultItemCacheBudget))
+			enc := newEncoder(jsonSerializer(), itemcache.New("json", itemcache.DefaultBudget))
 			if err := enc.Encode(l, &buf); err != nil {
 				b.Fatal(err)
 			}

@@ -1,6 +1,7 @@
 package configsetjson
 
 import (
+	"bytes"
 	"io"
 	"slices"
 	"sync"
@@ -11,6 +12,7 @@ import (
 
 	"capstan.dev/capstan/pkg/apis/config"
 	"capstan.dev/capstan/pkg/apis/config/v1beta1"
+	"capstan.dev/capstan/pkg/apiserver/itemcache"
 )
 
 // NegotiatedSerializer returns ns with its JSON serializer, the one responses
@@ -18,13 +20,13 @@ import (
 // ConfigSets and ConfigSetLists with this package and everything else as ns
 // does, and with its JSON serializers decoding ConfigSets and ConfigRevisions
 // with decodeObject. The pretty and YAML forms and the other media types are
-// ns's own. The items of lists are kept encoded between lists (itemCache).
+// ns's own. The items of lists are kept encoded between lists (in an
+// itemcache.Cache of format "json").
 func NegotiatedSerializer(ns runtime.NegotiatedSerializer) runtime.NegotiatedSerializer {
-	registerMetrics()
-	return negotiatedSerializer(ns, newItemCache(defaultItemCacheBudget))
+	return negotiatedSerializer(ns, itemcache.New("json", itemcache.DefaultBudget))
 }
 
-func negotiatedSerializer(ns runtime.NegotiatedSerializer, items *itemCache) runtime.NegotiatedSerializer {
+func negotiatedSerializer(ns runtime.NegotiatedSerializer, items *itemcache.Cache) runtime.NegotiatedSerializer {
 	infos := append([]runtime.SerializerInfo(nil), ns.SupportedMediaTypes()...)
 	for i := range infos {
 		if infos[i].MediaType != runtime.ContentTypeJSON {
@@ -102,10 +104,10 @@ func (n negotiated) SupportedMediaTypes() []runtime.SerializerInfo { return n.in
 type encoder struct {
 	inner runtime.Encoder
 	id    runtime.Identifier
-	items *itemCache
+	items *itemcache.Cache
 }
 
-func newEncoder(e runtime.Encoder, items *itemCache) *encoder {
+func newEncoder(e runtime.Encoder, items *itemcache.Cache) *encoder {
 	return &encoder{inner: e, id: runtime.Identifier("configsetjson:" + string(e.Identifier())), items: items}
 }
 
@@ -116,7 +118,7 @@ type serializer struct {
 	*encoder
 }
 
-func newSerializer(s runtime.Serializer, items *itemCache) serializer {
+func newSerializer(s runtime.Serializer, items *itemcache.Cache) serializer {
 	return serializer{decoder: decoder{inner: s}, encoder: newEncoder(s, items)}
 }
 
@@ -182,7 +184,7 @@ const flushSize = 256 << 10
 // encoder's newline, writing to w whenever flushSize has been encoded, and
 // returns what is left to write. Items found in cache, when there is one,
 // are copied from it; the others are encoded and kept in it.
-func appendItems(b []byte, items []v1beta1.ConfigSet, cache *itemCache, w io.Writer) ([]byte, error) {
+func appendItems(b []byte, items []v1beta1.ConfigSet, cache *itemcache.Cache, w io.Writer) ([]byte, error) {
 	if items == nil {
 		return append(b, "null}\n"...), nil
 	}
@@ -190,7 +192,7 @@ func appendItems(b []byte, items []v1beta1.ConfigSet, cache *itemCache, w io.Wri
 	var sc scratch
 	var hits, misses int
 	if cache != nil {
-		defer func() { recordLookups(hits, misses) }()
+		defer func() { cache.Record(hits, misses) }()
 	}
 	for i := range items {
 		if i > 0 {
@@ -201,7 +203,7 @@ func appendItems(b []byte, items []v1beta1.ConfigSet, cache *itemCache, w io.Wri
 			if b, err = appendItem(b, &items[i], &sc); err != nil {
 				return b, err
 			}
-		} else if encoded, ok := cache.get(&items[i]); ok {
+		} else if encoded, ok := cache.Get(&items[i]); ok {
 			hits++
 			b = append(b, encoded...)
 		} else {
@@ -211,7 +213,7 @@ func appendItems(b []byte, items []v1beta1.ConfigSet, cache *itemCache, w io.Wri
 			if b, err = appendItem(b, &items[i], &sc); err != nil {
 				return b, err
 			}
-			cache.put(&items[i], b[start:])
+			cache.Put(&items[i], bytes.Clone(b[start:]))
 		}
 		if len(b) >= flushSize {
 			if _, err := w.Write(b); err != nil {

@@ -10,7 +10,9 @@ import (
 
 	"capstan.dev/capstan/pkg/apis/config"
 	"capstan.dev/capstan/pkg/apis/config/v1beta1"
+	"capstan.dev/capstan/pkg/apiserver/itemcache"
 	"capstan.dev/capstan/pkg/apiserver/scheme"
+	"capstan.dev/capstan/test/utils/configsets"
 )
 
 func jsonInfo(t testing.TB, ns runtime.NegotiatedSerializer) runtime.SerializerInfo {
@@ -40,22 +42,22 @@ func jsonSerializer() runtime.Serializer {
 func TestListsAsEncodingJSON(t *testing.T) {
 	t.Run("items encoded", func(t *testing.T) { testListsAsEncodingJSON(t, newEncoder(jsonSerializer(), nil)) })
 	// Twice each, the second time with the items from the cache.
-	enc := newEncoder(jsonSerializer(), newItemCache(defaultItemCacheBudget))
+	enc := newEncoder(jsonSerializer(), itemcache.New("json", itemcache.DefaultBudget))
 	t.Run("items kept", func(t *testing.T) { testListsAsEncodingJSON(t, enc) })
-	if n, _ := enc.items.size(); n == 0 {
+	if n, _ := enc.items.Size(); n == 0 {
 		t.Fatal("no item kept")
 	}
 	t.Run("items from the cache", func(t *testing.T) { testListsAsEncodingJSON(t, enc) })
 }
 
 func testListsAsEncodingJSON(t *testing.T, enc *encoder) {
-	withSpacedFields := benchList(3)
+	withSpacedFields := configsets.BenchList(3)
 	withSpacedFields.Items[1].ManagedFields[0].FieldsV1 = &metav1.FieldsV1{Raw: []byte(`{"f:spec": {}}`)}
 	withSpacedFields.Items[1].ResourceVersion = "123457" // another version of bench-000001
 	remaining := int64(7)
-	paged := benchList(2)
+	paged := configsets.BenchList(2)
 	paged.Continue, paged.RemainingItemCount = "next<&>", &remaining
-	large := benchList(400)
+	large := configsets.BenchList(400)
 	if n := len(stdJSON(t, large)); n < 2*flushSize {
 		t.Fatalf("the large list is %d bytes, want more than two pieces of %d", n, flushSize)
 	}
@@ -75,7 +77,7 @@ func testListsAsEncodingJSON(t *testing.T, enc *encoder) {
 		}
 	}
 
-	sharded := benchList(2)
+	sharded := configsets.BenchList(2)
 	sharded.ShardInfo = &metav1.ShardInfo{Selector: "shard"}
 	var got, want bytes.Buffer
 	if err := enc.Encode(sharded, &got); err != nil {

@@ -18,6 +18,7 @@ import (
 	"capstan.dev/capstan/pkg/apis/config/v1alpha1"
 	"capstan.dev/capstan/pkg/apis/config/v1beta1"
 	"capstan.dev/capstan/pkg/apiserver/configsetjson"
+	"capstan.dev/capstan/pkg/apiserver/configsetproto"
 	configpolicystorage "capstan.dev/capstan/pkg/registry/config/configpolicy/storage"
 	"capstan.dev/capstan/pkg/registry/config/configrevision/history"
 	configrevisionstorage "capstan.dev/capstan/pkg/registry/config/configrevision/storage"
@@ -57,9 +58,10 @@ func (p StorageProvider) NewAPIGroupInfo(optsGetter generic.RESTOptionsGetter) (
 	// versioned types have generated protobuf code) and CBOR when the
 	// CBORServingAndStorage feature gate is on, and encodes lists item by item
 	// (streaming). Its JSON encoder is replaced for v1beta1 ConfigSets and
-	// their lists by one that writes the same bytes at a third of the cost.
+	// their lists by one that writes the same bytes at a third of the cost,
+	// and both JSON and protobuf lists keep their items encoded between lists.
 	apiGroupInfo := genericapiserver.NewDefaultAPIGroupInfo(config.GroupName, p.Scheme, runtime.NewParameterCodec(p.Scheme), p.Codecs)
-	apiGroupInfo.NegotiatedSerializer = configsetjson.NegotiatedSerializer(apiGroupInfo.NegotiatedSerializer)
+	apiGroupInfo.NegotiatedSerializer = configsetproto.NegotiatedSerializer(configsetjson.NegotiatedSerializer(apiGroupInfo.NegotiatedSerializer))
 	raw := optsGetter
 	optsGetter = storagedecorator.RESTOptionsGetter{RESTOptionsGetter: raw}
 

@@ -1,0 +1,172 @@
+package itemcache
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/component-base/metrics/testutil"
+
+	"capstan.dev/capstan/pkg/apis/config/v1beta1"
+)
+
+// configSet is a stored ConfigSet's identity; size bytes stand for its
+// encoding.
+func configSet(ns string, i int) *v1beta1.ConfigSet {
+	return &v1beta1.ConfigSet{
+		TypeMeta: metav1.TypeMeta{APIVersion: "config.capstan.dev/v1beta1", Kind: "ConfigSet"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("cs-%03d", i),
+			UID: "5f3c9a10-0000-4000-8000-000000000001", ResourceVersion: "123456"},
+	}
+}
+
+const size = 100
+
+func encoding(cs *v1beta1.ConfigSet) []byte {
+	return bytes.Repeat([]byte(cs.Namespace+"/"+cs.Name+"@"+cs.ResourceVersion+" "), size)[:size]
+}
+
+// list looks up n items of namespace ns as an encoder does: a hit is used,
+// a miss is put.
+func list(c *Cache, ns string, n int) (hits, misses int) {
+	for i := range n {
+		cs := configSet(ns, i)
+		if got, ok := c.Get(cs); ok {
+			if !bytes.Equal(got, encoding(cs)) {
+				panic(fmt.Sprintf("%s/%s: got another item's bytes", ns, cs.Name))
+			}
+			hits++
+			continue
+		}
+		misses++
+		c.Put(cs, encoding(cs))
+	}
+	c.Record(hits, misses)
+	return hits, misses
+}
+
+// TestIdentity: an item is found only under the namespace, name, uid,
+// resourceVersion, kind and apiVersion it was put with, and items without a
+// resourceVersion or uid are not kept.
+func TestIdentity(t *testing.T) {
+	c := New("test", DefaultBudget)
+	c.Put(configSet("a", 1), encoding(configSet("a", 1)))
+	if _, ok := c.Get(configSet("a", 1)); !ok {
+		t.Fatal("the item put is not found")
+	}
+	for name, change := range map[string]func(*v1beta1.ConfigSet){
+		"namespace":       func(cs *v1beta1.ConfigSet) { cs.Namespace = "b" },
+		"name":            func(cs *v1beta1.ConfigSet) { cs.Name = "other" },
+		"uid":             func(cs *v1beta1.ConfigSet) { cs.UID = "5f3c9a10-0000-4000-8000-00000000ffff" },
+		"resourceVersion": func(cs *v1beta1.ConfigSet) { cs.ResourceVersion = "123999" },
+		"kind":            func(cs *v1beta1.ConfigSet) { cs.Kind = "" },
+		"apiVersion":      func(cs *v1beta1.ConfigSet) { cs.APIVersion = "config.capstan.dev/v1alpha1" },
+	} {
+		cs := configSet("a", 1)
+		change(cs)
+		if _, ok := c.Get(cs); ok {
+			t.Errorf("another %s: found the item put", name)
+		}
+	}
+	for name, change := range map[string]func(*v1beta1.ConfigSet){
+		"no resourceVersion": func(cs *v1beta1.ConfigSet) { cs.ResourceVersion = "" },
+		"no uid":             func(cs *v1beta1.ConfigSet) { cs.UID = "" },
+	} {
+		cs := configSet("c", 1)
+		change(cs)
+		c.Put(cs, encoding(cs))
+		if _, ok := c.Get(cs); ok {
+			t.Errorf("%s: kept", name)
+		}
+	}
+	if n, b := c.Size(); n != 1 || b != size {
+		t.Errorf("holds %d items of %d bytes, want the one put", n, b)
+	}
+}
+
+// TestBudget: the cache holds at most two generations of its budget, keeps
+// what lists still ask for, and lets the rest go.
+func TestBudget(t *testing.T) {
+	budget := 30*size + size/2 // 30 items a generation
+	c := New("test", budget)
+	for range 3 {
+		list(c, "big", 100)
+		if _, b := c.Size(); b > 2*budget {
+			t.Fatalf("holds %d bytes, want at most %d", b, 2*budget)
+		}
+	}
+
+	// A list of 20 that fits a generation: asked for again and again while
+	// other lists come and go, its items stay.
+	list(c, "small", 20)
+	for round := range 10 {
+		list(c, fmt.Sprintf("other-%d", round), 12)
+		list(c, "small", 20)
+	}
+	for i := range 20 {
+		if _, ok := c.Get(configSet("small", i)); !ok {
+			t.Errorf("item %d of the list asked for every round is gone", i)
+		}
+	}
+	if _, ok := c.Get(configSet("big", 0)); ok {
+		t.Error("an item not asked for since the first lists is still kept")
+	}
+
+	tiny := New("test", size-1)
+	list(tiny, "a", 2)
+	if n, _ := tiny.Size(); n != 0 {
+		t.Errorf("kept %d items larger than the budget", n)
+	}
+}
+
+// TestMetrics: lists count their items as hits or misses, and the bytes
+// gauge follows what the cache holds as generations turn over, by format.
+func TestMetrics(t *testing.T) {
+	const format = "metrics-test"
+	value := func(result string) float64 {
+		t.Helper()
+		v, err := testutil.GetCounterMetricValue(itemLookups.WithLabelValues(format, result))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	held := func(c *Cache) float64 {
+		t.Helper()
+		v, err := testutil.GetGaugeMetricValue(itemBytes.WithLabelValues(format))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, b := c.Size(); float64(b) != v {
+			t.Fatalf("capstan_list_item_cache_bytes is %v, the cache holds %d bytes", v, b)
+		}
+		return v
+	}
+
+	c := New(format, 6*size+size/2) // 6 items a generation
+	list(c, "a", 4)
+	if got := value("miss"); got != 4 {
+		t.Errorf("first list of 4: %v misses counted, want 4", got)
+	}
+	if held(c) == 0 {
+		t.Error("nothing held after a first list")
+	}
+	list(c, "a", 4)
+	if got := value("hit"); got != 4 {
+		t.Errorf("second list of the same 4: %v hits counted, want 4", got)
+	}
+	// Ten items: the generation of six turns over, then the items of the
+	// previous generation move to the current one as lists find them.
+	for range 3 {
+		list(c, "a", 10)
+		held(c)
+	}
+	if got := value("hit") + value("miss"); got != 38 {
+		t.Errorf("%v lookups counted for 38 items listed", got)
+	}
+	other, err := testutil.GetCounterMetricValue(itemLookups.WithLabelValues("other-format", "miss"))
+	if err != nil || other != 0 {
+		t.Errorf("another format's misses: %v, %v; want none", other, err)
+	}
+}
