@@ -548,7 +548,7 @@ func (r *runner) runWire(ctx context.Context, systems ...system) {
 	prefix := fmt.Sprintf("c%d", s.CreateConc[len(s.CreateConc)-1])
 	for _, sys := range systems {
 		// Every object runAll left: the object set and the 10 KiB ones.
-		r.measure(ctx, sys, fmt.Sprintf("%slist all %d + %d x 10KiB", wirePrefix, s.Objects, s.BigObjects), s.ListRepeats, 1, false, func(ctx context.Context, _ int) error {
+		r.measure(ctx, sys, fmt.Sprintf("%slist all %d + %d x 10KiB", wirePrefix, s.Objects, s.BigObjects), s.ListRepeats, 1, true, func(ctx context.Context, _ int) error {
 			_, err := sys.list(ctx, "", "", 0)
 			return err
 		})
