@@ -15,11 +15,15 @@
 // is why single objects do not use a Cache). An object without a
 // resourceVersion or uid is not kept.
 //
-// Memory is bounded by two generations of at most budget bytes of encoded
-// items each: an item is added to the current generation; when that is full
-// it becomes the previous one and the one before is dropped. An item found
-// in the previous generation moves to the current one, so what lists keep
-// asking for stays and what changed or was deleted ages out.
+// Memory is bounded by a budget of encoded bytes. When an item does not fit,
+// items taken at random make room for it. Random eviction suits what lists
+// do, which is to go through the same items in the same order again and
+// again: a working set within the budget is kept whole after one list, and
+// one larger than the budget still finds a share of its items on each list,
+// where a least-recently-used policy would evict each item just before the
+// next list asks for it, and find none. An item listed again under a new
+// resourceVersion replaces its old version; deleted objects age out as
+// eviction reaches them.
 package itemcache
 
 import (
@@ -28,21 +32,19 @@ import (
 	"capstan.dev/capstan/pkg/apis/config/v1beta1"
 )
 
-// DefaultBudget is the size of one generation: the JSON of about 15,000
+// DefaultBudget is the budget of one format: the JSON of about 30,000
 // ConfigSets of the bench's shape (16 entries, 1 KiB of values), or the
-// protobuf of about 18,000.
-const DefaultBudget = 32 << 20
+// protobuf of about 36,000.
+const DefaultBudget = 64 << 20
 
 // Cache is the encoded items of one wire format.
 type Cache struct {
 	format string
 	budget int
 
-	mu        sync.Mutex
-	current   map[key]item
-	previous  map[key]item
-	usedBytes int // of current
-	prevBytes int // of previous
+	mu    sync.Mutex
+	items map[key]item
+	used  int // bytes of the items' encodings
 }
 
 type key struct {
@@ -54,11 +56,11 @@ type item struct {
 	encoded                                []byte
 }
 
-// New returns an empty Cache of format (the label of its metrics) with
-// generations of budget bytes, and registers the metrics.
+// New returns an empty Cache of format (the label of its metrics) that
+// holds at most budget bytes of encoded items, and registers the metrics.
 func New(format string, budget int) *Cache {
 	registerMetrics()
-	return &Cache{format: format, budget: budget, current: map[key]item{}}
+	return &Cache{format: format, budget: budget, items: map[key]item{}}
 }
 
 func (it item) is(cs *v1beta1.ConfigSet) bool {
@@ -76,16 +78,9 @@ func (c *Cache) Get(cs *v1beta1.ConfigSet) ([]byte, bool) {
 	if !keepable(cs) {
 		return nil, false
 	}
-	k := key{cs.Namespace, cs.Name}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if it, ok := c.current[k]; ok && it.is(cs) {
-		return it.encoded, true
-	}
-	if it, ok := c.previous[k]; ok && it.is(cs) {
-		delete(c.previous, k)
-		c.prevBytes -= len(it.encoded)
-		c.addLocked(k, it)
+	if it, ok := c.items[key{cs.Namespace, cs.Name}]; ok && it.is(cs) {
 		return it.encoded, true
 	}
 	return nil, false
@@ -98,22 +93,25 @@ func (c *Cache) Put(cs *v1beta1.ConfigSet, encoded []byte) {
 		return
 	}
 	it := item{uid: string(cs.UID), resourceVersion: cs.ResourceVersion, kind: cs.Kind, apiVersion: cs.APIVersion, encoded: encoded}
+	k := key{cs.Namespace, cs.Name}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.addLocked(key{cs.Namespace, cs.Name}, it)
-}
-
-func (c *Cache) addLocked(k key, it item) {
-	if old, ok := c.current[k]; ok {
-		c.usedBytes -= len(old.encoded)
+	if old, ok := c.items[k]; ok {
+		c.used -= len(old.encoded)
+		delete(c.items, k)
 	}
-	if c.usedBytes+len(it.encoded) > c.budget {
-		c.previous, c.current = c.current, make(map[key]item, len(c.current))
-		c.prevBytes, c.usedBytes = c.usedBytes, 0
+	// Go ranges over a map from a random place: the first items of a range
+	// are items taken at random.
+	for other, old := range c.items {
+		if c.used+len(encoded) <= c.budget {
+			break
+		}
+		c.used -= len(old.encoded)
+		delete(c.items, other)
 	}
-	c.current[k] = it
-	c.usedBytes += len(it.encoded)
-	itemBytes.WithLabelValues(c.format).Set(float64(c.usedBytes + c.prevBytes))
+	c.items[k] = it
+	c.used += len(encoded)
+	itemBytes.WithLabelValues(c.format).Set(float64(c.used))
 }
 
 // Record counts one list's lookups: hits copied from the cache, misses
@@ -131,11 +129,5 @@ func (c *Cache) Record(hits, misses int) {
 func (c *Cache) Size() (items, bytes int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, it := range c.previous {
-		bytes += len(it.encoded)
-	}
-	for _, it := range c.current {
-		bytes += len(it.encoded)
-	}
-	return len(c.current) + len(c.previous), bytes
+	return len(c.items), c.used
 }

@@ -85,32 +85,42 @@ func TestIdentity(t *testing.T) {
 	}
 }
 
-// TestBudget: the cache holds at most two generations of its budget, keeps
-// what lists still ask for, and lets the rest go.
+// TestBudget: the cache never holds more than its budget; a working set
+// within it is kept whole after one list; a larger one (half again as
+// large), listed over and over, still finds items each time (a least-recently-used cache would find
+// none); a new version replaces the old one.
 func TestBudget(t *testing.T) {
-	budget := 30*size + size/2 // 30 items a generation
+	budget := 30*size + size/2 // 30 items
 	c := New("test", budget)
-	for range 3 {
-		list(c, "big", 100)
-		if _, b := c.Size(); b > 2*budget {
-			t.Fatalf("holds %d bytes, want at most %d", b, 2*budget)
+	list(c, "fits", 30)
+	if hits, misses := list(c, "fits", 30); hits != 30 || misses != 0 {
+		t.Errorf("a list of 30 again: %d hits, %d misses, want all kept", hits, misses)
+	}
+
+	for pass := range 5 {
+		hits, _ := list(c, "loop", 45)
+		if n, b := c.Size(); b > budget || n > 30 {
+			t.Fatalf("holds %d items of %d bytes, want at most %d bytes", n, b, budget)
+		}
+		if pass > 0 && hits == 0 {
+			t.Errorf("pass %d of a list of 45 over a budget of 30: no item found", pass)
 		}
 	}
 
-	// A list of 20 that fits a generation: asked for again and again while
-	// other lists come and go, its items stay.
-	list(c, "small", 20)
-	for round := range 10 {
-		list(c, fmt.Sprintf("other-%d", round), 12)
-		list(c, "small", 20)
+	v1 := configSet("versions", 1)
+	c.Put(v1, encoding(v1))
+	n, b := c.Size()
+	v2 := configSet("versions", 1)
+	v2.ResourceVersion = "123999"
+	c.Put(v2, encoding(v2))
+	if n2, b2 := c.Size(); n2 != n || b2 != b {
+		t.Errorf("a new version: %d items of %d bytes, want the %d of %d the old one took", n2, b2, n, b)
 	}
-	for i := range 20 {
-		if _, ok := c.Get(configSet("small", i)); !ok {
-			t.Errorf("item %d of the list asked for every round is gone", i)
-		}
+	if _, ok := c.Get(v1); ok {
+		t.Error("the old version is still found")
 	}
-	if _, ok := c.Get(configSet("big", 0)); ok {
-		t.Error("an item not asked for since the first lists is still kept")
+	if got, ok := c.Get(v2); !ok || !bytes.Equal(got, encoding(v2)) {
+		t.Error("the new version is not found")
 	}
 
 	tiny := New("test", size-1)
@@ -121,7 +131,8 @@ func TestBudget(t *testing.T) {
 }
 
 // TestMetrics: lists count their items as hits or misses, and the bytes
-// gauge follows what the cache holds as generations turn over, by format.
+// gauge follows what the cache holds as items make room for others, by
+// format.
 func TestMetrics(t *testing.T) {
 	const format = "metrics-test"
 	value := func(result string) float64 {
@@ -144,25 +155,25 @@ func TestMetrics(t *testing.T) {
 		return v
 	}
 
-	c := New(format, 6*size+size/2) // 6 items a generation
+	c := New(format, 6*size+size/2) // 6 items
+	hits, misses := value("hit"), value("miss")
 	list(c, "a", 4)
-	if got := value("miss"); got != 4 {
+	if got := value("miss") - misses; got != 4 {
 		t.Errorf("first list of 4: %v misses counted, want 4", got)
 	}
 	if held(c) == 0 {
 		t.Error("nothing held after a first list")
 	}
 	list(c, "a", 4)
-	if got := value("hit"); got != 4 {
+	if got := value("hit") - hits; got != 4 {
 		t.Errorf("second list of the same 4: %v hits counted, want 4", got)
 	}
-	// Ten items: the generation of six turns over, then the items of the
-	// previous generation move to the current one as lists find them.
+	// Ten items over a budget of six: items make room for others.
 	for range 3 {
 		list(c, "a", 10)
 		held(c)
 	}
-	if got := value("hit") + value("miss"); got != 38 {
+	if got := value("hit") + value("miss") - hits - misses; got != 38 {
 		t.Errorf("%v lookups counted for 38 items listed", got)
 	}
 	other, err := testutil.GetCounterMetricValue(itemLookups.WithLabelValues("other-format", "miss"))

@@ -21,7 +21,7 @@ var (
 		Namespace:      "capstan",
 		Subsystem:      "list_item_cache",
 		Name:           "bytes",
-		Help:           "Bytes of encoded list items kept between lists, by wire format (at most two generations of the cache's budget each).",
+		Help:           "Bytes of encoded list items kept between lists, by wire format (at most the cache's budget each).",
 		StabilityLevel: metrics.ALPHA,
 	}, []string{"format"})
 )
