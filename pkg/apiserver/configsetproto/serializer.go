@@ -101,10 +101,7 @@ func (s *serializer) encodeList(l *v1beta1.ConfigSetList, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var items [][]byte
-	if len(l.Items) > 0 {
-		items = make([][]byte, len(l.Items))
-	}
+	items := make([][]byte, len(l.Items))
 	size := fieldSize(len(listMeta))
 	var hits, misses int
 	for i := range l.Items {
