@@ -99,16 +99,22 @@ type Measurement struct {
 	Extra map[string]float64 `json:"extra,omitempty"`
 }
 
-// Profile is the top of a CPU profile of one server under one workload. File
-// is the binary profile, in the git-ignored -pprof-dir; Top is its
-// `go tool pprof -top` summary, also written as a .top.txt beside the JSON.
+// Profile is the top of a CPU profile of one server under one workload, or
+// of the heap of the server that holds the objects when a memory figure is
+// taken (Kind heapKind). File is the binary profile, in the git-ignored
+// -pprof-dir; Top is its `go tool pprof -top` summary (for the heap: of the
+// space in use), also written as a .top.txt beside the JSON.
 type Profile struct {
 	System   string `json:"system"`
 	Workload string `json:"workload"`
 	Role     string `json:"role"`
+	Kind     string `json:"kind,omitempty"`
 	File     string `json:"file"`
 	Top      string `json:"top"`
 }
+
+// heapKind marks heap profiles; CPU profiles have no kind.
+const heapKind = "heap"
 
 // runner runs the workloads and collects results.
 type runner struct {
@@ -253,7 +259,7 @@ func (r *runner) take(ctx context.Context, sys system, workload string, n, conc 
 			m.Extra = addExtra(m.Extra, getsServedPerOp, (getsAfter-getsBefore)/float64(m.Ops))
 		}
 	}
-	r.saveProfiles(sys.name(), workload, profiles())
+	r.saveProfiles(sys.name(), workload, "", profiles())
 	return m
 }
 
@@ -290,16 +296,21 @@ func errorFromString(s string) error {
 	return errors.New(s)
 }
 
-// saveProfiles writes each binary profile into r.pprofDir and the top frames
-// `go tool pprof -top` names into outDir/pprof.
-func (r *runner) saveProfiles(sysName, workload string, profiles map[string][]byte) {
+// saveProfiles writes each binary profile of a kind ("" for CPU, heapKind)
+// into r.pprofDir and the top frames `go tool pprof -top` names into
+// outDir/pprof.
+func (r *runner) saveProfiles(sysName, workload, kind string, profiles map[string][]byte) {
 	for role, data := range profiles {
-		base := strings.NewReplacer(" ", "-", "/", "-", "=", "").Replace(fmt.Sprintf("%s-%s-%s", sysName, workload, role))
+		name := fmt.Sprintf("%s-%s-%s", sysName, workload, role)
+		if kind != "" {
+			name += "-" + kind
+		}
+		base := strings.NewReplacer(" ", "-", "/", "-", "=", "").Replace(name)
 		dir := filepath.Join(r.outDir, "pprof")
 		_ = os.MkdirAll(dir, 0o755)
 		_ = os.MkdirAll(r.pprofDir, 0o755)
 		file := filepath.Join(r.pprofDir, base+".pb.gz")
-		p := Profile{System: sysName, Workload: workload, Role: role, File: file}
+		p := Profile{System: sysName, Workload: workload, Role: role, Kind: kind, File: file}
 		if strings.HasPrefix(string(data), "error: ") {
 			p.Top = string(data)
 		} else if err := os.WriteFile(file, data, 0o644); err != nil {
@@ -534,6 +545,7 @@ func (r *runner) measureMemory(ctx context.Context, sys system, workload string,
 	if loadedHeap := r.liveHeap(ctx, sys); emptyHeap > 0 && loadedHeap > 0 {
 		extra["heapEmptyMiB"], extra["heapLoadedMiB"] = emptyHeap, loadedHeap
 		extra["heapMiBPer1kObjects"] = (loadedHeap - emptyHeap) / (float64(objects) / 1000)
+		r.saveHeapProfile(ctx, sys, workload)
 	}
 	r.add(Measurement{System: sys.name(), Workload: workload, Ops: objects, Extra: extra})
 }
@@ -655,7 +667,7 @@ func (r *runner) watchWorkload(ctx context.Context, sys system, prefix, label st
 	finish(&m, before, after)
 	m.EtcdPutsPerOp, m.EtcdDeletesPerOp, m.EtcdRangesPerOp = 0, 0, 0
 	m.Extra = map[string]float64{"updatesSent": float64(sent), "expectedDeliveries": float64(sent * s.Watchers)}
-	r.saveProfiles(sys.name(), workload, profiles())
+	r.saveProfiles(sys.name(), workload, "", profiles())
 	r.add(m)
 }
 
@@ -743,6 +755,23 @@ func (r *runner) runVariants(ctx context.Context, bins binaries, dir, prefix str
 
 // liveHeap is the live heap in MiB of a system that can report it (API
 // servers, through /debug/pprof), or 0.
+// saveHeapProfile keeps the heap profile of sys's server that holds the
+// objects, taken after liveHeap: where the live heap a memory figure reports
+// is held.
+func (r *runner) saveHeapProfile(ctx context.Context, sys system, workload string) {
+	h, ok := sys.(interface {
+		heapProfile(context.Context) (string, []byte, error)
+	})
+	if !ok {
+		return
+	}
+	role, data, err := h.heapProfile(ctx)
+	if err != nil {
+		data = []byte("error: " + err.Error())
+	}
+	r.saveProfiles(sys.name(), workload, heapKind, map[string][]byte{role: data})
+}
+
 func (r *runner) liveHeap(ctx context.Context, sys system) float64 {
 	h, ok := sys.(interface {
 		liveHeapMiB(context.Context) (float64, error)

@@ -350,6 +350,20 @@ func (k *kubeSystem) liveHeapMiB(ctx context.Context) (float64, error) {
 	return 0, fmt.Errorf("no /debug/pprof endpoint for %s", k.memory.role)
 }
 
+// heapProfile is the heap profile of the process that holds the objects, in
+// the binary form `go tool pprof` reads. It describes the heap as of the
+// last garbage collection, so taken right after liveHeapMiB's forced one it
+// says where that live heap is held.
+func (k *kubeSystem) heapProfile(ctx context.Context) (string, []byte, error) {
+	for _, ep := range k.pprof {
+		if ep.role == k.memory.role {
+			data, err := fetchDebug(ctx, ep.config, "/debug/pprof/heap", time.Minute)
+			return ep.role, data, err
+		}
+	}
+	return k.memory.role, nil, fmt.Errorf("no /debug/pprof endpoint for %s", k.memory.role)
+}
+
 var heapAllocLine = regexp.MustCompile(`(?m)^# HeapAlloc = (\d+)$`)
 
 func fetchDebug(ctx context.Context, cfg *rest.Config, path string, timeout time.Duration) ([]byte, error) {

@@ -74,6 +74,7 @@ func (r *runner) runHistoryMemory(ctx context.Context, systems ...*kubeSystem) {
 			if heap > 0 && baseHeap > 0 {
 				m.Extra["heapMiB"], m.Extra["heapGrowthMiB"] = heap, heap-baseHeap
 				m.Extra["heapMiBPer1kObjects"] = (heap - baseHeap) / (float64(n) / 1000)
+				r.saveHeapProfile(ctx, sys, m.Workload)
 			}
 			if m.Seconds > 0 {
 				m.PerSecond = float64(m.Ops) / m.Seconds

@@ -334,9 +334,17 @@ func markdownTables(res Results) string {
 		b.WriteString("\nErrors during the run:\n\n" + strings.Join(bad, "\n") + "\n")
 	}
 
-	if len(res.Profiles) > 0 {
-		b.WriteString("\nCPU profiles (`go tool pprof -top`, flat order, first frames):\n")
+	for _, kind := range []struct{ kind, title string }{
+		{"", "CPU profiles (`go tool pprof -top`, flat order, first frames)"},
+		{heapKind, "Heap profiles of the server that holds the objects, taken after each memory figure's forced collection (`go tool pprof -top`: the space in use by where it was allocated, first frames)"},
+	} {
+		title := "\n" + kind.title + ":\n"
 		for _, p := range res.Profiles {
+			if p.Kind != kind.kind {
+				continue
+			}
+			b.WriteString(title)
+			title = ""
 			fmt.Fprintf(&b, "\n%s, %s, %s:\n\n```\n%s\n```\n", p.System, p.Workload, p.Role, topFrames(p.Top, 12))
 		}
 	}
