@@ -199,4 +199,26 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("%s is %v with three items kept", held, after[held])
 		}
 	}
+
+	// Deleted ConfigSets' items are dropped from both formats' caches, and a
+	// collection delete, which answers with the ConfigSets it deleted, keeps
+	// none of them, neither the three listed nor two never listed.
+	for i := 3; i < 5; i++ {
+		e.mustCreate(t, listed, configSet(fmt.Sprintf("listed-%d", i), map[string]string{"k": "v"}, nil))
+	}
+	cfg := rest.CopyConfig(e.ts.ClientConfig)
+	cfg.ContentType, cfg.AcceptContentTypes = runtime.ContentTypeJSON, runtime.ContentTypeJSON
+	jsonClient, err := clientset.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := jsonClient.ConfigV1beta1().ConfigSets(listed).DeleteCollection(e.ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deleted := scrape(t, e)
+	for _, format := range []string{"json", "protobuf"} {
+		if held := fmt.Sprintf(`capstan_list_item_cache_bytes{format="%s"}`, format); deleted[held] != 0 {
+			t.Errorf("%s is %v after every ConfigSet listed was deleted", held, deleted[held])
+		}
+	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"capstan.dev/capstan/pkg/apis/config"
 	"capstan.dev/capstan/pkg/apis/config/v1beta1"
+	"capstan.dev/capstan/pkg/apiserver/itemcache"
 	"capstan.dev/capstan/pkg/apiserver/scheme"
 	"capstan.dev/capstan/test/utils/configsets"
 )
@@ -275,7 +276,7 @@ func BenchmarkDecode(b *testing.B) {
 // read a request's ConfigSet as scheme.Codecs' own do, and the strict one
 // still warns about, or refuses, unknown fields and keys given twice.
 func TestRequestDecoding(t *testing.T) {
-	ours, theirs := jsonInfo(t, NegotiatedSerializer(scheme.Codecs)), jsonInfo(t, scheme.Codecs)
+	ours, theirs := jsonInfo(t, NegotiatedSerializer(scheme.Codecs, itemcache.New("json", itemcache.DefaultBudget))), jsonInfo(t, scheme.Codecs)
 	for _, body := range []string{
 		`{"apiVersion":"config.capstan.dev/v1beta1","kind":"ConfigSet","metadata":{"name":"checkout","namespace":"shop","labels":{"app":"shop"}},"spec":{"data":{"LEVEL":"info"},"secretData":{"TOKEN":"dA=="}}}`,
 		`{"apiVersion":"config.capstan.dev/v1beta1","kind":"ConfigSet","metadata":{"name":"checkout","colour":"blue"}}`,

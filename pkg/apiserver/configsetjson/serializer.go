@@ -20,13 +20,9 @@ import (
 // ConfigSets and ConfigSetLists with this package and everything else as ns
 // does, and with its JSON serializers decoding ConfigSets and ConfigRevisions
 // with decodeObject. The pretty and YAML forms and the other media types are
-// ns's own. The items of lists are kept encoded between lists (in an
-// itemcache.Cache of format "json").
-func NegotiatedSerializer(ns runtime.NegotiatedSerializer) runtime.NegotiatedSerializer {
-	return negotiatedSerializer(ns, itemcache.New("json", itemcache.DefaultBudget))
-}
-
-func negotiatedSerializer(ns runtime.NegotiatedSerializer, items *itemcache.Cache) runtime.NegotiatedSerializer {
+// ns's own. The items of lists are kept encoded between lists in items, a
+// cache of this format.
+func NegotiatedSerializer(ns runtime.NegotiatedSerializer, items *itemcache.Cache) runtime.NegotiatedSerializer {
 	infos := append([]runtime.SerializerInfo(nil), ns.SupportedMediaTypes()...)
 	for i := range infos {
 		if infos[i].MediaType != runtime.ContentTypeJSON {

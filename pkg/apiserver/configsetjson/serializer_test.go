@@ -95,7 +95,7 @@ func testListsAsEncodingJSON(t *testing.T, enc *encoder) {
 // for watch events, encodes a ConfigSet as encoding/json encodes its
 // v1beta1 form and still decodes; the other media types are untouched.
 func TestNegotiatedSerializer(t *testing.T) {
-	ns := NegotiatedSerializer(scheme.Codecs)
+	ns := NegotiatedSerializer(scheme.Codecs, itemcache.New("json", itemcache.DefaultBudget))
 	info := jsonInfo(t, ns)
 	if _, ok := info.Serializer.(serializer); !ok {
 		t.Fatalf("JSON serializer is %T, want this package's", info.Serializer)

@@ -20,13 +20,9 @@ import (
 
 // NegotiatedSerializer returns ns with its protobuf serializer, the one
 // responses are encoded with, wrapped so that v1beta1 ConfigSetLists are
-// written with their items kept encoded. Watch events and the other media
-// types are ns's own.
-func NegotiatedSerializer(ns runtime.NegotiatedSerializer) runtime.NegotiatedSerializer {
-	return negotiatedSerializer(ns, itemcache.New("protobuf", itemcache.DefaultBudget))
-}
-
-func negotiatedSerializer(ns runtime.NegotiatedSerializer, items *itemcache.Cache) runtime.NegotiatedSerializer {
+// written with their items kept encoded in items, a cache of this format.
+// Watch events and the other media types are ns's own.
+func NegotiatedSerializer(ns runtime.NegotiatedSerializer, items *itemcache.Cache) runtime.NegotiatedSerializer {
 	infos := append([]runtime.SerializerInfo(nil), ns.SupportedMediaTypes()...)
 	for i := range infos {
 		if infos[i].MediaType == runtime.ContentTypeProtobuf {

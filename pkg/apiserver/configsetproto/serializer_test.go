@@ -150,7 +150,7 @@ func TestOtherObjects(t *testing.T) {
 // versioning codec passes, is the serializer's.
 func TestNegotiatedSerializer(t *testing.T) {
 	base := runtimeserializer.NewCodecFactory(scheme.Scheme, runtimeserializer.WithStreamingCollectionEncodingToProtobuf())
-	ns := NegotiatedSerializer(base)
+	ns := NegotiatedSerializer(base, itemcache.New("protobuf", itemcache.DefaultBudget))
 	var wrapped *serializer
 	for i, info := range ns.SupportedMediaTypes() {
 		orig := base.SupportedMediaTypes()[i]

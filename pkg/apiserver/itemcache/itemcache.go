@@ -22,12 +22,22 @@
 // one larger than the budget still finds a share of its items on each list,
 // where a least-recently-used policy would evict each item just before the
 // next list asks for it, and find none. An item listed again under a new
-// resourceVersion replaces its old version; deleted objects age out as
-// eviction reaches them.
+// resourceVersion replaces its old version.
+//
+// A deleted ConfigSet's item can never be found again (a ConfigSet created
+// later under its name has another uid), so the registry tells the caches of
+// each ConfigSet it deletes (Forget), and the item is dropped at once. A
+// collection delete answers with the items it deleted, encoded after the
+// deletions, so a forgotten uid is also remembered for a while and its items
+// are not kept again. Deletions made through another replica are not seen
+// here: their items age out as eviction reaches them, within the budget.
 package itemcache
 
 import (
+	"hash/maphash"
 	"sync"
+
+	"k8s.io/apimachinery/pkg/types"
 
 	"capstan.dev/capstan/pkg/apis/config/v1beta1"
 )
@@ -37,6 +47,12 @@ import (
 // protobuf of about 36,000.
 const DefaultBudget = 64 << 20
 
+// goneLimit is how many forgotten uids one generation remembers: two
+// generations remember between goneLimit and twice as many, at about 40 bytes
+// each, which covers the response of a collection delete of at least
+// goneLimit ConfigSets.
+const goneLimit = 1 << 16
+
 // Cache is the encoded items of one wire format.
 type Cache struct {
 	format string
@@ -45,6 +61,10 @@ type Cache struct {
 	mu    sync.Mutex
 	items map[key]item
 	used  int // bytes of the items' encodings
+	// gone and wasGone are the hashes of forgotten uids, this generation's
+	// and the one before; items of those uids are not kept.
+	seed          maphash.Seed
+	gone, wasGone map[uint64]struct{}
 }
 
 type key struct {
@@ -60,7 +80,7 @@ type item struct {
 // holds at most budget bytes of encoded items, and registers the metrics.
 func New(format string, budget int) *Cache {
 	registerMetrics()
-	return &Cache{format: format, budget: budget, items: map[key]item{}}
+	return &Cache{format: format, budget: budget, items: map[key]item{}, seed: maphash.MakeSeed(), gone: map[uint64]struct{}{}}
 }
 
 func (it item) is(cs *v1beta1.ConfigSet) bool {
@@ -94,8 +114,12 @@ func (c *Cache) Put(cs *v1beta1.ConfigSet, encoded []byte) {
 	}
 	it := item{uid: string(cs.UID), resourceVersion: cs.ResourceVersion, kind: cs.Kind, apiVersion: cs.APIVersion, encoded: encoded}
 	k := key{cs.Namespace, cs.Name}
+	uid := c.hash(cs.UID)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.forgotten(uid) {
+		return
+	}
 	if old, ok := c.items[k]; ok {
 		c.used -= len(old.encoded)
 		delete(c.items, k)
@@ -112,6 +136,34 @@ func (c *Cache) Put(cs *v1beta1.ConfigSet, encoded []byte) {
 	c.items[k] = it
 	c.used += len(encoded)
 	itemBytes.WithLabelValues(c.format).Set(float64(c.used))
+}
+
+// Forget drops the item of a ConfigSet that has been deleted and keeps
+// items of its uid from being kept again while it is remembered.
+func (c *Cache) Forget(namespace, name string, uid types.UID) {
+	h := c.hash(uid)
+	k := key{namespace, name}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if it, ok := c.items[k]; ok && it.uid == string(uid) {
+		c.used -= len(it.encoded)
+		delete(c.items, k)
+		itemBytes.WithLabelValues(c.format).Set(float64(c.used))
+	}
+	if len(c.gone) >= goneLimit {
+		c.wasGone, c.gone = c.gone, make(map[uint64]struct{}, goneLimit)
+	}
+	c.gone[h] = struct{}{}
+}
+
+func (c *Cache) hash(uid types.UID) uint64 { return maphash.String(c.seed, string(uid)) }
+
+// forgotten reports whether the uid of hash h was forgotten recently; c.mu
+// is held.
+func (c *Cache) forgotten(h uint64) bool {
+	_, gone := c.gone[h]
+	_, wasGone := c.wasGone[h]
+	return gone || wasGone
 }
 
 // Record counts one list's lookups: hits copied from the cache, misses

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/component-base/metrics/testutil"
 
 	"capstan.dev/capstan/pkg/apis/config/v1beta1"
@@ -179,5 +180,62 @@ func TestMetrics(t *testing.T) {
 	other, err := testutil.GetCounterMetricValue(itemLookups.WithLabelValues("other-format", "miss"))
 	if err != nil || other != 0 {
 		t.Errorf("another format's misses: %v, %v; want none", other, err)
+	}
+}
+
+// TestForget: a deleted ConfigSet's item is dropped, and the items of its uid
+// are not kept again (a collection delete answers with what it deleted), while
+// a ConfigSet created later under the same name is; forgetting another uid
+// leaves a newer item alone; the forgotten uids remembered stay bounded.
+func TestForget(t *testing.T) {
+	const format = "forget-test"
+	c := New(format, DefaultBudget)
+	withUID := func(name string, uid types.UID) *v1beta1.ConfigSet {
+		cs := configSet("f", 0)
+		cs.Name, cs.UID = name, uid
+		return cs
+	}
+	old := withUID("reused", "uid-old")
+	other := withUID("other", "uid-other")
+	c.Put(old, encoding(old))
+	c.Put(other, encoding(other))
+
+	c.Forget(old.Namespace, old.Name, old.UID)
+	if _, ok := c.Get(old); ok {
+		t.Error("the deleted ConfigSet's item is still found")
+	}
+	if n, b := c.Size(); n != 1 || b != size {
+		t.Errorf("after one of two is forgotten: %d items of %d bytes, want one of %d", n, b, size)
+	}
+	if v, err := testutil.GetGaugeMetricValue(itemBytes.WithLabelValues(format)); err != nil || v != size {
+		t.Errorf("capstan_list_item_cache_bytes is %v (%v) after a deletion, want %d", v, err, size)
+	}
+	c.Put(old, encoding(old))
+	if _, ok := c.Get(old); ok {
+		t.Error("the deleted ConfigSet's item was kept again")
+	}
+
+	recreated := withUID("reused", "uid-new")
+	c.Put(recreated, encoding(recreated))
+	if _, ok := c.Get(recreated); !ok {
+		t.Error("a ConfigSet created under a deleted one's name is not kept")
+	}
+	c.Forget(recreated.Namespace, recreated.Name, old.UID)
+	if _, ok := c.Get(recreated); !ok {
+		t.Error("forgetting the old uid dropped the new ConfigSet's item")
+	}
+	if _, ok := c.Get(other); !ok {
+		t.Error("forgetting one ConfigSet dropped another")
+	}
+
+	for i := range 3 * goneLimit {
+		c.Forget("f", "many", types.UID(fmt.Sprintf("uid-%d", i)))
+		if remembered := len(c.gone) + len(c.wasGone); remembered > 2*goneLimit {
+			t.Fatalf("%d forgotten uids remembered, want at most %d", remembered, 2*goneLimit)
+		}
+	}
+	c.Put(old, encoding(old))
+	if _, ok := c.Get(old); !ok {
+		t.Errorf("a uid forgotten %d forgettings ago is still refused", 3*goneLimit)
 	}
 }

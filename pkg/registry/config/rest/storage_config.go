@@ -19,6 +19,7 @@ import (
 	"capstan.dev/capstan/pkg/apis/config/v1beta1"
 	"capstan.dev/capstan/pkg/apiserver/configsetjson"
 	"capstan.dev/capstan/pkg/apiserver/configsetproto"
+	"capstan.dev/capstan/pkg/apiserver/itemcache"
 	configpolicystorage "capstan.dev/capstan/pkg/registry/config/configpolicy/storage"
 	"capstan.dev/capstan/pkg/registry/config/configrevision/history"
 	configrevisionstorage "capstan.dev/capstan/pkg/registry/config/configrevision/storage"
@@ -61,7 +62,12 @@ func (p StorageProvider) NewAPIGroupInfo(optsGetter generic.RESTOptionsGetter) (
 	// their lists by one that writes the same bytes at a third of the cost,
 	// and both JSON and protobuf lists keep their items encoded between lists.
 	apiGroupInfo := genericapiserver.NewDefaultAPIGroupInfo(config.GroupName, p.Scheme, runtime.NewParameterCodec(p.Scheme), p.Codecs)
-	apiGroupInfo.NegotiatedSerializer = configsetproto.NegotiatedSerializer(configsetjson.NegotiatedSerializer(apiGroupInfo.NegotiatedSerializer))
+	jsonItems, protobufItems := itemcache.New("json", itemcache.DefaultBudget), itemcache.New("protobuf", itemcache.DefaultBudget)
+	apiGroupInfo.NegotiatedSerializer = configsetproto.NegotiatedSerializer(configsetjson.NegotiatedSerializer(apiGroupInfo.NegotiatedSerializer, jsonItems), protobufItems)
+	forget := func(cs *config.ConfigSet) {
+		jsonItems.Forget(cs.Namespace, cs.Name, cs.UID)
+		protobufItems.Forget(cs.Namespace, cs.Name, cs.UID)
+	}
 	raw := optsGetter
 	optsGetter = storagedecorator.RESTOptionsGetter{RESTOptionsGetter: raw}
 
@@ -84,7 +90,7 @@ func (p StorageProvider) NewAPIGroupInfo(optsGetter generic.RESTOptionsGetter) (
 		recorder = history.Disabled{}
 		configSetOpts = optsGetter
 	}
-	configSets, err := configsetstorage.NewStorage(p.Scheme, configSetOpts, recorder, configsetstorage.Options{Admit: p.Admit, Authorizer: p.Authorizer})
+	configSets, err := configsetstorage.NewStorage(p.Scheme, configSetOpts, recorder, configsetstorage.Options{Admit: p.Admit, Authorizer: p.Authorizer, Deleted: forget})
 	if err != nil {
 		return nil, nil, fmt.Errorf("building configsets storage: %w", err)
 	}

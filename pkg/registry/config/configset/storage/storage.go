@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
 	"k8s.io/apiserver/pkg/authorization/authorizerfactory"
+	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/apiserver/pkg/registry/generic"
 	genericregistry "k8s.io/apiserver/pkg/registry/generic/registry"
 	"k8s.io/apiserver/pkg/registry/rest"
@@ -43,6 +44,10 @@ type Options struct {
 	// subresources may read the ConfigSet they answer with; nil allows everyone,
 	// for storage tests that run without a server.
 	Authorizer authorizer.Authorizer
+	// Deleted, when set, is told of each ConfigSet this storage has removed
+	// (not of dry runs), before the response is written: the list item caches
+	// drop what can no longer be listed.
+	Deleted func(*config.ConfigSet)
 }
 
 // NewStorage returns the REST storage of ConfigSets and their status and
@@ -75,7 +80,7 @@ func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, hi
 	if access.authorizer == nil {
 		access.authorizer = authorizerfactory.NewAlwaysAllowAuthorizer()
 	}
-	main := &REST{Store: store, history: hist}
+	main := &REST{Store: store, history: hist, deleted: opts.Deleted}
 	return ConfigSetStorage{
 		ConfigSet: main,
 		Status:    &StatusREST{REST: status.NewREST(store, statusStrategy), access: access},
@@ -88,6 +93,7 @@ func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, hi
 type REST struct {
 	*genericregistry.Store
 	history history.Recorder
+	deleted func(*config.ConfigSet)
 }
 
 var (
@@ -151,7 +157,7 @@ func (r *REST) update(ctx context.Context, name string, objInfo rest.UpdatedObje
 	cs := out.(*config.ConfigSet)
 	if cs.DeletionTimestamp != nil && len(cs.Finalizers) == 0 {
 		// Removing the last finalizer of a deleting ConfigSet deleted it.
-		r.history.Deleted(ctx, cs)
+		r.gone(ctx, cs)
 		return out, created, nil
 	}
 	old, _ := info.old.(*config.ConfigSet)
@@ -205,11 +211,14 @@ func (r *REST) Delete(ctx context.Context, name string, deleteValidation rest.Va
 	if err != nil || !deleted || deleting == nil || !deletesHistory(options) {
 		return out, deleted, err
 	}
-	r.history.Deleted(ctx, deleting)
+	r.gone(ctx, deleting)
 	return out, deleted, nil
 }
 
-// DeleteCollection deletes the selected ConfigSets and their revisions.
+// DeleteCollection deletes the selected ConfigSets and, of those that are
+// gone, their revisions. It answers with the ConfigSets as they were listed
+// before the deletion, which does not say whether a finalizer (one they had,
+// or one the propagation policy adds) keeps them, so each is looked for again.
 func (r *REST) DeleteCollection(ctx context.Context, deleteValidation rest.ValidateObjectFunc, options *metav1.DeleteOptions, listOptions *metainternalversion.ListOptions) (runtime.Object, error) {
 	out, err := r.Store.DeleteCollection(ctx, deleteValidation, options, listOptions)
 	if err != nil || !deletesHistory(options) {
@@ -221,12 +230,33 @@ func (r *REST) DeleteCollection(ctx context.Context, deleteValidation rest.Valid
 	}
 	for _, item := range items {
 		cs, ok := item.(*config.ConfigSet)
-		if !ok || cs.DeletionTimestamp != nil && len(cs.Finalizers) > 0 {
+		if !ok || !r.removed(ctx, cs) {
 			continue
 		}
-		r.history.Deleted(ctx, cs)
+		r.gone(ctx, cs)
 	}
 	return out, nil
+}
+
+// removed reports whether cs is no longer stored: not found, or found as
+// another ConfigSet of its name. The read is consistent (from etcd), so a
+// deletion just made is seen.
+func (r *REST) removed(ctx context.Context, cs *config.ConfigSet) bool {
+	got, err := r.Store.Get(genericapirequest.WithNamespace(ctx, cs.Namespace), cs.Name, &metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return true
+	}
+	found, ok := got.(*config.ConfigSet)
+	return err == nil && ok && found.UID != cs.UID
+}
+
+// gone hands a removed ConfigSet to the history, which deletes its revisions,
+// and to Options.Deleted.
+func (r *REST) gone(ctx context.Context, cs *config.ConfigSet) {
+	r.history.Deleted(ctx, cs)
+	if r.deleted != nil {
+		r.deleted(cs)
+	}
 }
 
 func deletesHistory(options *metav1.DeleteOptions) bool {

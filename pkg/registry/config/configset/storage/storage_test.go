@@ -1,13 +1,17 @@
 package storage
 
 import (
+	"slices"
 	"testing"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apiserver/pkg/registry/generic"
 	genericregistrytest "k8s.io/apiserver/pkg/registry/generic/testing"
 	"k8s.io/apiserver/pkg/registry/rest"
 
@@ -19,13 +23,17 @@ import (
 
 func newStorage(t *testing.T, cached bool) ConfigSetStorage {
 	t.Helper()
-	optsGetter := registrytest.NewRESTOptionsGetter(t, cached)
+	return newStorageWith(t, registrytest.NewRESTOptionsGetter(t, cached), Options{})
+}
+
+func newStorageWith(t *testing.T, optsGetter generic.RESTOptionsGetter, opts Options) ConfigSetStorage {
+	t.Helper()
 	revisions, err := configrevisionstorage.NewStore(registrytest.Scheme, optsGetter)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(revisions.DestroyFunc)
-	s, err := NewStorage(registrytest.Scheme, optsGetter, registrytest.NewHistory(t, revisions, history.Options{}), Options{})
+	s, err := NewStorage(registrytest.Scheme, optsGetter, registrytest.NewHistory(t, revisions, history.Options{}), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,6 +103,93 @@ func TestDelete(t *testing.T) {
 	forEachStorage(t, func(t *testing.T, s ConfigSetStorage) {
 		genericregistrytest.New(t, s.ConfigSet.Store).ReturnDeletedObject().TestDelete(validConfigSet())
 	})
+}
+
+// TestDeletedIsTold: Options.Deleted hears of each ConfigSet removed by a
+// delete or a collection delete, and not of dry runs or of a ConfigSet a
+// finalizer keeps (its own or one foreground deletion adds) until the last
+// finalizer goes. The history is
+// told on the same path, and deletes the revisions of those it hears of.
+func TestDeletedIsTold(t *testing.T) {
+	var told []string
+	s := newStorageWith(t, collectingGarbage{registrytest.NewRESTOptionsGetter(t, true)}, Options{Deleted: func(cs *config.ConfigSet) { told = append(told, cs.Name+"/"+string(cs.UID)) }})
+	ctx := genericregistrytest.NewNamespaceScopeContext(s.ConfigSet.Store, "test")
+	uids := map[string]string{}
+	for _, name := range []string{"a", "b", "held", "d"} {
+		cs := validConfigSet()
+		cs.Name = name
+		if name == "held" {
+			cs.Finalizers = []string{"example.com/hold"}
+		}
+		created, err := s.ConfigSet.Create(ctx, cs, nil, &metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		uids[name] = string(created.(*config.ConfigSet).UID)
+	}
+	dryRun := &metav1.DeleteOptions{DryRun: []string{metav1.DryRunAll}}
+	if _, _, err := s.ConfigSet.Delete(ctx, "a", rest.ValidateAllObjectFunc, dryRun); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ConfigSet.DeleteCollection(ctx, rest.ValidateAllObjectFunc, dryRun, &metainternalversion.ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if len(told) != 0 {
+		t.Fatalf("dry runs told of %v", told)
+	}
+	if _, _, err := s.ConfigSet.Delete(ctx, "a", rest.ValidateAllObjectFunc, &metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ConfigSet.DeleteCollection(ctx, rest.ValidateAllObjectFunc, &metav1.DeleteOptions{}, &metainternalversion.ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(told)
+	want := []string{"a/" + uids["a"], "b/" + uids["b"], "d/" + uids["d"]}
+	if !slices.Equal(told, want) {
+		t.Errorf("told of %v, want %v (not of held, which its finalizer keeps)", told, want)
+	}
+
+	// Foreground deletion adds a finalizer: the ConfigSet stays until the
+	// garbage collector has deleted its dependents.
+	told = nil
+	fg := validConfigSet()
+	fg.Name = "foreground"
+	if _, err := s.ConfigSet.Create(ctx, fg, nil, &metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	foreground := metav1.DeletePropagationForeground
+	if _, err := s.ConfigSet.DeleteCollection(ctx, rest.ValidateAllObjectFunc, &metav1.DeleteOptions{PropagationPolicy: &foreground}, &metainternalversion.ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if len(told) != 0 {
+		t.Errorf("a foreground collection delete told of %v, which their finalizers keep", told)
+	}
+
+	// Removing the last finalizer of a deleting ConfigSet removes it.
+	got, err := s.ConfigSet.Get(ctx, "held", &metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := got.(*config.ConfigSet).DeepCopy()
+	held.Finalizers = nil
+	if _, _, err := s.ConfigSet.Update(ctx, "held", rest.DefaultUpdatedObjectInfo(held), nil, rest.ValidateAllObjectUpdateFunc, false, &metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"held/" + uids["held"]}; !slices.Equal(told, want) {
+		t.Errorf("removing held's finalizer told of %v, want %v", told, want)
+	}
+}
+
+// collectingGarbage gives stores that honour propagation policies, as a
+// server's do.
+type collectingGarbage struct {
+	generic.RESTOptionsGetter
+}
+
+func (g collectingGarbage) GetRESTOptions(resource schema.GroupResource, example runtime.Object) (generic.RESTOptions, error) {
+	opts, err := g.RESTOptionsGetter.GetRESTOptions(resource, example)
+	opts.EnableGarbageCollection = true
+	return opts, err
 }
 
 func TestGet(t *testing.T) {
