@@ -329,25 +329,23 @@ func fetchProfile(ctx context.Context, cfg *rest.Config, seconds int) ([]byte, e
 // freed pages that RSS still counts after a burst of writes. The heap
 // profile's text form ends with runtime.MemStats read after the forced GC.
 func (k *kubeSystem) liveHeapMiB(ctx context.Context) (float64, error) {
-	for _, ep := range k.pprof {
-		if ep.role != k.memory.role {
-			continue
-		}
-		data, err := fetchDebug(ctx, ep.config, "/debug/pprof/heap?gc=1&debug=1", time.Minute)
-		if err != nil {
-			return 0, err
-		}
-		m := heapAllocLine.FindSubmatch(data)
-		if m == nil {
-			return 0, fmt.Errorf("no HeapAlloc in the heap profile of %s", ep.role)
-		}
-		bytes, err := strconv.ParseFloat(string(m[1]), 64)
-		if err != nil {
-			return 0, err
-		}
-		return bytes / (1 << 20), nil
+	ep, err := k.memoryEndpoint()
+	if err != nil {
+		return 0, err
 	}
-	return 0, fmt.Errorf("no /debug/pprof endpoint for %s", k.memory.role)
+	data, err := fetchDebug(ctx, ep.config, "/debug/pprof/heap?gc=1&debug=1", time.Minute)
+	if err != nil {
+		return 0, err
+	}
+	m := heapAllocLine.FindSubmatch(data)
+	if m == nil {
+		return 0, fmt.Errorf("no HeapAlloc in the heap profile of %s", ep.role)
+	}
+	bytes, err := strconv.ParseFloat(string(m[1]), 64)
+	if err != nil {
+		return 0, err
+	}
+	return bytes / (1 << 20), nil
 }
 
 // heapProfile is the heap profile of the process that holds the objects, in
@@ -355,13 +353,21 @@ func (k *kubeSystem) liveHeapMiB(ctx context.Context) (float64, error) {
 // last garbage collection, so taken right after liveHeapMiB's forced one it
 // says where that live heap is held.
 func (k *kubeSystem) heapProfile(ctx context.Context) (string, []byte, error) {
-	for _, ep := range k.pprof {
-		if ep.role == k.memory.role {
-			data, err := fetchDebug(ctx, ep.config, "/debug/pprof/heap", time.Minute)
-			return ep.role, data, err
-		}
+	ep, err := k.memoryEndpoint()
+	if err != nil {
+		return k.memory.role, nil, err
 	}
-	return k.memory.role, nil, fmt.Errorf("no /debug/pprof endpoint for %s", k.memory.role)
+	data, err := fetchDebug(ctx, ep.config, "/debug/pprof/heap", time.Minute)
+	return ep.role, data, err
+}
+
+// memoryEndpoint is the debug endpoint of the process that holds the objects.
+func (k *kubeSystem) memoryEndpoint() (pprofEndpoint, error) {
+	i := slices.IndexFunc(k.pprof, func(e pprofEndpoint) bool { return e.role == k.memory.role })
+	if i < 0 {
+		return pprofEndpoint{}, fmt.Errorf("no /debug/pprof endpoint for %s", k.memory.role)
+	}
+	return k.pprof[i], nil
 }
 
 var heapAllocLine = regexp.MustCompile(`(?m)^# HeapAlloc = (\d+)$`)
@@ -406,11 +412,11 @@ func tlsHTTPClient(cfg *tls.Config) *http.Client {
 // kube-controller-manager's garbage collector looking up owners and
 // dependents.
 func (k *kubeSystem) getsServed(ctx context.Context) (float64, bool) {
-	i := slices.IndexFunc(k.pprof, func(e pprofEndpoint) bool { return e.role == k.memory.role })
-	if i < 0 {
+	ep, err := k.memoryEndpoint()
+	if err != nil {
 		return 0, false
 	}
-	data, err := fetchDebug(ctx, k.pprof[i].config, "/metrics", 30*time.Second)
+	data, err := fetchDebug(ctx, ep.config, "/metrics", 30*time.Second)
 	if err != nil {
 		return 0, false
 	}

@@ -171,16 +171,21 @@ func TestMetrics(t *testing.T) {
 	for i := range 3 {
 		e.mustCreate(t, listed, configSet(fmt.Sprintf("listed-%d", i), map[string]string{"k": "v"}, nil))
 	}
-	for _, format := range []struct{ label, contentType string }{
-		{"json", runtime.ContentTypeJSON},
-		{"protobuf", runtime.ContentTypeProtobuf},
-	} {
+	clientIn := func(contentType string) *clientset.Clientset {
+		t.Helper()
 		cfg := rest.CopyConfig(e.ts.ClientConfig)
-		cfg.ContentType, cfg.AcceptContentTypes = format.contentType, format.contentType
+		cfg.ContentType, cfg.AcceptContentTypes = contentType, contentType
 		client, err := clientset.NewForConfig(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
+		return client
+	}
+	for _, format := range []struct{ label, contentType string }{
+		{"json", runtime.ContentTypeJSON},
+		{"protobuf", runtime.ContentTypeProtobuf},
+	} {
+		client := clientIn(format.contentType)
 		before := scrape(t, e)
 		if _, err := client.ConfigV1beta1().ConfigSets(listed).List(e.ctx, metav1.ListOptions{}); err != nil {
 			t.Fatal(err)
@@ -206,13 +211,7 @@ func TestMetrics(t *testing.T) {
 	for i := 3; i < 5; i++ {
 		e.mustCreate(t, listed, configSet(fmt.Sprintf("listed-%d", i), map[string]string{"k": "v"}, nil))
 	}
-	cfg := rest.CopyConfig(e.ts.ClientConfig)
-	cfg.ContentType, cfg.AcceptContentTypes = runtime.ContentTypeJSON, runtime.ContentTypeJSON
-	jsonClient, err := clientset.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := jsonClient.ConfigV1beta1().ConfigSets(listed).DeleteCollection(e.ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
+	if err := clientIn(runtime.ContentTypeJSON).ConfigV1beta1().ConfigSets(listed).DeleteCollection(e.ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	deleted := scrape(t, e)

@@ -108,8 +108,8 @@ func TestDelete(t *testing.T) {
 // TestDeletedIsTold: Options.Deleted hears of each ConfigSet removed by a
 // delete or a collection delete, and not of dry runs or of a ConfigSet a
 // finalizer keeps (its own or one foreground deletion adds) until the last
-// finalizer goes. The history is
-// told on the same path, and deletes the revisions of those it hears of.
+// finalizer goes. The history is told on the same path, and deletes the
+// revisions of those it hears of.
 func TestDeletedIsTold(t *testing.T) {
 	var told []string
 	s := newStorageWith(t, collectingGarbage{registrytest.NewRESTOptionsGetter(t, true)}, Options{Deleted: func(cs *config.ConfigSet) { told = append(told, cs.Name+"/"+string(cs.UID)) }})
